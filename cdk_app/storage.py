@@ -1,0 +1,193 @@
+"""Storage: the bucket that receives uploads and the bucket that serves HLS.
+
+Both buckets are private (playback goes through CloudFront with OAC), SSL
+only, encrypted and access-logged. Users of the construct get prefix-scoped
+``grant_*`` methods instead of the buckets' broad ``grant_read_write``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from vod.keys import OUTPUTS_PREFIX, UPLOADS_PREFIX
+
+#: Headers a browser sends to S3 in the upload flows of the upload API:
+#: presigned PUTs, POST-policy forms, and checksummed parts.
+UPLOAD_ALLOWED_HEADERS = ("content-type", "content-disposition", "x-amz-checksum-*")
+#: Uppy reads the part ETag to complete, and Location after a POST upload.
+UPLOAD_EXPOSED_HEADERS = ("ETag", "Location")
+ACCESS_LOG_RETENTION = Duration.days(90)
+
+
+class VideoStorage(Construct):
+    """The source (uploads) and output (HLS) buckets, plus their access logs.
+
+    :param allowed_origins: browser origins for CORS on both buckets.
+    :param abort_incomplete_uploads_after_days: Default 3. Unfinished multipart
+        uploads under ``uploads/`` are aborted after this many days, freeing
+        their parts.
+    :param originals_transition_after_days: Default None (originals stay in
+        S3 Standard). Otherwise originals under ``uploads/`` move to S3
+        Glacier Instant Retrieval after this many days.
+    :param removal_policy: Default RETAIN. What happens to the buckets when
+        the stack is deleted; DESTROY fails on a non-empty bucket.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        allowed_origins: Sequence[str],
+        abort_incomplete_uploads_after_days: int = 3,
+        originals_transition_after_days: int | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not allowed_origins:
+            raise ValueError(
+                "VideoStorage needs at least one allowed origin for browser "
+                "uploads, e.g. allowed_origins=['https://app.example.com']"
+            )
+
+        self.access_logs_bucket = s3.Bucket(
+            self,
+            "AccessLogsBucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="ExpireAccessLogs", expiration=ACCESS_LOG_RETENTION)
+            ],
+            removal_policy=removal_policy,
+        )
+
+        upload_rules = [
+            s3.LifecycleRule(
+                id="AbortIncompleteUploads",
+                prefix=UPLOADS_PREFIX,
+                abort_incomplete_multipart_upload_after=Duration.days(
+                    abort_incomplete_uploads_after_days
+                ),
+            )
+        ]
+        if originals_transition_after_days is not None:
+            upload_rules.append(
+                s3.LifecycleRule(
+                    id="ArchiveOriginals",
+                    prefix=UPLOADS_PREFIX,
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                            transition_after=Duration.days(
+                                originals_transition_after_days
+                            ),
+                        )
+                    ],
+                )
+            )
+
+        self.source_bucket = s3.Bucket(
+            self,
+            "SourceBucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix="source/",
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[
+                        s3.HttpMethods.PUT,
+                        s3.HttpMethods.POST,
+                        s3.HttpMethods.GET,
+                        s3.HttpMethods.DELETE,
+                        s3.HttpMethods.HEAD,
+                    ],
+                    allowed_origins=list(allowed_origins),
+                    allowed_headers=list(UPLOAD_ALLOWED_HEADERS),
+                    exposed_headers=list(UPLOAD_EXPOSED_HEADERS),
+                    max_age=3600,
+                )
+            ],
+            lifecycle_rules=upload_rules,
+            removal_policy=removal_policy,
+        )
+
+        self.output_bucket = s3.Bucket(
+            self,
+            "OutputBucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix="output/",
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+                    allowed_origins=list(allowed_origins),
+                    allowed_headers=["range"],
+                    exposed_headers=["ETag", "Content-Length", "Content-Range"],
+                    max_age=3600,
+                )
+            ],
+            removal_policy=removal_policy,
+        )
+
+    def grant_upload(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Create, upload parts of, list parts of and abort uploads under
+        ``uploads/``. s3:PutObject covers CreateMultipartUpload, UploadPart and
+        CompleteMultipartUpload; presigned URLs act with these rights."""
+        return self._grant(
+            grantee,
+            self.source_bucket,
+            UPLOADS_PREFIX,
+            "s3:PutObject",
+            "s3:AbortMultipartUpload",
+            "s3:ListMultipartUploadParts",
+        )
+
+    def grant_read_uploads(self, grantee: iam.IGrantable) -> iam.Grant:
+        """GetObject (and so HeadObject) on originals under ``uploads/``."""
+        return self._grant(grantee, self.source_bucket, UPLOADS_PREFIX, "s3:GetObject")
+
+    def grant_delete_uploads(self, grantee: iam.IGrantable) -> iam.Grant:
+        return self._grant(
+            grantee, self.source_bucket, UPLOADS_PREFIX, "s3:DeleteObject"
+        )
+
+    def grant_write_outputs(self, grantee: iam.IGrantable) -> iam.Grant:
+        return self._grant(grantee, self.output_bucket, OUTPUTS_PREFIX, "s3:PutObject")
+
+    def grant_read_outputs(self, grantee: iam.IGrantable) -> iam.Grant:
+        return self._grant(grantee, self.output_bucket, OUTPUTS_PREFIX, "s3:GetObject")
+
+    def grant_delete_outputs(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Delete a video's outputs: list its folder, then delete the objects."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:ListBucket"],
+            resource_arns=[self.output_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{OUTPUTS_PREFIX}*"]}},
+        )
+        return self._grant(
+            grantee, self.output_bucket, OUTPUTS_PREFIX, "s3:DeleteObject"
+        )
+
+    @staticmethod
+    def _grant(
+        grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str, *actions: str
+    ) -> iam.Grant:
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=list(actions),
+            resource_arns=[bucket.arn_for_objects(f"{prefix}*")],
+        )

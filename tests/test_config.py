@@ -1,0 +1,110 @@
+"""Context knobs: defaults, CLI-string parsing, and refusals that name the knob,
+the value and the allowed range."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from cdk_app.config import (
+    DEFAULTS,
+    KNOBS,
+    ConfigError,
+    PlatformConfig,
+    Stage,
+    Transcoder,
+)
+from tests.conftest import ROOT
+
+
+class Context:
+    def __init__(self, **values: Any) -> None:
+        self.values = values
+
+    def try_get_context(self, key: str) -> Any:
+        return self.values.get(key)
+
+
+def test_cdk_json_carries_exactly_the_documented_defaults():
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    for knob in KNOBS:
+        assert context[knob.key] == knob.default, knob.key
+
+
+def test_cdk_json_turns_cdk_template_validation_into_errors():
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    assert context["@aws-cdk/core:validateAgainstDefaultRules"] is True
+
+
+def test_readme_documents_every_knob():
+    readme = (ROOT / "README.md").read_text()
+    for knob in KNOBS:
+        assert f"`{knob.key}`" in readme, f"README lacks the knob {knob.key}"
+
+
+def test_defaults():
+    config = PlatformConfig.from_context(Context())
+    assert config == PlatformConfig.defaults()
+    assert config.stage is Stage.DEV
+    assert config.transcoder is Transcoder.FARGATE
+    assert config.abort_incomplete_uploads_after_days == 3
+    assert config.originals_transition_after_days is None
+    assert config.allowed_origins == tuple(DEFAULTS["allowedOrigins"])
+
+
+def test_values_given_on_the_command_line_arrive_as_strings_and_are_parsed():
+    config = PlatformConfig.from_context(
+        Context(
+            stage="prod",
+            allowedOrigins="https://a.example.com, https://b.example.com:8443",
+            abortIncompleteUploadsAfterDays="7",
+            originalsTransitionAfterDays="30",
+            transcoder="MediaConvert",
+            maxUploadBytes="2147483648",
+        )
+    )
+    assert config.is_prod
+    assert config.allowed_origins == (
+        "https://a.example.com",
+        "https://b.example.com:8443",
+    )
+    assert config.abort_incomplete_uploads_after_days == 7
+    assert config.originals_transition_after_days == 30
+    assert config.transcoder is Transcoder.MEDIACONVERT
+    assert config.max_upload_bytes == 2 * 1024**3
+
+
+def test_a_json_list_of_origins_is_accepted():
+    config = PlatformConfig.from_context(
+        Context(allowedOrigins='["https://a.example.com"]')
+    )
+    assert config.allowed_origins == ("https://a.example.com",)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("stage", "staging", "dev | prod"),
+        ("transcoder", "lambda", "fargate | mediaconvert"),
+        ("abortIncompleteUploadsAfterDays", 0, "1 to 365"),
+        ("abortIncompleteUploadsAfterDays", "three", "1 to 365"),
+        ("abortIncompleteUploadsAfterDays", 2.5, "1 to 365"),
+        ("abortIncompleteUploadsAfterDays", True, "1 to 365"),
+        ("originalsTransitionAfterDays", -1, "1 to 3650"),
+        ("maxUploadBytes", 10, "1048576 to"),
+        ("maxUploadBytes", 6 * 1024**4, "1048576 to"),
+        ("allowedOrigins", [], "origins"),
+        ("allowedOrigins", ["localhost:3000"], "origins"),
+        ("allowedOrigins", ["https://app.example.com/path"], "origins"),
+        ("allowedOrigins", "[not json", "origins"),
+    ],
+)
+def test_bad_values_name_the_knob_the_value_and_the_range(key, value, allowed):
+    with pytest.raises(ConfigError) as raised:
+        PlatformConfig.from_context(Context(**{key: value}))
+    message = str(raised.value)
+    assert f"'{key}'" in message
+    assert allowed in message
+    assert f"-c {key}=" in message

@@ -1,0 +1,258 @@
+"""The one model of a video record and its status machine.
+
+The upload API, the ingest Lambda, the ffmpeg worker, the MediaConvert status
+Lambda and the local runner all import this module; none of them restates a
+status, a transition or an attribute name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+#: The table's schema, shared by the CDK construct and every reader/writer.
+TABLE_PARTITION_KEY = "id"
+OWNER_INDEX = "byOwner"
+OWNER_INDEX_PARTITION_KEY = "owner"
+OWNER_INDEX_SORT_KEY = "created_at"
+TTL_ATTRIBUTE = "expires_at"
+
+
+class Status(enum.StrEnum):
+    UPLOADING = "UPLOADING"
+    UPLOADED = "UPLOADED"
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    READY = "READY"
+    FAILED = "FAILED"
+    ABORTED = "ABORTED"
+
+
+#: Every allowed move, defined once. A status missing from a value set may not
+#: follow the key. PROCESSING -> PROCESSING is a progress update or a redo
+#: after a crashed worker; UPLOADING -> QUEUED is an upload that a browser
+#: completed straight against S3, so our complete route never saw it;
+#: QUEUED -> READY is a MediaConvert job that finished before it reported any
+#: progress.
+TRANSITIONS: Mapping[Status, frozenset[Status]] = {
+    Status.UPLOADING: frozenset(
+        {Status.UPLOADED, Status.QUEUED, Status.FAILED, Status.ABORTED}
+    ),
+    Status.UPLOADED: frozenset({Status.QUEUED, Status.FAILED}),
+    Status.QUEUED: frozenset({Status.PROCESSING, Status.READY, Status.FAILED}),
+    Status.PROCESSING: frozenset({Status.PROCESSING, Status.READY, Status.FAILED}),
+    Status.READY: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.ABORTED: frozenset(),
+}
+
+TERMINAL: frozenset[Status] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+
+
+class TransitionError(ValueError):
+    """A status change that the machine does not allow."""
+
+
+def can_transition(current: Status, target: Status) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def check_transition(current: Status, target: Status) -> None:
+    if not can_transition(current, target):
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing (terminal)"
+        raise TransitionError(
+            f"a video in {current} cannot move to {target}; allowed: {allowed}"
+        )
+
+
+def sources_of(target: Status) -> frozenset[Status]:
+    """The statuses a record may be in for a conditional write to ``target``."""
+    return frozenset(s for s, nxt in TRANSITIONS.items() if target in nxt)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendition:
+    """One rung of the HLS ladder as it was produced."""
+
+    name: str
+    width: int
+    height: int
+    bitrate: int
+    playlist: str
+    codecs: str = ""
+    frame_rate: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Rendition:
+        return cls(
+            name=str(raw["name"]),
+            width=int(raw["width"]),
+            height=int(raw["height"]),
+            bitrate=int(raw["bitrate"]),
+            playlist=str(raw["playlist"]),
+            codecs=str(raw.get("codecs", "")),
+            frame_rate=float(raw.get("frame_rate", 0.0)),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Video:
+    """A video record as stored in the table (attribute names are the item's)."""
+
+    id: str
+    owner: str
+    status: Status
+    key: str
+    filename: str
+    content_type: str
+    created_at: str
+    updated_at: str
+    size: int | None = None
+    title: str = ""
+    description: str = ""
+    upload_id: str | None = None
+    progress: int = 0
+    error: str | None = None
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    renditions: tuple[Rendition, ...] = ()
+    playback: str | None = None
+    poster: str | None = None
+    sprite: str | None = None
+    thumbnails: str | None = None
+    expires_at: int | None = None
+
+    @classmethod
+    def new_upload(
+        cls,
+        *,
+        video_id: str,
+        owner: str,
+        key: str,
+        filename: str,
+        content_type: str,
+        size: int | None,
+        upload_id: str | None,
+        expires_at: int,
+        title: str = "",
+    ) -> Video:
+        stamp = now_iso()
+        return cls(
+            id=video_id,
+            owner=owner,
+            status=Status.UPLOADING,
+            key=key,
+            filename=filename,
+            content_type=content_type,
+            created_at=stamp,
+            updated_at=stamp,
+            size=size,
+            title=title or filename,
+            upload_id=upload_id,
+            expires_at=expires_at,
+        )
+
+    def to_item(self) -> dict[str, Any]:
+        """The DynamoDB item (resource-level types; None values are left out)."""
+        item: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None or value == "" or value == ():
+                continue
+            if field.name == "renditions":
+                value = [to_dynamo(r.to_dict()) for r in value]
+            elif field.name == "status":
+                value = str(value)
+            item[field.name] = to_dynamo(value)
+        return item
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Video:
+        names = {f.name for f in dataclasses.fields(cls)}
+        raw = {k: from_dynamo(v) for k, v in item.items() if k in names}
+        raw["status"] = Status(raw["status"])
+        raw["renditions"] = tuple(
+            Rendition.from_dict(r) for r in raw.get("renditions", ())
+        )
+        for int_field in ("size", "progress", "width", "height", "expires_at"):
+            if raw.get(int_field) is not None:
+                raw[int_field] = int(raw[int_field])
+        if raw.get("duration") is not None:
+            raw["duration"] = float(raw["duration"])
+        return cls(**raw)
+
+    def to_public(self, playback_base: str = "") -> dict[str, Any]:
+        """What the API returns: camelCase, no internal upload bookkeeping."""
+        base = playback_base.rstrip("/")
+
+        def url(path: str | None) -> str | None:
+            if path is None:
+                return None
+            return f"{base}/{path}" if base else path
+
+        return {
+            "id": self.id,
+            "status": str(self.status),
+            "title": self.title,
+            "description": self.description,
+            "filename": self.filename,
+            "contentType": self.content_type,
+            "size": self.size,
+            "progress": self.progress,
+            "error": self.error,
+            "duration": self.duration,
+            "width": self.width,
+            "height": self.height,
+            "renditions": [
+                {
+                    "name": r.name,
+                    "width": r.width,
+                    "height": r.height,
+                    "bitrate": r.bitrate,
+                }
+                for r in self.renditions
+            ],
+            "playbackPath": self.playback,
+            "playbackUrl": url(self.playback),
+            "posterUrl": url(self.poster),
+            "spriteUrl": url(self.sprite),
+            "thumbnailsUrl": url(self.thumbnails),
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
+
+
+def to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: to_dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    return value
+
+
+def from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    return value
+
+
+def status_values(statuses: Iterable[Status]) -> list[str]:
+    return sorted(str(s) for s in statuses)

@@ -1,0 +1,159 @@
+"""Runtime settings: the one place that names the environment variables the
+stacks set and the Lambdas, the worker and the local runner read.
+
+The CDK constructs import the names from here to build each function's and
+task's environment, so a renamed variable cannot drift between the template
+and the code that reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+
+class MissingSetting(RuntimeError):
+    """A component started without a variable its stack should have set."""
+
+
+class Env:
+    """Environment variable names, set by the stacks and read at run time."""
+
+    TABLE_NAME = "VOD_TABLE_NAME"
+    SOURCE_BUCKET = "VOD_SOURCE_BUCKET"
+    OUTPUT_BUCKET = "VOD_OUTPUT_BUCKET"
+    PLAYBACK_BASE_URL = "VOD_PLAYBACK_BASE_URL"
+    # Upload API
+    MAX_UPLOAD_BYTES = "VOD_MAX_UPLOAD_BYTES"
+    MIN_PART_BYTES = "VOD_MIN_PART_BYTES"
+    ALLOWED_CONTENT_TYPES = "VOD_ALLOWED_CONTENT_TYPES"
+    PRESIGN_EXPIRES_SECONDS = "VOD_PRESIGN_EXPIRES_SECONDS"
+    UPLOAD_TTL_SECONDS = "VOD_UPLOAD_TTL_SECONDS"
+    # Transcoding
+    TRANSCODER = "VOD_TRANSCODER"
+    JOBS_QUEUE_URL = "VOD_JOBS_QUEUE_URL"
+    LADDER = "VOD_LADDER"
+    HEARTBEAT_SECONDS = "VOD_HEARTBEAT_SECONDS"
+    VISIBILITY_TIMEOUT_SECONDS = "VOD_VISIBILITY_TIMEOUT_SECONDS"
+    STOP_TIMEOUT_SECONDS = "VOD_STOP_TIMEOUT_SECONDS"
+    WORK_DIR = "VOD_WORK_DIR"
+
+
+def read_str(
+    name: str, env: Mapping[str, str] | None = None, *, default: str | None = None
+) -> str:
+    source = os.environ if env is None else env
+    value = source.get(name, "")
+    if not value:
+        if default is None:
+            raise MissingSetting(f"environment variable {name} is not set")
+        return default
+    return value
+
+
+def read_int(
+    name: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    default: int | None = None,
+) -> int:
+    source = os.environ if env is None else env
+    raw = source.get(name, "")
+    if not raw:
+        if default is None:
+            raise MissingSetting(f"environment variable {name} is not set")
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise MissingSetting(
+            f"environment variable {name} must be an integer, got {raw!r}"
+        ) from None
+
+
+def read_list(
+    name: str, env: Mapping[str, str] | None = None, *, default: str
+) -> tuple[str, ...]:
+    """A comma-separated list, e.g. content-type patterns ``video/*,audio/mp4``;
+    a value with no items falls back to ``default``."""
+    items = [item.strip() for item in read_str(name, env, default=default).split(",")]
+    kept = tuple(item for item in items if item)
+    return kept or tuple(item.strip() for item in default.split(","))
+
+
+MIB = 1024 * 1024
+#: S3 refuses multipart parts below 5 MiB (except the last one).
+S3_MIN_PART_BYTES = 5 * MIB
+#: SigV4 caps a presigned URL's lifetime at seven days.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadApiSettings:
+    """What the upload function reads once per cold start. Defaults: parts of
+    at least 8 MiB, ``video/*`` only, URLs valid 1 h, and UPLOADING records
+    that expire 4 days after creation unless the upload completes."""
+
+    table_name: str
+    source_bucket: str
+    max_upload_bytes: int
+    min_part_bytes: int
+    allowed_content_types: tuple[str, ...]
+    presign_expires_seconds: int
+    upload_ttl_seconds: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> UploadApiSettings:
+        settings = cls(
+            table_name=read_str(Env.TABLE_NAME, env),
+            source_bucket=read_str(Env.SOURCE_BUCKET, env),
+            max_upload_bytes=read_int(Env.MAX_UPLOAD_BYTES, env),
+            min_part_bytes=read_int(Env.MIN_PART_BYTES, env, default=8 * MIB),
+            allowed_content_types=read_list(
+                Env.ALLOWED_CONTENT_TYPES, env, default="video/*"
+            ),
+            presign_expires_seconds=read_int(
+                Env.PRESIGN_EXPIRES_SECONDS, env, default=3600
+            ),
+            upload_ttl_seconds=read_int(
+                Env.UPLOAD_TTL_SECONDS, env, default=4 * 24 * 3600
+            ),
+        )
+        _in_range(Env.MAX_UPLOAD_BYTES, settings.max_upload_bytes, 1)
+        _in_range(Env.MIN_PART_BYTES, settings.min_part_bytes, S3_MIN_PART_BYTES)
+        _in_range(
+            Env.PRESIGN_EXPIRES_SECONDS,
+            settings.presign_expires_seconds,
+            1,
+            MAX_PRESIGN_SECONDS,
+        )
+        _in_range(Env.UPLOAD_TTL_SECONDS, settings.upload_ttl_seconds, 1)
+        return settings
+
+
+@dataclasses.dataclass(frozen=True)
+class VideosApiSettings:
+    """What the videos function reads once per cold start."""
+
+    table_name: str
+    source_bucket: str
+    output_bucket: str
+    playback_base_url: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> VideosApiSettings:
+        return cls(
+            table_name=read_str(Env.TABLE_NAME, env),
+            source_bucket=read_str(Env.SOURCE_BUCKET, env),
+            output_bucket=read_str(Env.OUTPUT_BUCKET, env),
+            playback_base_url=read_str(Env.PLAYBACK_BASE_URL, env, default=""),
+        )
+
+
+def _in_range(name: str, value: int, low: int, high: int | None = None) -> None:
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise MissingSetting(
+            f"environment variable {name} must be {bound}, got {value}"
+        )
