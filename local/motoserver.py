@@ -7,8 +7,16 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from moto.server import ThreadedMotoServer
+
+from vod.model import (
+    OWNER_INDEX,
+    OWNER_INDEX_PARTITION_KEY,
+    OWNER_INDEX_SORT_KEY,
+    TABLE_PARTITION_KEY,
+)
 
 #: Fake, loopback-only credentials. moto accepts any key; these name no account.
 SETUP_CREDENTIALS = {
@@ -45,3 +53,29 @@ def moto_server(port: int = 0, host: str = "127.0.0.1") -> Iterator[MotoEndpoint
         yield MotoEndpoint(url=f"http://{host}:{bound}", port=bound)
     finally:
         server.stop()
+
+
+def create_video_table(dynamodb: Any, name: str) -> None:
+    """The video table with the model's keys and owner index, for tests and
+    benchmarks that need one without synthesizing (the local runner builds
+    its tables from the template instead)."""
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": OWNER_INDEX_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": OWNER_INDEX_SORT_KEY, "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": TABLE_PARTITION_KEY, "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": OWNER_INDEX,
+                "KeySchema": [
+                    {"AttributeName": OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )

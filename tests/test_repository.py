@@ -99,3 +99,23 @@ def test_listing_is_newest_first_and_paged_per_owner(repo):
         repo.list_by_owner("bob", limit=3, cursor=cursor)
     with pytest.raises(BadCursor):
         repo.list_by_owner("alice", limit=3, cursor="%%%not-a-cursor")
+
+
+def test_a_refused_transition_reports_the_record_as_it_is(repo):
+    repo.create(_new("v1"))
+    repo.transition("v1", Status.QUEUED)
+    refused = repo.try_transition("v1", Status.QUEUED)
+    assert refused.video is None
+    assert refused.current is not None
+    assert refused.current.status is Status.QUEUED
+    absent = repo.try_transition("nope", Status.QUEUED)
+    assert absent.video is None
+    assert absent.current is None
+
+
+def test_key_guard_refuses_a_record_whose_source_is_another_object(repo):
+    repo.create(_new("v1"))
+    assert (
+        repo.transition("v1", Status.QUEUED, key="uploads/alice/v1/other.mp4") is None
+    )
+    assert repo.transition("v1", Status.QUEUED, key="uploads/alice/v1/clip.mp4")

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from vod.model import (
     OWNER_INDEX,
     OWNER_INDEX_PARTITION_KEY,
+    OWNER_INDEX_SORT_KEY,
+    TABLE_PARTITION_KEY,
     TTL_ATTRIBUTE,
     Status,
     Video,
@@ -31,6 +35,17 @@ from vod.model import (
 
 class BadCursor(ValueError):
     """A paging cursor that this table did not hand out."""
+
+
+_DESERIALIZER = TypeDeserializer()
+
+
+@dataclasses.dataclass(frozen=True)
+class TransitionResult:
+    #: The record after the move, or None when the move was refused.
+    video: Video | None
+    #: On refusal, the record as it was (None when there is no record).
+    current: Video | None = None
 
 
 class VideoRepository:
@@ -64,16 +79,41 @@ class VideoRepository:
         remove: Iterable[str] = (),
         only_from: Iterable[Status] | None = None,
         owner: str | None = None,
+        key: str | None = None,
     ) -> Video | None:
         """Move a record to ``target`` if the model allows it from the current
-        status (narrowed to ``only_from`` when given). Returns the new record,
+        status (narrowed to ``only_from`` when given), and, when given, if the
+        record's ``owner`` and source ``key`` match. Returns the new record,
         or None when the record is absent, foreign, or in a status from which
         the move is not allowed."""
+        return self.try_transition(
+            video_id,
+            target,
+            fields=fields,
+            remove=remove,
+            only_from=only_from,
+            owner=owner,
+            key=key,
+        ).video
+
+    def try_transition(
+        self,
+        video_id: str,
+        target: Status,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        remove: Iterable[str] = (),
+        only_from: Iterable[Status] | None = None,
+        owner: str | None = None,
+        key: str | None = None,
+    ) -> TransitionResult:
+        """``transition``, also telling a refused caller the record as it is
+        (from the failed write itself, so no read permission is needed)."""
         allowed = sources_of(target)
         if only_from is not None:
             allowed = allowed & frozenset(only_from)
         if not allowed:
-            return None
+            return TransitionResult(video=None)
         values: dict[str, Any] = {":target": str(target), ":now": now_iso()}
         names: dict[str, str] = {"#status": "status", "#updated": "updated_at"}
         sets = ["#status = :target", "#updated = :now"]
@@ -91,6 +131,10 @@ class VideoRepository:
             names["#owner"] = "owner"
             values[":owner"] = owner
             condition += " AND #owner = :owner"
+        if key is not None:
+            names["#key"] = "key"
+            values[":key"] = key
+            condition += " AND #key = :key"
         expression = "SET " + ", ".join(sets)
         removed = list(remove)
         if removed:
@@ -107,12 +151,22 @@ class VideoRepository:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_dynamo(values),
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if _is_conditional_failure(error):
-                return None
+                # The error carries the item in the low-level wire format.
+                old = error.response.get("Item")
+                current = (
+                    Video.from_item(
+                        {k: _DESERIALIZER.deserialize(v) for k, v in old.items()}
+                    )
+                    if old
+                    else None
+                )
+                return TransitionResult(video=None, current=current)
             raise
-        return Video.from_item(response["Attributes"])
+        return TransitionResult(video=Video.from_item(response["Attributes"]))
 
     def update_details(
         self, video_id: str, owner: str, fields: Mapping[str, Any]
@@ -168,6 +222,9 @@ class VideoRepository:
         }
         if cursor:
             start = decode_cursor(cursor)
+            # A forged key of another shape would fail the Query itself.
+            if set(start) != _INDEX_CURSOR_KEYS:
+                raise BadCursor("cursor is not one this API handed out")
             if start.get(OWNER_INDEX_PARTITION_KEY) != owner:
                 raise BadCursor("cursor does not belong to this listing")
             query["ExclusiveStartKey"] = start
@@ -176,6 +233,12 @@ class VideoRepository:
         last = response.get("LastEvaluatedKey")
         return videos, encode_cursor(last) if last else None
 
+
+#: What a LastEvaluatedKey of the owner index holds: the table's key and the
+#: index's.
+_INDEX_CURSOR_KEYS = frozenset(
+    {TABLE_PARTITION_KEY, OWNER_INDEX_PARTITION_KEY, OWNER_INDEX_SORT_KEY}
+)
 
 #: Attributes an UPLOADING record carries only while its upload is open.
 UPLOAD_ONLY_ATTRIBUTES = (TTL_ATTRIBUTE, "upload_id")

@@ -1,0 +1,128 @@
+"""Multipart arithmetic and the part-list rules of the upload API: pure
+functions, no AWS. Each rule raises ``ApiError(400)`` naming the field."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from lambdas.api_edge import ApiError, text_int, to_int
+
+#: S3's limits for one multipart upload.
+S3_MAX_PARTS = 10_000
+S3_MAX_PART_BYTES = 5 * 1024**3
+S3_MAX_OBJECT_BYTES = 5 * 1024**4
+#: S3's ceiling for one PutObject or POST-policy upload.
+S3_MAX_SINGLE_UPLOAD_BYTES = 5 * 1024**3
+#: Part URLs signed per call. A URL signed with a Lambda role's session token
+#: is about 2.2 KB, so 400 of them keep the largest response under 1 MB,
+#: far from Lambda's 6 MB cap, and a 10,000-part upload needs 25 calls.
+MAX_PARTS_PER_CALL = 400
+#: S3 ETags are quoted hex digests (with a "-N" suffix for multipart ones).
+MAX_ETAG_CHARS = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class PartPlan:
+    part_size: int
+    part_count: int | None
+
+
+def plan_parts(
+    size: int | None, *, min_part_bytes: int, max_upload_bytes: int
+) -> PartPlan:
+    """The part size is ``max(min_part_bytes, ceil(size / 10,000))``; without a
+    size the client gets the minimum and no count."""
+    if size is None:
+        return PartPlan(part_size=min_part_bytes, part_count=None)
+    if size > max_upload_bytes:
+        raise ApiError(
+            400, f"size {size} is above the maximum upload of {max_upload_bytes} bytes"
+        )
+    part_size = max(min_part_bytes, math.ceil(size / S3_MAX_PARTS))
+    if part_size > S3_MAX_PART_BYTES:
+        raise ApiError(
+            400,
+            f"size {size} would need more than {S3_MAX_PARTS} parts of at most "
+            f"{S3_MAX_PART_BYTES} bytes",
+        )
+    return PartPlan(part_size=part_size, part_count=max(1, math.ceil(size / part_size)))
+
+
+def part_number(
+    value: object, *, part_count: int | None, name: str = "partNumber"
+) -> int:
+    """An integer from 1 to 10,000, and at most the upload's part count."""
+    number = to_int(value, name, low=1, high=S3_MAX_PARTS)
+    if part_count is not None and number > part_count:
+        raise ApiError(
+            400, f"{name} {number} is above this upload's part count of {part_count}"
+        )
+    return number
+
+
+def part_numbers(
+    values: object, *, part_count: int | None, name: str = "partNumbers"
+) -> list[int]:
+    """1 to MAX_PARTS_PER_CALL distinct part numbers, in the order given."""
+    if not isinstance(values, list) or not values:
+        raise ApiError(400, f"{name} must be a non-empty list of part numbers")
+    if len(values) > MAX_PARTS_PER_CALL:
+        raise ApiError(
+            400,
+            f"{name} has {len(values)} entries; sign at most "
+            f"{MAX_PARTS_PER_CALL} per call and page through the rest",
+        )
+    numbers = [part_number(v, part_count=part_count, name=name) for v in values]
+    _no_duplicates(numbers, name)
+    return numbers
+
+
+def comma_part_numbers(text: str, *, part_count: int | None) -> list[int]:
+    """``partNumbers=1,2,3`` as the Companion batch route sends it."""
+    return part_numbers(
+        [
+            text_int(item, "partNumbers", low=1, high=S3_MAX_PARTS)
+            for item in text.split(",")
+        ],
+        part_count=part_count,
+    )
+
+
+def completed_parts(value: object, *, part_count: int | None) -> list[dict[str, Any]]:
+    """``[{PartNumber, ETag}]`` for CompleteMultipartUpload: unique and
+    ascending, as S3 requires; extra keys (Uppy sends ``Size``) are dropped."""
+    if not isinstance(value, list) or not value:
+        raise ApiError(400, "parts must be a non-empty list of {PartNumber, ETag}")
+    if len(value) > S3_MAX_PARTS:
+        raise ApiError(400, f"parts has more than {S3_MAX_PARTS} entries")
+    parts: list[dict[str, Any]] = []
+    for index, part in enumerate(value):
+        where = f"parts[{index}]"
+        if not isinstance(part, dict):
+            raise ApiError(400, f"{where} must be an object with PartNumber and ETag")
+        number = part_number(
+            part.get("PartNumber"), part_count=part_count, name=f"{where}.PartNumber"
+        )
+        etag = part.get("ETag")
+        if not isinstance(etag, str) or not etag.strip() or len(etag) > MAX_ETAG_CHARS:
+            raise ApiError(400, f"{where}.ETag must be a non-empty string")
+        if parts and number <= parts[-1]["PartNumber"]:
+            problem = "duplicates" if number == parts[-1]["PartNumber"] else "follows"
+            raise ApiError(
+                400,
+                f"{where}.PartNumber {number} {problem} part "
+                f"{parts[-1]['PartNumber']}; list parts once each, in ascending order",
+            )
+        parts.append({"PartNumber": number, "ETag": etag})
+    return parts
+
+
+def _no_duplicates(numbers: Iterable[int], name: str) -> None:
+    seen: set[int] = set()
+    for number in numbers:
+        if number in seen:
+            raise ApiError(400, f"{name} lists part {number} more than once")
+        seen.add(number)

@@ -1,0 +1,334 @@
+"""What the upload routes do, behind the HTTP edge: make keys and records,
+check ownership and status, sign, and drive S3's multipart calls.
+
+Ownership is one rule for every route: the key must be one this API made,
+its record must belong to the caller and carry that key, and a given upload
+ID must be the record's whenever the record knows it. Anything else is the
+same 404 as a missing upload, so no route tells a caller that someone else's
+upload exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from lambdas.api_edge import ApiError, not_found
+from lambdas.upload_api.parts import (
+    S3_MAX_SINGLE_UPLOAD_BYTES,
+    PartPlan,
+    comma_part_numbers,
+    completed_parts,
+    part_number,
+    part_numbers,
+    plan_parts,
+)
+from lambdas.upload_api.rules import SIGNED_METHODS, S3Operation
+from lambdas.upload_api.signer import S3Presigner
+from lambdas.upload_api.storage import PartsRejected, UploadGone, UploadStore
+from vod.keys import parse_upload_key, upload_key
+from vod.model import Status, Video
+from vod.repository import UPLOAD_ONLY_ATTRIBUTES, VideoRepository
+from vod.settings import UploadApiSettings
+
+_OPEN = frozenset({Status.UPLOADING})
+#: The ids _start makes: str(uuid.uuid4()).
+_VIDEO_ID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class NewUpload:
+    """A validated request to start an upload."""
+
+    filename: str
+    content_type: str
+    title: str | None = None
+    size: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SignRequest:
+    """A validated Uppy 6 ``signRequest`` request."""
+
+    operation: S3Operation
+    key: str
+    upload_id: str | None
+    part_number: object
+    expires_in: int
+
+
+class UploadApi:
+    def __init__(
+        self,
+        settings: UploadApiSettings,
+        *,
+        videos: VideoRepository,
+        store: UploadStore,
+        presigner: S3Presigner,
+    ) -> None:
+        self.settings = settings
+        self._videos = videos
+        self._store = store
+        self._presigner = presigner
+
+    @classmethod
+    def from_env(cls) -> UploadApi:
+        settings = UploadApiSettings.from_env()
+        return cls(
+            settings,
+            videos=VideoRepository(settings.table_name),
+            store=UploadStore(settings.source_bucket),
+            presigner=S3Presigner.from_boto3_session(bucket=settings.source_bucket),
+        )
+
+    # Starting an upload: the server makes the key and the UPLOADING record.
+
+    def create_multipart(self, owner: str, new: NewUpload) -> dict[str, Any]:
+        plan = self._plan(new.size)
+        video = self._start(owner, new, multipart=True)
+        response: dict[str, Any] = {
+            "uploadId": video.upload_id,
+            "key": video.key,
+            "videoId": video.id,
+            "partSize": plan.part_size,
+            "expiresAt": _iso(video.expires_at or 0),
+        }
+        if plan.part_count is not None:
+            response["partCount"] = plan.part_count
+        return response
+
+    def post_policy(self, owner: str, new: NewUpload) -> dict[str, Any]:
+        max_bytes = min(self.settings.max_upload_bytes, S3_MAX_SINGLE_UPLOAD_BYTES)
+        if new.size is not None and new.size > max_bytes:
+            raise ApiError(
+                400,
+                f"size {new.size} is above the {max_bytes} bytes of a single "
+                "upload; use POST /s3/multipart",
+            )
+        video = self._start(owner, new, multipart=False)
+        expires = self.settings.presign_expires_seconds
+        post = self._store.post_policy(
+            video.key,
+            content_type=new.content_type,
+            max_bytes=max_bytes,
+            expires_in=expires,
+        )
+        return {
+            "method": "POST",
+            "url": post["url"],
+            "fields": post["fields"],
+            "expires": expires,
+        }
+
+    # The open upload: parts, signing, completion.
+
+    def list_parts(self, owner: str, key: str, upload_id: str) -> list[dict[str, Any]]:
+        self._open_upload(owner, key, upload_id)
+        try:
+            return self._store.list_parts(key, upload_id)
+        except UploadGone:
+            raise not_found("upload") from None
+
+    def sign_part(
+        self, owner: str, key: str, upload_id: str, requested: int
+    ) -> dict[str, Any]:
+        video = self._open_upload(owner, key, upload_id)
+        number = part_number(requested, part_count=self._part_count(video))
+        expires = self.settings.presign_expires_seconds
+        return {
+            "url": self._part_url(key, upload_id, number, expires),
+            "expires": expires,
+        }
+
+    def sign_batch(
+        self, owner: str, key: str, upload_id: str, raw_part_numbers: str
+    ) -> dict[str, Any]:
+        video = self._open_upload(owner, key, upload_id)
+        numbers = comma_part_numbers(
+            raw_part_numbers, part_count=self._part_count(video)
+        )
+        expires = self.settings.presign_expires_seconds
+        return {
+            "presignedUrls": {
+                str(n): self._part_url(key, upload_id, n, expires) for n in numbers
+            }
+        }
+
+    def sign_parts(
+        self, owner: str, key: str, upload_id: str, raw_part_numbers: object
+    ) -> dict[str, Any]:
+        video = self._open_upload(owner, key, upload_id)
+        numbers = part_numbers(raw_part_numbers, part_count=self._part_count(video))
+        expires = self.settings.presign_expires_seconds
+        return {
+            "parts": [
+                {"partNumber": n, "url": self._part_url(key, upload_id, n, expires)}
+                for n in numbers
+            ],
+            "expiresAt": _iso(int(time.time()) + expires),
+        }
+
+    def complete(
+        self, owner: str, key: str, upload_id: str, raw_parts: object
+    ) -> dict[str, Any]:
+        """Idempotent: a retry after S3 already completed the upload succeeds
+        when the object exists, and so does one after the record moved on."""
+        video = self._owned(owner, key, upload_id)
+        parts = completed_parts(raw_parts, part_count=self._part_count(video))
+        if video.status is Status.ABORTED:
+            raise ApiError(409, "upload was aborted; start a new one")
+        if video.status is Status.UPLOADING:
+            try:
+                self._store.complete(key, upload_id, parts)
+            except UploadGone:
+                pass  # Completed by an earlier try, or aborted: the object decides.
+            except PartsRejected as rejected:
+                raise ApiError(400, f"parts: S3 refused them ({rejected})") from None
+            size = self._store.object_size(key)
+            if size is None:
+                raise not_found("upload")
+            # None: the S3 event already moved the record on, which is success.
+            self._videos.transition(
+                video.id,
+                Status.UPLOADED,
+                fields={"size": size},
+                remove=UPLOAD_ONLY_ATTRIBUTES,
+                only_from=_OPEN,
+                owner=owner,
+            )
+        return {
+            "location": self._object_url(key),
+            "bucket": self.settings.source_bucket,
+            "key": key,
+            "videoId": video.id,
+        }
+
+    def abort(self, owner: str, key: str, upload_id: str) -> dict[str, Any]:
+        video = self._abortable(owner, key, upload_id)
+        self._store.abort(key, upload_id)
+        self._videos.transition(video.id, Status.ABORTED, only_from=_OPEN, owner=owner)
+        return {}
+
+    # Uppy 6: sign one S3 request for the browser to send itself.
+
+    def sign_request(
+        self, owner: str, request: SignRequest, new: NewUpload | None
+    ) -> dict[str, Any]:
+        """``new`` is the upload that PutObject and CreateMultipartUpload
+        start; those ignore the requested key and return the server's."""
+        operation, expires = request.operation, request.expires_in
+        method = SIGNED_METHODS[operation]
+        if new is not None:
+            # The browser creates the multipart upload itself, with this URL.
+            key = self._start(owner, new, multipart=False).key
+            query = {"uploads": ""} if method == "POST" else None
+            url = self._presigner.presign(method, key, query=query, expires_in=expires)
+            return {"url": url, "key": key}
+        key, upload_id = request.key, request.upload_id or ""
+        if operation is S3Operation.ABORT_MULTIPART_UPLOAD:
+            video = self._abortable(owner, key, upload_id)
+            self._videos.transition(
+                video.id, Status.ABORTED, only_from=_OPEN, owner=owner
+            )
+        else:
+            video = self._open_upload(owner, key, upload_id)
+        if operation is S3Operation.UPLOAD_PART:
+            number = part_number(
+                request.part_number, part_count=self._part_count(video)
+            )
+            return {"url": self._part_url(key, upload_id, number, expires)}
+        url = self._presigner.presign(
+            method, key, query={"uploadId": upload_id}, expires_in=expires
+        )
+        return {"url": url}
+
+    # Records, ownership and status.
+
+    def _start(self, owner: str, new: NewUpload, *, multipart: bool) -> Video:
+        """A new video: its key, its multipart upload when the server starts
+        one, and its UPLOADING record, which expires unless completed."""
+        video_id = str(uuid.uuid4())
+        key = upload_key(owner, video_id, new.filename)
+        upload_id = (
+            self._store.create_multipart_upload(key, new.content_type)
+            if multipart
+            else None
+        )
+        video = Video.new_upload(
+            video_id=video_id,
+            owner=owner,
+            key=key,
+            filename=new.filename,
+            content_type=new.content_type,
+            size=new.size,
+            upload_id=upload_id,
+            expires_at=int(time.time()) + self.settings.upload_ttl_seconds,
+            title=new.title or "",
+        )
+        self._videos.create(video)
+        return video
+
+    def _owned(self, owner: str, key: str, upload_id: str) -> Video:
+        parsed = parse_upload_key(key)
+        # Only ids this API made are looked up: anything else could not be
+        # a record, and might not even be a valid DynamoDB key.
+        video_id = parsed[1] if parsed and _VIDEO_ID.fullmatch(parsed[1]) else None
+        video = self._videos.get(video_id) if video_id else None
+        if (
+            video is None
+            or video.owner != owner
+            or video.key != key
+            # A record without an upload ID is one whose multipart upload the
+            # browser created straight against S3 (Uppy 6), or one that has
+            # completed. S3 ties any upload ID to its key, which is the
+            # caller's, so the ID cannot reach anyone else's object.
+            or (video.upload_id is not None and video.upload_id != upload_id)
+        ):
+            raise not_found("upload")
+        return video
+
+    def _open_upload(self, owner: str, key: str, upload_id: str) -> Video:
+        video = self._owned(owner, key, upload_id)
+        if video.status not in _OPEN:
+            raise ApiError(409, f"upload is {video.status}; it takes no more parts")
+        return video
+
+    def _abortable(self, owner: str, key: str, upload_id: str) -> Video:
+        video = self._owned(owner, key, upload_id)
+        if video.status not in _OPEN | {Status.ABORTED}:
+            raise ApiError(409, f"upload is {video.status}; it can no longer abort")
+        return video
+
+    def _plan(self, size: int | None) -> PartPlan:
+        return plan_parts(
+            size,
+            min_part_bytes=self.settings.min_part_bytes,
+            max_upload_bytes=self.settings.max_upload_bytes,
+        )
+
+    def _part_count(self, video: Video) -> int | None:
+        return self._plan(video.size).part_count if video.size else None
+
+    def _part_url(self, key: str, upload_id: str, number: int, expires: int) -> str:
+        # botocore's parameter order, so a URL reads like the SDK's.
+        return self._presigner.presign(
+            "PUT",
+            key,
+            query={"partNumber": str(number), "uploadId": upload_id},
+            expires_in=expires,
+        )
+
+    def _object_url(self, key: str) -> str:
+        # The object's address is the presigned URL's, minus the signature.
+        return self._presigner.presign("GET", key, expires_in=1).split("?", 1)[0]
+
+
+def _iso(epoch_seconds: int) -> str:
+    stamp = datetime.fromtimestamp(epoch_seconds, UTC)
+    return stamp.isoformat().replace("+00:00", "Z")

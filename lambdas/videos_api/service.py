@@ -1,0 +1,80 @@
+"""What the videos routes do: the caller's records, read, edited, deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lambdas.api_edge import ApiError, not_found
+from lambdas.videos_api.storage import VideoObjects
+from vod.keys import output_prefix
+from vod.model import Status, Video
+from vod.repository import BadCursor, VideoRepository
+from vod.settings import VideosApiSettings
+
+
+class VideosApi:
+    def __init__(
+        self,
+        settings: VideosApiSettings,
+        *,
+        videos: VideoRepository,
+        objects: VideoObjects,
+    ) -> None:
+        self.settings = settings
+        self._videos = videos
+        self._objects = objects
+
+    @classmethod
+    def from_env(cls) -> VideosApi:
+        settings = VideosApiSettings.from_env()
+        return cls(
+            settings,
+            videos=VideoRepository(settings.table_name),
+            objects=VideoObjects(
+                source_bucket=settings.source_bucket,
+                output_bucket=settings.output_bucket,
+            ),
+        )
+
+    def list(self, owner: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
+        try:
+            videos, next_cursor = self._videos.list_by_owner(
+                owner, limit=limit, cursor=cursor
+            )
+        except BadCursor:
+            raise ApiError(400, "cursor is not one this API handed out") from None
+        return {
+            "videos": [self._public(video) for video in videos],
+            "nextCursor": next_cursor,
+        }
+
+    def get(self, owner: str, video_id: str) -> dict[str, Any]:
+        return self._public(self._owned(owner, video_id))
+
+    def update(
+        self, owner: str, video_id: str, fields: dict[str, str]
+    ) -> dict[str, Any]:
+        video = self._videos.update_details(video_id, owner, fields)
+        if video is None:
+            raise not_found("video")
+        return self._public(video)
+
+    def delete(self, owner: str, video_id: str) -> dict[str, Any]:
+        """Remove the upload, the source, the outputs, and last the record, so
+        that a delete that fails half way can be retried."""
+        video = self._owned(owner, video_id)
+        if video.status is Status.UPLOADING and video.upload_id:
+            self._objects.abort_upload(video.key, video.upload_id)
+        self._objects.delete_source(video.key)
+        self._objects.delete_outputs(output_prefix(video.id))
+        self._videos.delete(video.id, owner)
+        return {}
+
+    def _owned(self, owner: str, video_id: str) -> Video:
+        video = self._videos.get_owned(video_id, owner)
+        if video is None:
+            raise not_found("video")
+        return video
+
+    def _public(self, video: Video) -> dict[str, Any]:
+        return video.to_public(self.settings.playback_base_url)

@@ -1,0 +1,609 @@
+"""A local API Gateway HTTP API: real HTTP on loopback in front of Lambda
+handlers called in-process with payload 2.0 events.
+
+What it reproduces of the service, because the handlers or a browser rely
+on it:
+
+* route selection: ``METHOD /path`` keys, ``ANY``, ``{param}`` and a final
+  ``{proxy+}``, literal segments beating variables, and an optional
+  ``$default``; no match is 404 ``{"message":"Not Found"}``, as is a known
+  path with another method;
+* the payload 2.0 event (lowercased headers with duplicates comma-joined,
+  cookies split out, decoded query and path parameters, base64 bodies for
+  binary content types, ``requestContext`` with ``authorizer.jwt``);
+* a JWT authorizer on every route that has one: a missing or bad token is
+  401 ``{"message":"Unauthorized"}``, and claims reach the handler as
+  strings, as API Gateway passes them;
+* the payload 2.0 response rules: a dict with ``statusCode`` is a response,
+  any other JSON-able value is a 200 JSON body, and a handler that raises or
+  returns something malformed is 500 ``{"message":"Internal Server Error"}``;
+* CORS as the HTTP API's CORS configuration does it: preflights answered by
+  the API itself, ``access-control-*`` headers from handlers dropped, and
+  ``access-control-allow-origin`` added for allowed origins.
+
+Each route may carry the environment its function has in the template.
+``os.environ`` is process-wide, so invocations of routes with an environment
+are serialized by one process-wide lock while that environment is applied; a
+Lambda execution environment runs one request at a time too. Handlers
+therefore see their own variables whenever they read them, including at
+their cold start.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from local.jwt_issuer import InvalidToken, LocalIssuer
+
+LOGGER = logging.getLogger("local.apigw")
+
+#: The fake account every local ARN and event names.
+LOCAL_ACCOUNT_ID = "000000000000"
+DEFAULT_ROUTE = "$default"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_TEXT_TYPES = (
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+)
+_INVOKE_LOCK = threading.Lock()
+
+Handler = Callable[[dict[str, Any], "LambdaContext"], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """A Lambda integration: the handler, its function's environment, and
+    whether the JWT authorizer guards it."""
+
+    handler: Handler
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    function_name: str = "local-function"
+    authorize: bool = True
+    timeout_seconds: float = 30.0
+
+
+@dataclasses.dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers use."""
+
+    function_name: str
+    aws_request_id: str
+    deadline: float
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 128
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return (
+            f"arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT_ID}:function:{self.function_name}"
+        )
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return f"local/[$LATEST]{self.aws_request_id.replace('-', '')}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class _CompiledRoute:
+    key: str
+    method: str
+    segments: tuple[str, ...]
+    route: Route
+
+    def match(self, method: str, segments: Sequence[str]) -> dict[str, str] | None:
+        if self.method not in ("ANY", method):
+            return None
+        params: dict[str, str] = {}
+        for index, pattern in enumerate(self.segments):
+            if pattern.startswith("{") and pattern.endswith("+}"):
+                rest = segments[index:]
+                if not rest:
+                    return None
+                params[pattern[1:-2]] = unquote("/".join(rest))
+                return params
+            if index >= len(segments):
+                return None
+            if pattern.startswith("{") and pattern.endswith("}"):
+                if not segments[index]:
+                    return None
+                params[pattern[1:-1]] = unquote(segments[index])
+            elif pattern != segments[index]:
+                return None
+        return params if len(segments) == len(self.segments) else None
+
+    def rank(self) -> tuple[tuple[int, ...], int]:
+        """Lower is more specific: literal < {param} < {greedy+} per segment,
+        then an exact method before ANY."""
+        kinds = tuple(
+            2 if s.endswith("+}") else 1 if s.startswith("{") else 0
+            for s in self.segments
+        )
+        return kinds, 1 if self.method == "ANY" else 0
+
+
+def compile_routes(
+    routes: Mapping[str, Route | Handler],
+) -> tuple[list[_CompiledRoute], Route | None]:
+    """Parse the route keys once, refusing a malformed one at start-up."""
+    compiled: list[_CompiledRoute] = []
+    default: Route | None = None
+    for key, target in routes.items():
+        route = target if isinstance(target, Route) else Route(handler=target)
+        if key == DEFAULT_ROUTE:
+            default = route
+            continue
+        method, _, path = key.partition(" ")
+        if method not in (*_METHODS, "ANY") or not path.startswith("/"):
+            raise ValueError(
+                f"route key {key!r} must be '$default' or 'METHOD /path', "
+                "e.g. 'GET /videos/{id}'"
+            )
+        compiled.append(_CompiledRoute(key, method, tuple(_split_path(path)), route))
+    return compiled, default
+
+
+class LocalHttpApi:
+    """An HTTP API on ``host:port`` (a free port when 0); ``url`` once started."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, Route | Handler],
+        *,
+        issuer: LocalIssuer | None,
+        allowed_origins: Sequence[str],
+        allow_headers: Sequence[str] = ("authorization", "content-type"),
+        allow_methods: Sequence[str] = ("GET", "POST", "PUT", "PATCH", "DELETE"),
+        expose_headers: Sequence[str] = (),
+        max_age_seconds: int | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self._routes, self._default = compile_routes(routes)
+        self._issuer = issuer
+        self._allowed_origins = tuple(allowed_origins)
+        self._allow_headers = tuple(h.lower() for h in allow_headers)
+        self._allow_methods = tuple(m.upper() for m in allow_methods)
+        self._expose_headers = tuple(expose_headers)
+        self._max_age_seconds = max_age_seconds
+        self._host = host
+        self._port = port
+        self.api_id = secrets.token_hex(5)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("LocalHttpApi is not started; call start() first")
+        return f"http://{self._host}:{self._server.server_port}"
+
+    def start(self) -> LocalHttpApi:
+        api = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def handle_one_request(self) -> None:
+                # Serve every method through one path instead of do_GET & co.
+                self.raw_requestline = self.rfile.readline(65537)
+                if not self.raw_requestline:
+                    self.close_connection = True
+                    return
+                if not self.parse_request():
+                    return
+                if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                    # API Gateway takes chunked bodies; no client of ours sends one.
+                    self.send_error(411, "send a Content-Length")
+                    return
+                try:
+                    length = int(self.headers.get("content-length") or 0)
+                except ValueError:
+                    self.send_error(400, "bad Content-Length")
+                    return
+                body = self.rfile.read(length) if length > 0 else b""
+                response = api.handle(
+                    method=self.command,
+                    target=self.path,
+                    headers=list(self.headers.items()),
+                    body=body,
+                    source_ip=self.client_address[0],
+                )
+                self.send_response(response.status)
+                for name, value in response.headers:
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(response.body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(response.body)
+                self.wfile.flush()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                LOGGER.debug("%s " + format, self.client_address[0], *args)
+
+        self._server = ThreadingHTTPServer((self._host, self._port), RequestHandler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="local-apigw",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> LocalHttpApi:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # The service's request pipeline, independent of the HTTP server.
+
+    def handle(
+        self,
+        *,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        source_ip: str = "127.0.0.1",
+    ) -> HttpResponse:
+        request_id = _request_id()
+        header_map = _joined_headers(headers)
+        origin = header_map.get("origin")
+        if (
+            method == "OPTIONS"
+            and origin
+            and "access-control-request-method" in header_map
+        ):
+            return self._preflight(header_map, request_id)
+        raw_path, _, raw_query = target.partition("?")
+        segments = _split_path(raw_path)
+        found = self._select(method, segments)
+        if found is None:
+            return self._respond(404, {"message": "Not Found"}, origin, request_id)
+        compiled, path_params = found
+        route = compiled.route
+        jwt_context: dict[str, Any] | None = None
+        if route.authorize and self._issuer is not None:
+            jwt_context = _authorize(self._issuer, header_map.get("authorization"))
+            if jwt_context is None:
+                return self._respond(
+                    401,
+                    {"message": "Unauthorized"},
+                    origin,
+                    request_id,
+                    extra=[("www-authenticate", 'Bearer error="invalid_token"')],
+                )
+        event = self._event(
+            route_key=compiled.key,
+            method=method,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            header_map=header_map,
+            path_params=path_params,
+            body=body,
+            source_ip=source_ip,
+            request_id=request_id,
+            jwt_context=jwt_context,
+        )
+        return self._invoke(route, event, origin, request_id)
+
+    def _select(
+        self, method: str, segments: Sequence[str]
+    ) -> tuple[_CompiledRoute, dict[str, str]] | None:
+        candidates = [
+            (compiled.rank(), compiled, params)
+            for compiled in self._routes
+            if (params := compiled.match(method, segments)) is not None
+        ]
+        if candidates:
+            _, best, params = min(candidates, key=lambda c: c[0])
+            return best, params
+        if self._default is not None:
+            return _CompiledRoute(DEFAULT_ROUTE, "ANY", (), self._default), {}
+        return None
+
+    def _event(
+        self,
+        *,
+        route_key: str,
+        method: str,
+        raw_path: str,
+        raw_query: str,
+        header_map: dict[str, str],
+        path_params: dict[str, str],
+        body: bytes,
+        source_ip: str,
+        request_id: str,
+        jwt_context: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        cookie_header = header_map.pop("cookie", "")
+        domain = header_map.get("host", self._host)
+        headers = {
+            **header_map,
+            "x-forwarded-for": source_ip,
+            "x-forwarded-port": domain.rpartition(":")[2] or "80",
+            "x-forwarded-proto": "http",
+            "x-amzn-trace-id": _trace_id(now),
+        }
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": raw_path,
+            "rawQueryString": raw_query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": LOCAL_ACCOUNT_ID,
+                "apiId": self.api_id,
+                "domainName": domain,
+                "domainPrefix": domain.split(".", 1)[0],
+                "http": {
+                    "method": method,
+                    "path": raw_path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": source_ip,
+                    "userAgent": header_map.get("user-agent", ""),
+                },
+                "requestId": request_id,
+                "routeKey": route_key,
+                "stage": "$default",
+                "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "timeEpoch": int(now.timestamp() * 1000),
+            },
+            "isBase64Encoded": False,
+        }
+        cookies = [c.strip() for c in cookie_header.split(";") if c.strip()]
+        if cookies:
+            event["cookies"] = cookies
+        if raw_query:
+            event["queryStringParameters"] = _joined(
+                parse_qsl(raw_query, keep_blank_values=True)
+            )
+        if path_params:
+            event["pathParameters"] = path_params
+        if jwt_context is not None:
+            event["requestContext"]["authorizer"] = {"jwt": jwt_context}
+        if body:
+            text = _as_text(body, header_map.get("content-type", ""))
+            if text is None:
+                event["body"] = base64.b64encode(body).decode("ascii")
+                event["isBase64Encoded"] = True
+            else:
+                event["body"] = text
+        return event
+
+    def _invoke(
+        self, route: Route, event: dict[str, Any], origin: str | None, request_id: str
+    ) -> HttpResponse:
+        context = LambdaContext(
+            function_name=route.function_name,
+            aws_request_id=str(uuid.uuid4()),
+            deadline=time.monotonic() + route.timeout_seconds,
+        )
+        try:
+            # Only a route with an environment changes os.environ; a handler
+            # that runs elsewhere (a process of its own) needs no lock.
+            lock = _INVOKE_LOCK if route.env else nullcontext()
+            with lock, _environment(route.env):
+                result = route.handler(event, context)
+            status, headers, body = _lambda_response(result)
+        except Exception:
+            LOGGER.exception(
+                "%s failed on %s", route.function_name, event.get("routeKey")
+            )
+            return self._respond(
+                500, {"message": "Internal Server Error"}, origin, request_id
+            )
+        kept = [
+            (n, v) for n, v in headers if not n.lower().startswith("access-control-")
+        ]
+        return HttpResponse(
+            status, kept + self._cors_headers(origin) + _id_header(request_id), body
+        )
+
+    def _respond(
+        self,
+        status: int,
+        body: Any,
+        origin: str | None,
+        request_id: str,
+        *,
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> HttpResponse:
+        headers = [("content-type", "application/json"), *extra]
+        return HttpResponse(
+            status,
+            headers + self._cors_headers(origin) + _id_header(request_id),
+            json.dumps(body).encode(),
+        )
+
+    def _preflight(
+        self, header_map: Mapping[str, str], request_id: str
+    ) -> HttpResponse:
+        origin = header_map["origin"]
+        method = header_map["access-control-request-method"].upper()
+        requested = [
+            h.strip().lower()
+            for h in header_map.get("access-control-request-headers", "").split(",")
+            if h.strip()
+        ]
+        headers = _id_header(request_id)
+        allowed = (
+            self._allow_origin(origin) is not None
+            and method in self._allow_methods
+            and all(h in self._allow_headers for h in requested)
+        )
+        if allowed:
+            headers = [
+                *self._cors_headers(origin),
+                ("access-control-allow-methods", ",".join(self._allow_methods)),
+                ("access-control-allow-headers", ",".join(self._allow_headers)),
+                *headers,
+            ]
+            if self._max_age_seconds is not None:
+                headers.append(("access-control-max-age", str(self._max_age_seconds)))
+        return HttpResponse(204, headers, b"")
+
+    def _cors_headers(self, origin: str | None) -> list[tuple[str, str]]:
+        allowed = self._allow_origin(origin) if origin else None
+        if allowed is None:
+            return []
+        headers = [("access-control-allow-origin", allowed), ("vary", "origin")]
+        if self._expose_headers:
+            headers.append(
+                ("access-control-expose-headers", ",".join(self._expose_headers))
+            )
+        return headers
+
+    def _allow_origin(self, origin: str) -> str | None:
+        if "*" in self._allowed_origins:
+            return "*"
+        return origin if origin in self._allowed_origins else None
+
+
+def _authorize(issuer: LocalIssuer, authorization: str | None) -> dict[str, Any] | None:
+    """The authorizer's ``jwt`` context, or None for a 401."""
+    if not authorization:
+        return None
+    scheme, _, rest = authorization.strip().partition(" ")
+    token = rest.strip() if scheme.lower() == "bearer" else authorization.strip()
+    try:
+        claims = issuer.verify(token)
+    except InvalidToken as error:
+        LOGGER.info("JWT authorizer refused a token: %s", error)
+        return None
+    scope = claims.get("scope")
+    return {
+        "claims": {name: _claim_text(value) for name, value in claims.items()},
+        "scopes": scope.split() if isinstance(scope, str) else None,
+    }
+
+
+def _lambda_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Payload 2.0: a dict with statusCode is a response; anything else is
+    the JSON body of a 200."""
+    if not (isinstance(result, dict) and "statusCode" in result):
+        return 200, [("content-type", "application/json")], json.dumps(result).encode()
+    status = result["statusCode"]
+    if (
+        isinstance(status, bool)
+        or not isinstance(status, int)
+        or not 100 <= status < 600
+    ):
+        raise ValueError(f"statusCode {status!r} is not an HTTP status")
+    headers = [(str(n), str(v)) for n, v in (result.get("headers") or {}).items()]
+    headers += [("set-cookie", str(c)) for c in result.get("cookies") or []]
+    body = result.get("body")
+    if body is None:
+        return status, headers, b""
+    if not isinstance(body, str):
+        raise ValueError(f"body must be a string, got {type(body).__name__}")
+    if result.get("isBase64Encoded"):
+        return status, headers, base64.b64decode(body)
+    return status, headers, body.encode()
+
+
+@contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _split_path(path: str) -> list[str]:
+    return path.strip("/").split("/") if path.strip("/") else []
+
+
+def _joined_headers(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
+    return _joined((name.lower(), value) for name, value in headers)
+
+
+def _joined(pairs: Any) -> dict[str, str]:
+    joined: dict[str, str] = {}
+    for name, value in pairs:
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
+    return joined
+
+
+def _as_text(body: bytes, content_type: str) -> str | None:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    textual = (
+        media_type.startswith("text/")
+        or media_type in _TEXT_TYPES
+        or media_type.endswith(("+json", "+xml"))
+    )
+    if not textual:
+        return None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _claim_text(value: Any) -> str:
+    """API Gateway hands claims to the integration as strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + " ".join(_claim_text(v) for v in value) + "]"
+    return str(value)
+
+
+def _trace_id(now: datetime) -> str:
+    return f"Root=1-{int(now.timestamp()):08x}-{secrets.token_hex(12)}"
+
+
+def _request_id() -> str:
+    return base64.b64encode(secrets.token_bytes(10)).decode("ascii").rstrip("=") + "="
+
+
+def _id_header(request_id: str) -> list[tuple[str, str]]:
+    return [("apigw-requestid", request_id)]

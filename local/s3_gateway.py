@@ -1,0 +1,790 @@
+"""The local front of S3: a streaming reverse proxy in front of moto that
+enforces what S3 enforces and moto does not.
+
+Browsers and the CLI get URLs whose host is this gateway, so it is what the
+outside world sees as S3. It checks presigned URLs (signature and expiry) and
+POST policies (signature, expiry, every condition, the file size), answers CORS
+from the bucket's CORS configuration, and forwards everything else to moto
+untouched. Request and response bodies stream through in chunks; a POST
+upload's file is spooled once (to disk past a small size) because its size must
+be checked before the object may exist.
+
+Only path-style requests (``/{bucket}/{key}``) are understood: that is what
+botocore with a custom endpoint and the platform's signer produce for loopback
+endpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import http.client
+import logging
+import re
+import socket
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
+from itertools import chain
+from types import TracebackType
+from typing import IO, Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+import boto3
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import (
+    Data,
+    Epilogue,
+    Event,
+    Field,
+    File,
+    MultipartDecoder,
+    NeedData,
+)
+
+from local.sigv4_verify import (
+    S3Error,
+    SecretLookup,
+    is_query_authenticated,
+    sign_headers,
+    verify_post_policy,
+    verify_presigned,
+)
+
+log = logging.getLogger(__name__)
+
+#: Bodies move in pieces of this size; no more than one is held at a time.
+CHUNK_SIZE = 1024 * 1024
+#: S3's limit on the form fields that precede a POST upload's file.
+MAX_POST_FIELDS_SIZE = 20 * 1024
+#: A POST upload's file stays in memory up to this size, then goes to disk.
+POST_SPOOL_IN_MEMORY = 1024 * 1024
+UPSTREAM_TIMEOUT_SECONDS = 120
+#: Idle keep-alive connections are closed after this long.
+CLIENT_TIMEOUT_SECONDS = 60
+#: How quickly stop() is noticed by the accepting thread.
+SHUTDOWN_POLL_SECONDS = 0.05
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+    }
+)
+#: Form fields a POST upload turns into the stored object's headers.
+_POST_FIELD_HEADERS = frozenset(
+    {
+        "cache-control",
+        "content-type",
+        "content-disposition",
+        "content-encoding",
+        "content-language",
+        "content-md5",
+        "expires",
+    }
+)
+_POST_AUTH_FIELDS = frozenset(
+    {
+        "x-amz-algorithm",
+        "x-amz-credential",
+        "x-amz-date",
+        "x-amz-signature",
+        "x-amz-security-token",
+    }
+)
+_SUCCESS_STATUSES = {"200": 200, "201": 201}
+_CORS_VARY = "Origin, Access-Control-Request-Headers, Access-Control-Request-Method"
+_CORS_NOT_ALLOWED = (
+    # S3's own wording, misspelling included.
+    "CORSResponse: This CORS request is not allowed. This is usually because the "
+    "evalution of Origin, request method / Access-Control-Request-Method or "
+    "Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectCreated:
+    """An object S3 just accepted: what an ObjectCreated event reports.
+
+    ``event`` is the event type without its family, e.g. ``Put``, ``Post``,
+    ``Copy`` or ``CompleteMultipartUpload``; ``principal`` is the access key
+    that signed the request, when one did.
+    """
+
+    bucket: str
+    key: str
+    event: str
+    source_ip: str
+    principal: str | None
+    request_id: str
+
+
+#: Query parameters a PutObject may carry besides a presigned URL's own.
+_PUT_OBJECT_QUERY = frozenset({"x-id"})
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+
+
+class S3Gateway:
+    """A threaded HTTP server on ``host:port`` (a free port when 0) that fronts
+    the moto server at ``upstream``.
+
+    ``secrets`` maps an access key id to its secret, for verifying signatures;
+    ``clock`` tells the time signatures and policies are checked against.
+    ``on_object_created`` is called, on the request's thread, after S3 accepted
+    a PutObject, a POST upload or a CompleteMultipartUpload; it must return
+    quickly (S3 event delivery is asynchronous), and whatever it raises is
+    logged, never answered.
+    """
+
+    def __init__(
+        self,
+        *,
+        upstream: str,
+        secrets: Mapping[str, str] | Callable[[str], str | None],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], datetime] = _utc_now,
+        on_object_created: Callable[[ObjectCreated], None] | None = None,
+    ) -> None:
+        target = urlsplit(upstream)
+        if target.scheme != "http" or not target.hostname:
+            raise ValueError(
+                f"upstream must be an http://host:port URL of the moto server, "
+                f"got {upstream!r}"
+            )
+        self.upstream_host = target.hostname
+        self.upstream_port = target.port or 80
+        self.upstream_netloc = target.netloc
+        self.secret_for: SecretLookup = (
+            secrets.get if isinstance(secrets, Mapping) else secrets
+        )
+        self.clock = clock
+        self.on_object_created = on_object_created
+        # Only reads bucket CORS configurations, which moto serves unsigned.
+        self.upstream_s3 = boto3.client(
+            "s3",
+            endpoint_url=upstream,
+            region_name="us-east-1",
+            config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
+        )
+        self._server = _Server((host, port), self)
+        self.url = f"http://{host}:{self._server.server_port}"
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+            name="s3-gateway",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, cut open connections, and wait for every thread."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.close_connections()
+        self._server.server_close()
+
+    def __enter__(self) -> S3Gateway:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def upstream_connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(
+            self.upstream_host,
+            self.upstream_port,
+            timeout=UPSTREAM_TIMEOUT_SECONDS,
+            blocksize=CHUNK_SIZE,
+        )
+
+    def object_created(self, created: ObjectCreated) -> None:
+        if self.on_object_created is None:
+            return
+        try:
+            self.on_object_created(created)
+        except Exception:
+            log.exception(
+                "object-created hook failed on s3://%s/%s", created.bucket, created.key
+            )
+
+    def cors_rules(self, bucket: str) -> list[dict[str, Any]] | None:
+        """The bucket's CORS rules, or None when it has no CORS configuration."""
+        if not bucket:
+            return None
+        try:
+            rules = self.upstream_s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+        except (ClientError, BotoCoreError):
+            return None
+        return list(rules)
+
+
+class _Server(ThreadingHTTPServer):
+    # Handler threads are joined on close, and stop() cuts their connections
+    # so that idle keep-alive clients cannot hold it up.
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], gateway: S3Gateway) -> None:
+        self.gateway = gateway
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            for connection in self._connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    log.debug("connection already closed")
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ARG002
+        log.debug("connection from %s failed", client_address, exc_info=True)
+
+
+class _RequestBody:
+    """The request body as it arrives, read at most once, chunked or not."""
+
+    def __init__(self, rfile: BufferedIOBase, headers: Message) -> None:
+        self._rfile = rfile
+        self.chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        self._remaining = 0 if self.chunked else int(headers.get("Content-Length") or 0)
+        self._done = False
+
+    def chunks(self) -> Iterator[bytes]:
+        while not self._done:
+            chunk = self._read_chunk()
+            if chunk:
+                yield chunk
+            else:
+                self._done = True
+
+    def drain(self) -> None:
+        for _ in self.chunks():
+            pass
+
+    def _read_chunk(self) -> bytes:
+        if self.chunked and self._remaining == 0:
+            self._remaining = self._next_chunk_size()
+        if self._remaining <= 0:
+            return b""
+        data = self._rfile.read(min(CHUNK_SIZE, self._remaining))
+        if not data:
+            raise ConnectionError("request body ended early")
+        self._remaining -= len(data)
+        if self.chunked and self._remaining == 0:
+            self._rfile.readline(16)  # the CRLF that closes a chunk
+        return data
+
+    def _next_chunk_size(self) -> int:
+        line = self._rfile.readline(1024).split(b";")[0].strip()
+        try:
+            size = int(line, 16)
+        except ValueError as error:
+            raise ConnectionError(f"malformed chunk size {line!r}") from error
+        if size == 0:
+            while self._rfile.readline(1024).strip():
+                pass  # trailers: S3 requests through here carry none we need
+        return size
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = CLIENT_TIMEOUT_SECONDS
+    server: _Server
+    _response_started = False
+
+    def do_request(self) -> None:
+        self._response_started = False
+        body = _RequestBody(self.rfile, self.headers)
+        target = urlsplit(self.path)
+        bucket, _, key = target.path.lstrip("/").partition("/")
+        bucket = unquote(bucket)
+        try:
+            if self.command == "OPTIONS":
+                self._answer_preflight(bucket, is_object=bool(key))
+                return
+            query = parse_qsl(target.query, keep_blank_values=True)
+            if is_query_authenticated(query):
+                verify_presigned(
+                    method=self.command,
+                    raw_path=target.path,
+                    query=query,
+                    headers=self._lower_headers(),
+                    secret_for=self.gateway.secret_for,
+                    now=self.gateway.clock(),
+                )
+            if self.command == "POST" and not key and self._is_form():
+                self._post_object(bucket, body)
+            else:
+                self._forward(bucket, body)
+        except S3Error as error:
+            body.drain()
+            self._send_error(error, bucket)
+        except (ConnectionError, TimeoutError) as error:
+            log.info("%s %s: connection failed: %r", self.command, self.path, error)
+            self._fail(bucket)
+        except Exception:
+            log.exception("gateway failed on %s %s", self.command, self.path)
+            self._fail(bucket)
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_OPTIONS = do_PATCH = do_request
+
+    @property
+    def gateway(self) -> S3Gateway:
+        return self.server.gateway
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _lower_headers(self) -> dict[str, str]:
+        return {
+            name.lower(): ",".join(self.headers.get_all(name) or [])
+            for name in self.headers
+        }
+
+    def _is_form(self) -> bool:
+        content_type, _ = parse_options_header(self.headers.get("Content-Type"))
+        return content_type == "multipart/form-data"
+
+    def _forward(self, bucket: str, body: _RequestBody) -> None:
+        """Send the request to moto as it came and stream the answer back."""
+        creates = self._object_creation(bucket)
+        connection = self.gateway.upstream_connection()
+        try:
+            connection.putrequest(
+                self.command, self.path, skip_host=True, skip_accept_encoding=True
+            )
+            for name, value in self.headers.items():
+                if name.lower() not in _HOP_BY_HOP:
+                    connection.putheader(name, value)
+            if body.chunked:
+                connection.putheader("Transfer-Encoding", "chunked")
+            connection.endheaders()
+            for chunk in body.chunks():
+                if body.chunked:
+                    connection.send(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                else:
+                    connection.send(chunk)
+            if body.chunked:
+                connection.send(b"0\r\n\r\n")
+            response = connection.getresponse()
+            self._relay(response, bucket)
+        finally:
+            connection.close()
+        if creates is not None and response.status == 200:
+            self.gateway.object_created(creates)
+
+    def _object_creation(self, bucket: str) -> ObjectCreated | None:
+        """The object this request creates if S3 accepts it, else None."""
+        target = urlsplit(self.path)
+        _, _, key = target.path.lstrip("/").partition("/")
+        if not key:
+            return None
+        names = {name for name, _ in parse_qsl(target.query, keep_blank_values=True)}
+        if self.command == "PUT" and not any(
+            name not in _PUT_OBJECT_QUERY and not name.lower().startswith("x-amz-")
+            for name in names
+        ):
+            event = "Copy" if "x-amz-copy-source" in self.headers else "Put"
+        elif self.command == "POST" and "uploadId" in names:
+            event = "CompleteMultipartUpload"
+        else:
+            return None
+        return self._created(bucket, unquote(key), event)
+
+    def _created(self, bucket: str, key: str, event: str) -> ObjectCreated:
+        signed_by = _CREDENTIAL.search(self.headers.get("Authorization", ""))
+        query = dict(parse_qsl(urlsplit(self.path).query))
+        principal = (
+            signed_by.group(1)
+            if signed_by
+            else query.get("X-Amz-Credential", "").split("/")[0] or None
+        )
+        return ObjectCreated(
+            bucket=bucket,
+            key=key,
+            event=event,
+            source_ip=self.client_address[0],
+            principal=principal,
+            request_id=uuid.uuid4().hex[:16].upper(),
+        )
+
+    def _relay(self, response: http.client.HTTPResponse, bucket: str) -> None:
+        """Stream moto's answer back with its status and headers, CORS headers
+        replaced by those of the bucket's configuration."""
+        self._start_response(response.status, response.reason)
+        for name, value in response.getheaders():
+            lower = name.lower()
+            if lower not in _HOP_BY_HOP and not _is_cors_header(lower):
+                self.send_header(name, value)
+        for name, value in self._cors_headers(bucket):
+            self.send_header(name, value)
+        has_body = self.command != "HEAD" and response.status not in (204, 304)
+        if has_body and response.getheader("Content-Length") is None:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if has_body:
+            while chunk := response.read(CHUNK_SIZE):
+                self.wfile.write(chunk)
+
+    def _post_object(self, bucket: str, body: _RequestBody) -> None:
+        """S3's browser upload: check the form against its policy, store the
+        file with a PutObject, and answer as S3's PostObject does."""
+        _, options = parse_options_header(self.headers.get("Content-Type"))
+        boundary = options.get("boundary")
+        if not boundary:
+            raise _malformed_post()
+        events = _multipart_events(boundary.encode(), body.chunks())
+        fields, filename = _read_fields(events)
+        grant = verify_post_policy(
+            bucket=bucket,
+            fields=fields,
+            secret_for=self.gateway.secret_for,
+            now=self.gateway.clock(),
+        )
+        key = fields["key"].replace("${filename}", filename)
+        with tempfile.SpooledTemporaryFile(max_size=POST_SPOOL_IN_MEMORY) as spool:
+            size = _spool_file(events, spool, keep_up_to=grant.max_size)
+            body.drain()  # S3 ignores the fields after the file
+            grant.check_size(size)
+            spool.seek(0)
+            path = f"/{quote(bucket)}/{quote(key, safe='/~')}"
+            headers = sign_headers(
+                method="PUT",
+                raw_path=path,
+                headers={
+                    "host": self.gateway.upstream_netloc,
+                    "content-length": str(size),
+                    **_object_headers(fields),
+                },
+                credential=grant.credential,
+                now=self.gateway.clock(),
+            )
+            connection = self.gateway.upstream_connection()
+            try:
+                connection.request("PUT", path, body=spool, headers=headers)
+                stored = connection.getresponse()
+                if stored.status != 200:
+                    self._relay(stored, bucket)
+                    return
+                stored.read()
+            finally:
+                connection.close()
+        self._answer_post(bucket, key, fields, stored)
+        created = self._created(bucket, key, "Post")
+        self.gateway.object_created(
+            dataclasses.replace(created, principal=grant.credential.access_key)
+        )
+
+    def _answer_post(
+        self,
+        bucket: str,
+        key: str,
+        fields: Mapping[str, str],
+        stored: http.client.HTTPResponse,
+    ) -> None:
+        host = self.headers.get("Host") or self.gateway.url.removeprefix("http://")
+        location = f"http://{host}/{quote(bucket, safe='')}/{quote(key, safe='')}"
+        etag = stored.getheader("ETag", "")
+        status = _SUCCESS_STATUSES.get(fields.get("success_action_status", ""), 204)
+        headers = [("Location", location), ("ETag", etag)]
+        version = stored.getheader("x-amz-version-id")
+        if version:
+            headers.append(("x-amz-version-id", version))
+        body = b""
+        if status == 201:
+            headers.append(("Content-Type", "application/xml"))
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse>'
+                f"<Location>{escape(location)}</Location>"
+                f"<Bucket>{escape(bucket)}</Bucket>"
+                f"<Key>{escape(key)}</Key>"
+                f"<ETag>{escape(etag)}</ETag>"
+                "</PostResponse>"
+            ).encode()
+        self._send(status, headers + self._cors_headers(bucket), body)
+
+    def _answer_preflight(self, bucket: str, *, is_object: bool) -> None:
+        origin = self.headers.get("Origin")
+        method = self.headers.get("Access-Control-Request-Method")
+        if not origin:
+            raise S3Error(
+                400,
+                "BadRequest",
+                "Insufficient information. Origin request header needed.",
+            )
+        if not method:
+            raise S3Error(
+                400, "BadRequest", "Invalid Access-Control-Request-Method: null"
+            )
+        rules = self.gateway.cors_rules(bucket)
+        if not rules:
+            raise S3Error(
+                403,
+                "AccessForbidden",
+                "CORSResponse: CORS is not enabled for this bucket.",
+            )
+        requested = [
+            name.strip().lower()
+            for name in self.headers.get("Access-Control-Request-Headers", "").split(
+                ","
+            )
+            if name.strip()
+        ]
+        rule = match_cors_rule(rules, origin, method, requested)
+        if rule is None:
+            raise S3Error(
+                403,
+                "AccessForbidden",
+                _CORS_NOT_ALLOWED,
+                {"Method": method, "ResourceType": "OBJECT" if is_object else "BUCKET"},
+            )
+        headers = cors_headers(rule, origin)
+        if requested:
+            headers.append(("Access-Control-Allow-Headers", ", ".join(requested)))
+        self._send(200, headers, b"")
+
+    def _cors_headers(self, bucket: str) -> list[tuple[str, str]]:
+        """CORS headers for an actual (not preflight) request to ``bucket``."""
+        origin = self.headers.get("Origin")
+        if not origin or self.command == "OPTIONS":
+            return []
+        rules = self.gateway.cors_rules(bucket) or []
+        rule = match_cors_rule(rules, origin, self.command)
+        return [] if rule is None else cors_headers(rule, origin)
+
+    def _send_error(self, error: S3Error, bucket: str) -> None:
+        request_id = uuid.uuid4().hex[:16].upper()
+        details = "".join(
+            f"<{name}>{escape(value)}</{name}>" for name, value in error.details.items()
+        )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{error.code}</Code><Message>{escape(error.message)}</Message>"
+            f"{details}<RequestId>{request_id}</RequestId></Error>"
+        ).encode()
+        headers = [
+            ("Content-Type", "application/xml"),
+            ("x-amz-request-id", request_id),
+            *self._cors_headers(bucket),
+        ]
+        self._send(error.status, headers, b"" if self.command == "HEAD" else body)
+
+    def _fail(self, bucket: str) -> None:
+        """Answer 500 if nothing was answered yet, and drop the connection,
+        whose state is no longer known."""
+        self.close_connection = True
+        if not self._response_started:
+            with contextlib.suppress(OSError):
+                self._send_error(
+                    S3Error(
+                        500,
+                        "InternalError",
+                        "We encountered an internal error. Please try again.",
+                    ),
+                    bucket,
+                )
+
+    def _send(
+        self, status: int, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> None:
+        self._start_response(status)
+        self.send_header("Date", self.date_time_string())
+        for name, value in headers:
+            self.send_header(name, value)
+        if status != 204:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _start_response(self, status: int, reason: str | None = None) -> None:
+        self._response_started = True
+        self.send_response_only(status, reason)
+
+
+def match_cors_rule(
+    rules: Sequence[Mapping[str, Any]],
+    origin: str,
+    method: str,
+    request_headers: Sequence[str] = (),
+) -> Mapping[str, Any] | None:
+    """S3's CORS evaluation: the first rule that allows the origin, the method
+    and (for a preflight) every requested header."""
+    for rule in rules:
+        if (
+            any(_wildcard_match(allowed, origin) for allowed in rule["AllowedOrigins"])
+            and method.upper() in rule["AllowedMethods"]
+            and all(
+                any(
+                    _wildcard_match(allowed.lower(), header.lower())
+                    for allowed in rule.get("AllowedHeaders", [])
+                )
+                for header in request_headers
+            )
+        ):
+            return rule
+    return None
+
+
+def cors_headers(rule: Mapping[str, Any], origin: str) -> list[tuple[str, str]]:
+    """The Access-Control-* headers S3 sends for a request that ``rule`` allows."""
+    any_origin = "*" in rule["AllowedOrigins"]
+    headers = [
+        ("Access-Control-Allow-Origin", "*" if any_origin else origin),
+        ("Access-Control-Allow-Methods", ", ".join(rule["AllowedMethods"])),
+        ("Vary", _CORS_VARY),
+    ]
+    if not any_origin:
+        headers.append(("Access-Control-Allow-Credentials", "true"))
+    if rule.get("ExposeHeaders"):
+        headers.append(
+            ("Access-Control-Expose-Headers", ", ".join(rule["ExposeHeaders"]))
+        )
+    if rule.get("MaxAgeSeconds") is not None:
+        headers.append(("Access-Control-Max-Age", str(rule["MaxAgeSeconds"])))
+    return headers
+
+
+def _wildcard_match(pattern: str, value: str) -> bool:
+    """S3 patterns hold at most one ``*``, which matches any run of characters."""
+    prefix, star, suffix = pattern.partition("*")
+    if not star:
+        return pattern == value
+    return (
+        len(value) >= len(prefix) + len(suffix)
+        and value.startswith(prefix)
+        and value.endswith(suffix)
+    )
+
+
+def _is_cors_header(lower_name: str) -> bool:
+    # moto's server adds permissive CORS headers of its own to every answer.
+    return lower_name.startswith("access-control-") or lower_name == "vary"
+
+
+def _multipart_events(boundary: bytes, chunks: Iterator[bytes]) -> Iterator[Event]:
+    decoder = MultipartDecoder(boundary)
+    try:
+        for chunk in chain(chunks, [None]):
+            decoder.receive_data(chunk)
+            while not isinstance(event := decoder.next_event(), NeedData):
+                yield event
+                if isinstance(event, Epilogue):
+                    return
+    except ValueError as error:
+        raise _malformed_post() from error
+
+
+def _read_fields(events: Iterator[Event]) -> tuple[dict[str, str], str]:
+    """Read the form fields up to the file part; return them by lower-case name
+    with the file's name."""
+    fields: dict[str, str] = {}
+    name = ""
+    value = bytearray()
+    total = 0
+    for event in events:
+        if isinstance(event, (Field, File)):
+            if event.name.lower() == "file":
+                return fields, event.filename if isinstance(event, File) else ""
+            name, value = event.name.lower(), bytearray()
+        elif isinstance(event, Data):
+            value += event.data
+            total += len(event.data)
+            if total > MAX_POST_FIELDS_SIZE:
+                raise S3Error(
+                    400,
+                    "MaxPostPreDataLengthExceeded",
+                    "Your POST request fields preceeding the upload file "
+                    "was too large.",
+                )
+            if not event.more_data:
+                try:
+                    fields.setdefault(name, value.decode())
+                except UnicodeDecodeError as error:
+                    raise _malformed_post() from error
+    raise S3Error(
+        400,
+        "IncorrectNumberOfFilesInPostRequest",
+        "POST requires exactly one file upload per request.",
+    )
+
+
+def _spool_file(
+    events: Iterator[Event], spool: IO[bytes], keep_up_to: int | None
+) -> int:
+    """Copy the file part into ``spool`` and return its size. Past
+    ``keep_up_to`` bytes it is only counted: it will be refused anyway."""
+    size = 0
+    for event in events:
+        if isinstance(event, Data):
+            size += len(event.data)
+            if keep_up_to is None or size <= keep_up_to:
+                spool.write(event.data)
+            if not event.more_data:
+                return size
+    raise _malformed_post()
+
+
+def _object_headers(fields: Mapping[str, str]) -> dict[str, str]:
+    """The PutObject headers that a POST upload's form fields stand for."""
+    headers = {
+        name: value
+        for name, value in fields.items()
+        if name in _POST_FIELD_HEADERS
+        or (name.startswith("x-amz-") and name not in _POST_AUTH_FIELDS)
+    }
+    if "acl" in fields:
+        headers["x-amz-acl"] = fields["acl"]
+    return headers
+
+
+def _malformed_post() -> S3Error:
+    return S3Error(
+        400,
+        "MalformedPOSTRequest",
+        "The body of your POST request is not well-formed multipart/form-data.",
+    )
