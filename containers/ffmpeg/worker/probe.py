@@ -1,0 +1,154 @@
+"""What the source is: ffprobe's JSON, read into the ladder's ``Source``.
+
+Reading is a pure function of the JSON so that every oddity (rotation, no
+audio, cover art, unknown rates) is tested without a file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from vod.ladder import Source
+from worker.errors import Unprocessable, tool_message
+
+_PROBE_TIMEOUT_SECONDS = 120
+
+
+@dataclasses.dataclass(frozen=True)
+class Media:
+    source: Source
+    #: Position of the chosen stream among the file's video streams, for
+    #: ffmpeg's ``0:v:N`` (cover art is a video stream too).
+    video_stream: int
+
+
+def run_ffprobe(path: Path) -> Mapping[str, Any]:
+    """ffprobe's streams and format; Unprocessable when it cannot read the file."""
+    result = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=_PROBE_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if result.returncode < 0:
+        raise RuntimeError(f"ffprobe was killed by signal {-result.returncode}")
+    if result.returncode != 0:
+        detail = tool_message(result.stderr, path) or f"exit {result.returncode}"
+        raise Unprocessable(f"the file is not a video that can be read ({detail})")
+    parsed: Mapping[str, Any] = json.loads(result.stdout)
+    return parsed
+
+
+def describe(probe: Mapping[str, Any]) -> Media:
+    """The source as the ladder sees it; Unprocessable for what no ladder fits."""
+    streams = probe.get("streams", [])
+    videos = [s for s in streams if s.get("codec_type") == "video"]
+    playable = [
+        (index, s)
+        for index, s in enumerate(videos)
+        if not s.get("disposition", {}).get("attached_pic")
+    ]
+    if not playable:
+        raise Unprocessable("the file has no video stream")
+    video_stream, video = playable[0]
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise Unprocessable("the video stream has no picture size")
+    fmt = probe.get("format", {})
+    duration = _number(video.get("duration")) or _number(fmt.get("duration"))
+    if duration is None or duration <= 0:
+        raise Unprocessable("the video has no duration")
+    has_audio = any(s.get("codec_type") == "audio" for s in streams)
+    return Media(
+        source=Source(
+            width=width,
+            height=height,
+            duration=duration,
+            frame_rate=_rate(video.get("r_frame_rate")),
+            average_frame_rate=_rate(video.get("avg_frame_rate")),
+            has_audio=has_audio,
+            bitrate=_video_bitrate(video, fmt, streams),
+            rotation=_rotation(video),
+            sample_aspect_ratio=_ratio(video.get("sample_aspect_ratio")),
+        ),
+        video_stream=video_stream,
+    )
+
+
+def _video_bitrate(
+    video: Mapping[str, Any], fmt: Mapping[str, Any], streams: list[Any]
+) -> int | None:
+    """The video stream's rate; containers that only know the total (Matroska,
+    WebM) give the total less the audio streams' declared rates."""
+    own = _number(video.get("bit_rate"))
+    if own:
+        return int(own)
+    total = _number(fmt.get("bit_rate"))
+    if not total:
+        return None
+    audio = sum(
+        _number(s.get("bit_rate")) or 0
+        for s in streams
+        if s.get("codec_type") == "audio"
+    )
+    return int(total - audio) if total > audio else None
+
+
+def _rotation(video: Mapping[str, Any]) -> int:
+    for side_data in video.get("side_data_list", []):
+        if (
+            side_data.get("side_data_type") == "Display Matrix"
+            and "rotation" in side_data
+        ):
+            return round(float(side_data["rotation"]))
+    tag = video.get("tags", {}).get("rotate")
+    return round(float(tag)) if tag else 0
+
+
+def _rate(raw: object) -> Fraction:
+    """``30000/1001`` as a Fraction; 0 for absent or ``0/0``."""
+    if not isinstance(raw, str) or "/" not in raw:
+        return Fraction(0)
+    num, _, den = raw.partition("/")
+    try:
+        return Fraction(int(num), int(den)) if int(den) else Fraction(0)
+    except ValueError:
+        return Fraction(0)
+
+
+def _ratio(raw: object) -> Fraction:
+    """A sample aspect ratio such as ``4:3``; square pixels when unknown."""
+    if not isinstance(raw, str) or ":" not in raw:
+        return Fraction(1)
+    num, _, den = raw.partition(":")
+    try:
+        value = Fraction(int(num), int(den))
+    except (ValueError, ZeroDivisionError):
+        return Fraction(1)
+    return value if value > 0 else Fraction(1)
+
+
+def _number(raw: object) -> float | None:
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            return float(raw)
+        except ValueError:
+            return None
+    return None

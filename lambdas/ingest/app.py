@@ -1,0 +1,158 @@
+"""Ingest: an S3 ObjectCreated event on ``uploads/`` queues one transcode job.
+
+The record moves UPLOADING/UPLOADED -> QUEUED with a conditional write before
+the job is sent, so a duplicate or replayed event finds the record already
+QUEUED and sends nothing. Uploads that a browser completed straight against
+S3 (Uppy 6) never called our complete route, which is why UPLOADING is a
+valid start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+from urllib.parse import unquote_plus
+
+import boto3
+
+from lambdas.ingest.mediaconvert import MediaConvertJobSender
+from vod.jobs import JobMessage
+from vod.keys import parse_upload_key
+from vod.model import Status
+from vod.repository import UPLOAD_ONLY_ATTRIBUTES, VideoRepository
+from vod.settings import Env, MissingSetting, Transcoder, read_str
+
+logger = logging.getLogger(__name__)
+logger.setLevel(logging.INFO)
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectCreated:
+    bucket: str
+    key: str
+    size: int | None
+    etag: str | None
+    sequencer: str | None
+
+
+class JobSender(Protocol):
+    def send(self, job: JobMessage) -> None: ...
+
+
+class SqsJobSender:
+    def __init__(self, queue_url: str, sqs: Any = None) -> None:
+        self._queue_url = queue_url
+        self._sqs = sqs or boto3.client("sqs")
+
+    def send(self, job: JobMessage) -> None:
+        self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=job.to_json())
+
+
+def object_created_records(event: Mapping[str, Any]) -> Iterator[ObjectCreated]:
+    """The ObjectCreated records of an S3 notification event. Keys arrive
+    URL-encoded with '+' for spaces."""
+    for record in event.get("Records", []):
+        if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
+            continue
+        s3 = record.get("s3", {})
+        obj = s3.get("object", {})
+        size = obj.get("size")
+        yield ObjectCreated(
+            bucket=s3.get("bucket", {}).get("name", ""),
+            key=unquote_plus(obj.get("key", "")),
+            size=int(size) if size is not None else None,
+            etag=obj.get("eTag"),
+            sequencer=obj.get("sequencer"),
+        )
+
+
+def queue_upload(
+    created: ObjectCreated, repository: VideoRepository, jobs: JobSender
+) -> str:
+    """Queue one job for ``created``; returns what happened, for the log."""
+    parsed = parse_upload_key(created.key)
+    if parsed is None:
+        logger.warning(
+            "object is not an upload key this API made; ignored",
+            extra={"bucket": created.bucket, "key": created.key},
+        )
+        return "ignored"
+    _, video_id = parsed
+    fields: dict[str, Any] = {"progress": 0}
+    if created.size is not None:
+        fields["size"] = created.size
+    result = repository.try_transition(
+        video_id,
+        Status.QUEUED,
+        only_from=(Status.UPLOADING, Status.UPLOADED),
+        fields=fields,
+        remove=UPLOAD_ONLY_ATTRIBUTES,
+        key=created.key,
+    )
+    if result.video is None:
+        existing = result.current
+        if existing is None or existing.key != created.key:
+            logger.warning(
+                "no video record matches the uploaded key; ignored",
+                extra={"bucket": created.bucket, "key": created.key},
+            )
+            return "no-record"
+        logger.info(
+            "video already moved past upload; duplicate event ignored",
+            extra={"videoId": video_id, "status": str(existing.status)},
+        )
+        return "duplicate"
+    job = JobMessage(
+        video_id=video_id,
+        bucket=created.bucket,
+        key=created.key,
+        etag=created.etag,
+        sequencer=created.sequencer,
+    )
+    try:
+        jobs.send(job)
+    except Exception as error:
+        # The record is QUEUED but no job exists: say so on the record rather
+        # than leave it waiting forever. The original stays in the bucket.
+        repository.transition(
+            video_id,
+            Status.FAILED,
+            fields={"error": f"could not queue the transcode job: {error}"},
+        )
+        logger.exception(
+            "sending the transcode job failed", extra={"videoId": video_id}
+        )
+        return "failed"
+    logger.info("transcode job queued", extra={"videoId": video_id, "key": created.key})
+    return "queued"
+
+
+@functools.cache
+def _dependencies() -> tuple[VideoRepository, JobSender]:
+    return VideoRepository(read_str(Env.TABLE_NAME)), job_sender()
+
+
+def job_sender(env: Mapping[str, str] | None = None) -> JobSender:
+    """The jobs queue of the Fargate workers, or MediaConvert, as the stack's
+    ``transcoder`` knob set ``Env.TRANSCODER``."""
+    transcoder = read_str(Env.TRANSCODER, env, default=Transcoder.FARGATE)
+    if transcoder == Transcoder.MEDIACONVERT:
+        return MediaConvertJobSender.from_env(env)
+    if transcoder == Transcoder.FARGATE:
+        return SqsJobSender(read_str(Env.JOBS_QUEUE_URL, env))
+    raise MissingSetting(
+        f"environment variable {Env.TRANSCODER} must be one of "
+        f"{', '.join(Transcoder)}, got {transcoder!r}"
+    )
+
+
+def handler(event: Mapping[str, Any], _context: object) -> dict[str, list[str]]:
+    repository, jobs = _dependencies()
+    outcomes = [
+        queue_upload(created, repository, jobs)
+        for created in object_created_records(event)
+    ]
+    return {"outcomes": outcomes}

@@ -1,0 +1,298 @@
+"""The worker loop end to end against moto and real ffmpeg, in process: one
+message in, a READY (or FAILED) record and a complete HLS folder out."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from tests.worker_support import AgentStub, Stack, clip, probe_json, resource
+from vod.model import Status
+from vod.repository import VideoRepository
+from worker.hls import MediaPlaylist, parse_attributes
+from worker.jobs import Transcoder
+from worker.loop import Worker
+from worker.messages import JobsQueue
+from worker.protection import TaskProtection
+from worker.storage import IMMUTABLE_CACHE, PLAYLIST_CACHE, Storage
+
+
+class RecordingRepository(VideoRepository):
+    """The real table adapter, with every requested progress written down."""
+
+    def __init__(self, table_name, *, dynamodb):
+        super().__init__(table_name, dynamodb=dynamodb)
+        self.progress = []
+
+    def transition(self, video_id, target, **kwargs):
+        if target == Status.PROCESSING:
+            self.progress.append((kwargs.get("fields") or {}).get("progress"))
+        return super().transition(video_id, target, **kwargs)
+
+
+def make_worker(
+    stack, tmp_path, *, protection=None, s3=None, repository=None, **overrides
+):
+    settings = stack.settings(tmp_path / "work", **overrides)
+    return Worker(
+        queue=JobsQueue(
+            stack.sqs,
+            settings.queue_url,
+            visibility_timeout=settings.visibility_timeout_seconds,
+        ),
+        transcoder=Transcoder(
+            settings,
+            repository=repository or stack.repository,
+            storage=Storage(s3 or stack.s3),
+        ),
+        protection=protection or TaskProtection(None),
+        heartbeat_seconds=settings.heartbeat_seconds,
+        stop_timeout_seconds=settings.stop_timeout_seconds,
+    )
+
+
+@pytest.fixture
+def stack(moto):
+    return Stack(moto)
+
+
+def stream_infs(master):
+    lines = master.splitlines()
+    return {
+        lines[i + 1]: parse_attributes(line.split(":", 1)[1])
+        for i, line in enumerate(lines)
+        if line.startswith("#EXT-X-STREAM-INF:")
+    }
+
+
+def rung_file(stack, video_id, name, tmp_path):
+    """The rung's init and media segments, downloaded and joined."""
+    playlist = MediaPlaylist.parse(
+        stack.read_output(video_id, f"{name}/index.m3u8").decode()
+    )
+    parts = [playlist.init] + [uri for uri, _ in playlist.segments]
+    joined = tmp_path / f"{name}.mp4"
+    joined.write_bytes(
+        b"".join(stack.read_output(video_id, f"{name}/{p}") for p in parts)
+    )
+    return joined
+
+
+def keyframe_times(path):
+    frames = probe_json(
+        path,
+        "-select_streams",
+        "v",
+        "-skip_frame",
+        "nokey",
+        "-show_entries",
+        "frame=pts_time",
+    )["frames"]
+    return [round(float(f["pts_time"]), 3) for f in frames]
+
+
+def test_a_job_ends_ready_with_a_complete_hls_folder(stack, tmp_path):
+    video_id = stack.queue_video(clip(seconds=6.5))
+    repository = RecordingRepository(
+        stack.table, dynamodb=resource(stack.moto, "dynamodb")
+    )
+    with AgentStub() as agent:
+        worker = make_worker(
+            stack, tmp_path, protection=TaskProtection(agent.uri), repository=repository
+        )
+        assert worker.poll_once(wait_seconds=0)
+
+    video = stack.repository.get(video_id)
+    assert video.status == Status.READY
+    assert video.progress == 100
+    assert video.error is None
+    assert video.duration == pytest.approx(6.5, abs=0.05)
+    assert (video.width, video.height) == (640, 360)
+    prefix = f"videos/{video_id}/"
+    assert video.playback == prefix + "master.m3u8"
+    assert (video.poster, video.sprite, video.thumbnails) == (
+        prefix + "poster.jpg",
+        prefix + "sprite.jpg",
+        prefix + "thumbnails.vtt",
+    )
+    assert [(r.name, r.width, r.height, r.bitrate) for r in video.renditions] == [
+        ("360p", 640, 360, 800_000),
+        ("240p", 426, 240, 400_000),
+        ("144p", 256, 144, 200_000),
+    ]
+    assert all(r.playlist == f"{prefix}{r.name}/index.m3u8" for r in video.renditions)
+    assert all(r.frame_rate == 30.0 for r in video.renditions)
+
+    master = stack.read_output(video_id, "master.m3u8").decode()
+    assert master.startswith("#EXTM3U")
+    assert re.search(
+        r'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="group_audio".*URI="audio/index.m3u8"',
+        master,
+    )
+    variants = stream_infs(master)
+    assert list(variants) == [f"{r.name}/index.m3u8" for r in video.renditions]
+    for rendition in video.renditions:
+        attributes = variants[f"{rendition.name}/index.m3u8"]
+        assert attributes["RESOLUTION"] == f"{rendition.width}x{rendition.height}"
+        assert attributes["FRAME-RATE"] == "30.000"
+        assert attributes["CODECS"] == f'"{rendition.codecs}"'
+        assert re.fullmatch(r"avc1\.[0-9a-f]{6},mp4a\.40\.2", rendition.codecs)
+        assert 0 < int(attributes["AVERAGE-BANDWIDTH"]) <= int(attributes["BANDWIDTH"])
+        assert attributes["AUDIO"] == '"group_audio"'
+
+    outputs = stack.outputs(video_id)
+    expected = {"master.m3u8", "poster.jpg", "sprite.jpg", "thumbnails.vtt"}
+    for folder in ["audio", *(r.name for r in video.renditions)]:
+        playlist = MediaPlaylist.parse(
+            stack.read_output(video_id, f"{folder}/index.m3u8").decode()
+        )
+        expected |= {f"{folder}/index.m3u8", f"{folder}/{playlist.init}"}
+        expected |= {f"{folder}/{uri}" for uri, _ in playlist.segments}
+        assert len(playlist.segments) == 2
+    assert set(outputs) == expected
+    for name, head in outputs.items():
+        if name.endswith(".m3u8"):
+            assert (head["ContentType"], head["CacheControl"]) == (
+                "application/vnd.apple.mpegurl",
+                PLAYLIST_CACHE,
+            )
+        elif name.endswith((".m4s", ".mp4")):
+            assert (head["ContentType"], head["CacheControl"]) == (
+                "video/mp4",
+                IMMUTABLE_CACHE,
+            )
+    assert outputs["poster.jpg"]["ContentType"] == "image/jpeg"
+    assert outputs["sprite.jpg"]["ContentType"] == "image/jpeg"
+    assert outputs["thumbnails.vtt"]["ContentType"] == "text/vtt"
+
+    keyframes = {}
+    for rendition in video.renditions:
+        joined = rung_file(stack, video_id, rendition.name, tmp_path)
+        stream = probe_json(joined, "-show_streams")["streams"][0]
+        assert (stream["width"], stream["height"]) == (
+            rendition.width,
+            rendition.height,
+        )
+        keyframes[rendition.name] = keyframe_times(joined)
+    first = keyframes["360p"]
+    assert len(first) == 4
+    assert [round(b - a, 3) for a, b in itertools.pairwise(first)] == [2.0] * 3
+    assert all(times == first for times in keyframes.values())
+
+    poster = tmp_path / "poster.jpg"
+    poster.write_bytes(stack.read_output(video_id, "poster.jpg"))
+    sprite = tmp_path / "sprite.jpg"
+    sprite.write_bytes(stack.read_output(video_id, "sprite.jpg"))
+    size = ("-show_entries", "stream=width,height")
+    assert probe_json(poster, *size)["streams"][0] == {"width": 640, "height": 360}
+    assert probe_json(sprite, *size)["streams"][0] == {"width": 640, "height": 90}
+    vtt = stack.read_output(video_id, "thumbnails.vtt").decode()
+    assert vtt.count("sprite.jpg#xywh=") == 4
+    assert "00:00:06.000 --> 00:00:06.500" in vtt
+
+    progress = repository.progress
+    assert progress[0] == 0
+    assert len(progress) >= 2
+    assert progress[1:] == sorted(progress[1:])
+    assert all(0 < p < 100 for p in progress[1:])
+    assert agent.states() == [True, False]
+    assert stack.queue_depths() == (0, 0)
+
+
+def test_a_source_without_audio_gets_video_only_variants(stack, tmp_path):
+    video_id = stack.queue_video(clip(seconds=2, audio=False))
+    assert make_worker(stack, tmp_path).poll_once(wait_seconds=0)
+    video = stack.repository.get(video_id)
+    assert video.status == Status.READY
+    master = stack.read_output(video_id, "master.m3u8").decode()
+    assert "#EXT-X-MEDIA" not in master
+    for attributes in stream_infs(master).values():
+        assert "mp4a" not in attributes["CODECS"]
+        assert "AUDIO" not in attributes
+    assert not any(name.startswith("audio/") for name in stack.outputs(video_id))
+
+
+def truncated(faststart):
+    whole = clip(seconds=4, faststart=faststart).read_bytes()
+    return whole[: len(whole) // 2]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"just some text, not a video\n", "not a video that can be read"),
+        (b"", "the uploaded file is empty"),
+        ("index-up-front", "truncated or corrupt: only"),
+        ("index-at-end", "not a video that can be read"),
+    ],
+)
+def test_bad_inputs_end_failed_and_leave_no_message(stack, tmp_path, content, reason):
+    if content == "index-up-front":
+        content = truncated(faststart=True)
+    elif content == "index-at-end":
+        content = truncated(faststart=False)
+    upload = tmp_path / "upload.mp4"
+    upload.write_bytes(content)
+    video_id = stack.queue_video(upload)
+    assert make_worker(stack, tmp_path).poll_once(wait_seconds=0)
+    video = stack.repository.get(video_id)
+    assert video.status == Status.FAILED
+    assert reason in video.error
+    assert str(tmp_path) not in video.error
+    assert stack.queue_depths() == (0, 0)
+    assert stack.outputs(video_id) == {}
+
+
+def test_not_enough_disk_space_ends_failed(stack, tmp_path):
+    video_id = stack.queue_video(clip(seconds=1))
+    worker = make_worker(stack, tmp_path, disk_headroom_bytes=10**18)
+    assert worker.poll_once(wait_seconds=0)
+    video = stack.repository.get(video_id)
+    assert video.status == Status.FAILED
+    assert "not enough disk space" in video.error
+    assert stack.queue_depths() == (0, 0)
+
+
+def test_a_redelivered_job_for_a_ready_video_is_acknowledged_without_work(
+    stack, tmp_path
+):
+    video_id = stack.queue_video(clip(seconds=1), status=Status.READY)
+    before = stack.repository.get(video_id)
+    assert make_worker(stack, tmp_path).poll_once(wait_seconds=0)
+    assert stack.repository.get(video_id) == before
+    assert stack.outputs(video_id) == {}
+    assert stack.queue_depths() == (0, 0)
+
+
+def test_a_job_for_a_video_not_yet_queued_is_left_for_later(stack, tmp_path):
+    video_id = stack.queue_video(clip(seconds=1), status=Status.UPLOADED)
+    assert make_worker(stack, tmp_path).poll_once(wait_seconds=0)
+    assert stack.repository.get(video_id).status == Status.UPLOADED
+    assert stack.queue_depths() == (1, 0)
+
+
+def test_a_malformed_message_is_left_for_the_dlq(stack, tmp_path):
+    stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody='{"videoId": 3}')
+    assert make_worker(stack, tmp_path).poll_once(wait_seconds=0)
+    assert stack.queue_depths() == (1, 0)
+
+
+def test_an_s3_outage_leaves_the_message_and_never_marks_ready(stack, tmp_path):
+    video_id = stack.queue_video(clip(seconds=1))
+    unreachable = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    assert make_worker(stack, tmp_path, s3=unreachable).poll_once(wait_seconds=0)
+    video = stack.repository.get(video_id)
+    assert video.status == Status.PROCESSING
+    assert video.playback is None
+    assert stack.queue_depths() == (1, 0)

@@ -1,0 +1,162 @@
+"""The job message, the worker's settings, and the queue adapter on moto."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import client, make_queue
+from vod.jobs import JobMessage
+from vod.ladder import DEFAULT_LADDER
+from vod.settings import Env, MissingSetting, WorkerSettings
+from worker.messages import Heartbeat, JobsQueue
+
+REQUIRED = {
+    Env.TABLE_NAME: "videos",
+    Env.SOURCE_BUCKET: "uploads",
+    Env.OUTPUT_BUCKET: "outputs",
+    Env.JOBS_QUEUE_URL: "http://127.0.0.1:1/queue/jobs",
+}
+
+
+def test_job_message_round_trips_in_the_agreed_shape():
+    message = JobMessage(
+        "v1", "uploads", "uploads/o/v1/a.mp4", etag='"abc"', sequencer="0A1"
+    )
+    body = message.to_json()
+    assert json.loads(body) == {
+        "videoId": "v1",
+        "bucket": "uploads",
+        "key": "uploads/o/v1/a.mp4",
+        "etag": '"abc"',
+        "sequencer": "0A1",
+    }
+    assert JobMessage.from_json(body) == message
+
+
+def test_job_message_optional_fields_may_be_absent_or_null():
+    parsed = JobMessage.from_json(
+        '{"videoId": "v", "bucket": "b", "key": "k", "etag": null}'
+    )
+    assert parsed == JobMessage("v", "b", "k")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{not json", "not JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"bucket": "b", "key": "k"}', "videoId"),
+        ('{"videoId": "", "bucket": "b", "key": "k"}', "videoId"),
+        ('{"videoId": "v", "bucket": 3, "key": "k"}', "bucket"),
+        ('{"videoId": "v", "bucket": "b", "key": "k", "etag": 5}', "etag"),
+    ],
+)
+def test_malformed_job_messages_raise_value_error_saying_why(body, message):
+    with pytest.raises(ValueError, match=message):
+        JobMessage.from_json(body)
+
+
+def test_worker_settings_defaults():
+    settings = WorkerSettings.from_env(REQUIRED)
+    assert settings.ladder == DEFAULT_LADDER
+    assert settings.heartbeat_seconds < settings.visibility_timeout_seconds
+    assert settings.x264_preset == "veryfast"
+    assert settings.stop_timeout_seconds < 120
+
+
+def test_worker_settings_read_every_variable():
+    env = {
+        **REQUIRED,
+        Env.LADDER: '[{"name": "low", "shortSide": 240, "maxKbps": 400}]',
+        Env.HEARTBEAT_SECONDS: "5",
+        Env.VISIBILITY_TIMEOUT_SECONDS: "30",
+        Env.STOP_TIMEOUT_SECONDS: "10",
+        Env.WORK_DIR: "/scratch",
+        Env.X264_PRESET: "medium",
+        Env.PROGRESS_INTERVAL_SECONDS: "2",
+    }
+    settings = WorkerSettings.from_env(env)
+    assert [r.name for r in settings.ladder] == ["low"]
+    assert (settings.heartbeat_seconds, settings.visibility_timeout_seconds) == (5, 30)
+    assert settings.stop_timeout_seconds == 10
+    assert settings.work_dir == "/scratch"
+    assert settings.x264_preset == "medium"
+    assert settings.progress_interval_seconds == 2
+    assert settings.queue_url == REQUIRED[Env.JOBS_QUEUE_URL]
+
+
+def test_worker_settings_refuse_a_heartbeat_slower_than_the_timeout():
+    env = {
+        **REQUIRED,
+        Env.HEARTBEAT_SECONDS: "30",
+        Env.VISIBILITY_TIMEOUT_SECONDS: "30",
+    }
+    with pytest.raises(MissingSetting, match=Env.HEARTBEAT_SECONDS):
+        WorkerSettings.from_env(env)
+
+
+def test_worker_settings_require_the_queue():
+    env = {k: v for k, v in REQUIRED.items() if k != Env.JOBS_QUEUE_URL}
+    with pytest.raises(MissingSetting, match=Env.JOBS_QUEUE_URL):
+        WorkerSettings.from_env(env)
+
+
+def test_worker_settings_reject_a_bad_ladder():
+    with pytest.raises(ValueError, match="shortSide"):
+        WorkerSettings.from_env({**REQUIRED, Env.LADDER: '[{"name": "x"}]'})
+
+
+def test_queue_receives_one_message_and_settles_it(moto):
+    queue_url, _ = make_queue(moto)
+    sqs = client(moto, "sqs")
+    for body in ("first", "second"):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    queue = JobsQueue(sqs, queue_url, visibility_timeout=30)
+    message = queue.receive(wait_seconds=0)
+    assert message is not None
+    assert message.receive_count == 1
+    queue.release(message)
+    bodies = set()
+    for _ in range(2):
+        again = queue.receive(wait_seconds=0)
+        assert again is not None
+        bodies.add(again.body)
+        queue.delete(again)
+    assert bodies == {"first", "second"}
+    assert queue.receive(wait_seconds=0) is None
+
+
+def test_extend_keeps_the_message_hidden_past_its_first_timeout(moto):
+    queue_url, _ = make_queue(moto)
+    sqs = client(moto, "sqs")
+    sqs.send_message(QueueUrl=queue_url, MessageBody="job")
+    queue = JobsQueue(sqs, queue_url, visibility_timeout=2)
+    message = queue.receive(wait_seconds=0)
+    assert message is not None
+    time.sleep(1.2)
+    queue.extend(message)
+    time.sleep(1.2)
+    assert queue.receive(wait_seconds=0) is None
+    queue.release(message)
+    again = queue.receive(wait_seconds=0)
+    assert again is not None
+    assert again.receive_count == 2
+
+
+def test_heartbeat_beats_until_stopped_and_survives_failures():
+    beats = []
+
+    def beat():
+        beats.append(time.monotonic())
+        if len(beats) == 1:
+            raise ConnectionError("one lost extension")
+
+    with Heartbeat(0.05, beat):
+        time.sleep(0.4)
+    count = len(beats)
+    time.sleep(0.15)
+    assert count >= 3
+    assert len(beats) == count

@@ -1,0 +1,231 @@
+"""The adaptive-bitrate ladder: which renditions a source gets, at what size,
+rate and frame rate. Pure functions, shared by the FFmpeg worker and the
+MediaConvert path so that both produce the same rungs.
+
+Default rungs (name: short side, bitrate cap). The caps are peak rates for a
+capped-CRF H.264 encode at up to 30 fps, as common web ladders use them; the
+encoder spends less wherever the content allows:
+
+    1080p: 1080 px, 5000 kbit/s
+    720p:   720 px, 3000 kbit/s
+    540p:   540 px, 2000 kbit/s
+    432p:   432 px, 1200 kbit/s
+    360p:   360 px,  800 kbit/s
+
+A rung names the short side so that portrait video gets the same quality
+steps as landscape. ``Env.LADDER`` replaces the rungs with a JSON list such as
+``[{"name": "720p", "shortSide": 720, "maxKbps": 3000}]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from fractions import Fraction
+
+#: Every segment is 6 s and every rung has a keyframe each 2 s, at the same
+#: instants, so a player can switch rungs at any segment boundary.
+SEGMENT_SECONDS = 6
+GOP_SECONDS = 2
+#: One AAC-LC stereo rendition group shared by all video rungs.
+AUDIO_BITRATE = 128_000
+AUDIO_CHANNELS = 2
+AUDIO_SAMPLE_RATE = 48_000
+#: A player's buffer model: twice the cap, i.e. two seconds at peak rate.
+BUFFER_TO_RATE = 2
+#: Above this, the frame rate is halved: high-rate sources (slow-motion phone
+#: clips at 120/240 fps) would cost far more bits for motion no screen shows.
+MAX_FRAME_RATE = 60
+#: The rate used when a source does not declare one that can be trusted.
+FALLBACK_FRAME_RATE = Fraction(30)
+#: Broadcast rates that a variable-rate source is snapped to when its average
+#: is within 1 % of one; any other average is rounded to a whole rate.
+STANDARD_FRAME_RATES = tuple(
+    Fraction(n, d)
+    for n, d in (
+        (24000, 1001),
+        (24, 1),
+        (25, 1),
+        (30000, 1001),
+        (30, 1),
+        (48, 1),
+        (50, 1),
+        (60000, 1001),
+        (60, 1),
+    )
+)
+_RATE_TOLERANCE = Fraction(1, 100)
+#: Names become folder names in the output prefix; "audio" is the audio group's.
+AUDIO_NAME = "audio"
+_RUNG_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rung:
+    name: str
+    short_side: int
+    max_kbps: int
+
+
+DEFAULT_LADDER: tuple[Rung, ...] = (
+    Rung("1080p", 1080, 5000),
+    Rung("720p", 720, 3000),
+    Rung("540p", 540, 2000),
+    Rung("432p", 432, 1200),
+    Rung("360p", 360, 800),
+)
+
+
+def parse_ladder(raw: str) -> tuple[Rung, ...]:
+    """Rungs from ``Env.LADDER`` JSON, largest first; raises ValueError naming
+    the bad entry and the expected shape."""
+    shape = '[{"name": "720p", "shortSide": 720, "maxKbps": 3000}, ...]'
+    try:
+        entries = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"ladder is not JSON ({error}); expected {shape}") from None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"ladder must be a non-empty list; expected {shape}")
+    rungs = []
+    for entry in entries:
+        if not isinstance(entry, dict) or set(entry) != {
+            "name",
+            "shortSide",
+            "maxKbps",
+        }:
+            raise ValueError(f"bad ladder entry {entry!r}; expected {shape}")
+        name, short_side, max_kbps = (
+            entry["name"],
+            entry["shortSide"],
+            entry["maxKbps"],
+        )
+        if (
+            not isinstance(name, str)
+            or not _RUNG_NAME.match(name)
+            or name == AUDIO_NAME
+        ):
+            raise ValueError(
+                f"bad rung name {name!r}: use 1-32 letters, digits, '-' or '_' "
+                f"(not {AUDIO_NAME!r})"
+            )
+        if not _positive_int(short_side) or short_side % 2:
+            raise ValueError(f"rung {name}: shortSide must be a positive even integer")
+        if not _positive_int(max_kbps):
+            raise ValueError(f"rung {name}: maxKbps must be a positive integer")
+        rungs.append(Rung(name, short_side, max_kbps))
+    if len({r.name for r in rungs}) != len(rungs):
+        raise ValueError("ladder rung names must be unique")
+    if len({r.short_side for r in rungs}) != len(rungs):
+        raise ValueError("ladder rungs must have distinct shortSide values")
+    return tuple(sorted(rungs, key=lambda r: r.short_side, reverse=True))
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """What the ladder needs to know about a source's video and audio."""
+
+    width: int
+    height: int
+    duration: float
+    frame_rate: Fraction
+    average_frame_rate: Fraction
+    has_audio: bool
+    bitrate: int | None = None
+    #: Degrees of the display matrix (or legacy ``rotate`` tag).
+    rotation: int = 0
+    sample_aspect_ratio: Fraction = Fraction(1)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as shown: non-square pixels stretched, quarter
+        turns applied (a phone's portrait clip is stored landscape)."""
+        width = round(self.width * self.sample_aspect_ratio)
+        height = self.height
+        if abs(self.rotation) % 180 == 90:
+            return height, width
+        return width, height
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    width: int
+    height: int
+    max_bitrate: int
+
+    @property
+    def buffer_size(self) -> int:
+        return self.max_bitrate * BUFFER_TO_RATE
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    variants: tuple[Variant, ...]
+    frame_rate: Fraction
+    has_audio: bool
+
+    @property
+    def gop_frames(self) -> int:
+        return max(1, round(self.frame_rate * GOP_SECONDS))
+
+
+def plan_ladder(source: Source, ladder: tuple[Rung, ...] = DEFAULT_LADDER) -> Plan:
+    """The renditions for ``source``: every rung whose short side fits in the
+    source's display short side (never upscaling), or, for a source smaller
+    than every rung, one rendition at its own (even) size."""
+    width, height = source.display_size
+    short, long = min(width, height), max(width, height)
+    rungs = [r for r in ladder if r.short_side <= short]
+    if not rungs:
+        smallest = min(ladder, key=lambda r: r.short_side)
+        own = _even_floor(short)
+        rungs = [Rung(f"{own}p", own, smallest.max_kbps)]
+    variants = []
+    for rung in sorted(rungs, key=lambda r: r.short_side, reverse=True):
+        rung_long = min(_even_round(rung.short_side * long / short), _even_floor(long))
+        size = (rung_long, rung.short_side)
+        rung_width, rung_height = size if width >= height else size[::-1]
+        cap = rung.max_kbps * 1000
+        if source.bitrate:
+            cap = min(cap, source.bitrate)
+        variants.append(Variant(rung.name, rung_width, rung_height, cap))
+    return Plan(
+        variants=tuple(variants),
+        frame_rate=output_frame_rate(source.frame_rate, source.average_frame_rate),
+        has_audio=source.has_audio,
+    )
+
+
+def output_frame_rate(declared: Fraction, average: Fraction) -> Fraction:
+    """A constant output rate. A constant-rate source keeps its declared rate;
+    a variable-rate one (declared and average rates disagree) gets its
+    average, snapped to a broadcast rate. Rates above 60 are halved until
+    they are not."""
+    if declared > 0 and (average <= 0 or _close(declared, average)):
+        rate = declared
+    elif average > 0:
+        nearest = min(STANDARD_FRAME_RATES, key=lambda s: abs(average - s))
+        rate = nearest if _close(average, nearest) else Fraction(max(1, round(average)))
+    else:
+        rate = FALLBACK_FRAME_RATE
+    while rate > MAX_FRAME_RATE:
+        rate /= 2
+    return rate
+
+
+def _close(a: Fraction, b: Fraction) -> bool:
+    return abs(a - b) <= b * _RATE_TOLERANCE
+
+
+def _even_floor(value: float) -> int:
+    return max(2, math.floor(value / 2) * 2)
+
+
+def _even_round(value: float) -> int:
+    return max(2, round(value / 2) * 2)
