@@ -1,0 +1,157 @@
+"""Status: MediaConvert's job state changes, as EventBridge delivers them,
+move the video's record.
+
+- PROGRESSING: QUEUED -> PROCESSING at 0 %;
+- STATUS_UPDATE: PROCESSING with ``jobProgress.jobPercentComplete``;
+- COMPLETE: READY with the fields the Fargate worker writes;
+- ERROR: FAILED with MediaConvert's error code and message;
+- CANCELED: FAILED, since no output will come.
+
+Every move is a conditional transition of the shared model, so a duplicate or
+late event (a STATUS_UPDATE after COMPLETE, a PROGRESSING after the first
+STATUS_UPDATE) is refused by the table and only logged. A job that finished
+before it reported progress goes from QUEUED straight to READY.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from lambdas.mediaconvert.job import VIDEO_ID_KEY, UnexpectedOutputs, ready_fields
+from vod.model import Status
+from vod.repository import VideoRepository
+from vod.settings import Env, read_str
+
+logger = logging.getLogger(__name__)
+logger.setLevel(logging.INFO)
+
+#: A record a job can still change: one that the ingest Lambda queued.
+_IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING})
+
+
+@dataclasses.dataclass(frozen=True)
+class JobStateChange:
+    video_id: str
+    job_id: str
+    status: str
+    detail: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordChange:
+    target: Status
+    fields: Mapping[str, Any]
+    only_from: frozenset[Status]
+    remove: tuple[str, ...] = ()
+
+
+def job_state_change(event: Mapping[str, Any]) -> JobStateChange | None:
+    """The change an EventBridge event reports, or None for an event that is
+    not a state change of one of our jobs."""
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        return None
+    video_id = (detail.get("userMetadata") or {}).get(VIDEO_ID_KEY)
+    if not isinstance(video_id, str) or not video_id:
+        return None
+    return JobStateChange(
+        video_id=video_id,
+        job_id=str(detail.get("jobId", "")),
+        status=str(detail.get("status", "")),
+        detail=detail,
+    )
+
+
+def record_change(change: JobStateChange) -> RecordChange | None:
+    """How the record should move for ``change``; None when it should not."""
+    detail = change.detail
+    if change.status == "PROGRESSING":
+        return RecordChange(
+            Status.PROCESSING, {"progress": 0}, only_from=frozenset({Status.QUEUED})
+        )
+    if change.status == "STATUS_UPDATE":
+        percent = (detail.get("jobProgress") or {}).get("jobPercentComplete")
+        if not isinstance(percent, int | float):
+            return None
+        return RecordChange(
+            Status.PROCESSING,
+            {"progress": max(0, min(100, int(percent)))},
+            only_from=_IN_FLIGHT,
+        )
+    if change.status == "COMPLETE":
+        try:
+            fields = ready_fields(detail.get("outputGroupDetails", []), change.video_id)
+        except UnexpectedOutputs as error:
+            return RecordChange(
+                Status.FAILED,
+                {"error": f"MediaConvert finished with unexpected outputs: {error}"},
+                only_from=_IN_FLIGHT,
+            )
+        return RecordChange(
+            Status.READY, fields, only_from=_IN_FLIGHT, remove=("error",)
+        )
+    if change.status == "ERROR":
+        code = detail.get("errorCode")
+        message = detail.get("errorMessage") or "no error message"
+        return RecordChange(
+            Status.FAILED,
+            {"error": f"MediaConvert error {code}: {message}"},
+            only_from=_IN_FLIGHT,
+        )
+    if change.status == "CANCELED":
+        return RecordChange(
+            Status.FAILED,
+            {"error": "the MediaConvert job was canceled"},
+            only_from=_IN_FLIGHT,
+        )
+    return None
+
+
+def apply(change: JobStateChange, repository: VideoRepository) -> str:
+    """Apply ``change`` to the record; returns what happened, for the log."""
+    planned = record_change(change)
+    context = {"videoId": change.video_id, "jobId": change.job_id}
+    if planned is None:
+        logger.info(
+            "job state change needs no record update",
+            extra={**context, "jobStatus": change.status},
+        )
+        return "ignored"
+    video = repository.transition(
+        change.video_id,
+        planned.target,
+        fields=planned.fields,
+        only_from=planned.only_from,
+        remove=planned.remove,
+    )
+    if video is None:
+        logger.info(
+            "record is absent or past this job state; event ignored",
+            extra={**context, "jobStatus": change.status},
+        )
+        return "stale"
+    logger.info(
+        "record updated from job state",
+        extra={**context, "jobStatus": change.status, "status": str(video.status)},
+    )
+    return str(video.status)
+
+
+@functools.cache
+def _repository() -> VideoRepository:
+    return VideoRepository(read_str(Env.TABLE_NAME))
+
+
+def handler(event: Mapping[str, Any], _context: object) -> dict[str, str]:
+    change = job_state_change(event)
+    if change is None:
+        logger.warning(
+            "event is not a state change of one of our jobs; ignored",
+            extra={"detailType": event.get("detail-type"), "id": event.get("id")},
+        )
+        return {"outcome": "ignored"}
+    return {"outcome": apply(change, _repository())}

@@ -1,0 +1,169 @@
+"""The status Lambda on MediaConvert's job state change events (AWS's
+documented examples, tagged as our jobs), against moto's DynamoDB."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lambdas.mediaconvert import status
+from lambdas.mediaconvert.status import apply, handler, job_state_change
+from tests.conftest import make_table
+from vod.keys import upload_key
+from vod.model import Status, Video
+from vod.repository import VideoRepository
+from vod.settings import Env
+
+FIXTURES = Path(__file__).parent / "fixtures" / "events"
+
+
+def _event(name: str, **detail: Any) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(
+        (FIXTURES / f"mediaconvert_{name}.json").read_text()
+    )
+    event["detail"].update(detail)
+    return event
+
+
+@pytest.fixture
+def table(aws_env, monkeypatch):
+    name = make_table(aws_env)
+    monkeypatch.setenv(Env.TABLE_NAME, name)
+    status._repository.cache_clear()
+    yield name
+    status._repository.cache_clear()
+
+
+def _queued(table: str, video_id: str = "v1") -> VideoRepository:
+    repository = VideoRepository(table)
+    repository.create(
+        Video.new_upload(
+            video_id=video_id,
+            owner="alice",
+            key=upload_key("alice", video_id, "holiday.mp4"),
+            filename="holiday.mp4",
+            content_type="video/mp4",
+            size=None,
+            upload_id="up-1",
+            expires_at=int(time.time()) + 3600,
+        )
+    )
+    repository.transition(video_id, Status.QUEUED, fields={"progress": 0})
+    return repository
+
+
+def _record(repository: VideoRepository, video_id: str = "v1") -> Video:
+    video = repository.get(video_id)
+    assert video is not None
+    return video
+
+
+def _deliver(*names: str) -> list[str]:
+    return [handler(_event(name), None)["outcome"] for name in names]
+
+
+def test_progress_events_move_the_record_to_processing_with_a_percent(table):
+    repository = _queued(table)
+    assert _deliver("progressing") == ["PROCESSING"]
+    assert _record(repository).progress == 0
+    assert _deliver("status_update") == ["PROCESSING"]
+    record = _record(repository)
+    assert (record.status, record.progress) == (Status.PROCESSING, 7)
+
+
+def test_a_late_progressing_event_does_not_reset_the_percent(table):
+    repository = _queued(table)
+    assert _deliver("status_update", "progressing") == ["PROCESSING", "stale"]
+    assert _record(repository).progress == 7
+
+
+def test_complete_writes_the_fields_the_worker_writes(table):
+    repository = _queued(table)
+    repository.transition("v1", Status.PROCESSING, fields={"error": "old"})
+    assert _deliver("complete") == ["READY"]
+    record = _record(repository)
+    assert record.status is Status.READY
+    assert record.progress == 100
+    assert record.error is None
+    assert record.duration == 30.08
+    assert (record.width, record.height) == (1920, 1080)
+    assert record.playback == "videos/v1/master.m3u8"
+    assert record.poster == "videos/v1/poster.0000005.jpg"
+    assert [(r.name, r.width, r.height) for r in record.renditions] == [
+        ("1080p", 1920, 1080),
+        ("720p", 1280, 720),
+        ("540p", 960, 540),
+        ("432p", 768, 432),
+        ("360p", 640, 360),
+    ]
+    public = record.to_public("https://d111111abcdef8.cloudfront.net")
+    assert public["playbackUrl"] == (
+        "https://d111111abcdef8.cloudfront.net/videos/v1/master.m3u8"
+    )
+
+
+def test_a_job_that_finishes_before_any_progress_goes_straight_to_ready(table):
+    repository = _queued(table)
+    assert _deliver("complete") == ["READY"]
+    assert _record(repository).status is Status.READY
+
+
+def test_events_after_the_end_change_nothing(table):
+    repository = _queued(table)
+    assert _deliver("complete", "status_update", "error", "complete") == [
+        "READY",
+        "stale",
+        "stale",
+        "stale",
+    ]
+    record = _record(repository)
+    assert (record.status, record.progress, record.error) == (Status.READY, 100, None)
+
+
+def test_an_error_fails_the_record_with_mediaconverts_code_and_message(table):
+    repository = _queued(table)
+    assert _deliver("status_update", "error") == ["PROCESSING", "FAILED"]
+    record = _record(repository)
+    assert record.status is Status.FAILED
+    assert record.error == "MediaConvert error 1040: Example error message"
+
+
+def test_a_canceled_job_fails_the_record(table):
+    repository = _queued(table)
+    event = _event("progressing", status="CANCELED")
+    assert handler(event, None) == {"outcome": "FAILED"}
+    assert _record(repository).error == "the MediaConvert job was canceled"
+
+
+def test_complete_with_foreign_outputs_fails_instead_of_pointing_elsewhere(table):
+    repository = _queued(table, "v2")
+    event = _event("complete", userMetadata={"videoId": "v2"})
+    assert handler(event, None) == {"outcome": "FAILED"}
+    record = _record(repository, "v2")
+    assert record.playback is None
+    assert record.error is not None
+    assert "unexpected outputs" in record.error
+    assert "videos/v2/" in record.error
+
+
+def test_events_of_other_jobs_or_for_no_record_are_ignored(table):
+    _queued(table)
+    assert handler(_event("complete", userMetadata={}), None) == {"outcome": "ignored"}
+    assert handler({"detail-type": "Scheduled Event", "detail": {}}, None) == {
+        "outcome": "ignored"
+    }
+    missing = job_state_change(_event("complete", userMetadata={"videoId": "gone"}))
+    assert missing is not None
+    assert apply(missing, VideoRepository(table)) == "stale"
+
+
+def test_a_status_update_without_a_percent_changes_nothing(table):
+    repository = _queued(table)
+    assert handler(_event("status_update", jobProgress={}), None) == {
+        "outcome": "ignored"
+    }
+    assert _record(repository).status is Status.QUEUED

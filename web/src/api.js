@@ -1,0 +1,86 @@
+/** The page's side of the HTTP API: its settings, and the three calls it makes. */
+
+/**
+ * The settings served next to the page as `config.json`: the local runner
+ * writes them, and a deployment uploads them beside the bundle, so the page
+ * names no host of its own.
+ */
+export async function loadConfig(url = 'config.json') {
+  const response = await fetch(url, { cache: 'no-store' })
+  if (!response.ok) {
+    throw new Error(`${url}: HTTP ${response.status}`)
+  }
+  const config = await response.json()
+  if (typeof config.apiUrl !== 'string' || !config.apiUrl) {
+    throw new Error(`${url} has no apiUrl, e.g. {"apiUrl": "https://api.example.com"}`)
+  }
+  return {
+    apiUrl: config.apiUrl.replace(/\/+$/, ''),
+    playbackUrl: config.playbackUrl || '',
+    token: config.token || '',
+  }
+}
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message)
+    this.name = 'ApiError'
+    this.status = status
+  }
+}
+
+export class Api {
+  constructor(baseUrl, token) {
+    this.baseUrl = baseUrl
+    this.token = token
+  }
+
+  /**
+   * Signs one S3 request of `@uppy/aws-s3` 6 (`{method, key, uploadId?,
+   * partNumber?, contentType?}`). For PutObject and CreateMultipartUpload the
+   * answer's `key` is the server's, and Uppy keeps it for the later parts.
+   */
+  sign(request) {
+    return this.#call('POST', '/s3/sign', request)
+  }
+
+  video(id) {
+    return this.#call('GET', `/videos/${encodeURIComponent(id)}`)
+  }
+
+  async #call(method, path, body) {
+    const headers = { authorization: `Bearer ${this.token}` }
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json'
+    }
+    const response = await fetch(this.baseUrl + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+    const payload = await response.json().catch(() => ({}))
+    if (!response.ok) {
+      throw new ApiError(response.status, `${method} ${path}: ${payload.message || `HTTP ${response.status}`}`)
+    }
+    return payload
+  }
+}
+
+/** The video ID in a server-made upload key, `uploads/{owner}/{videoId}/{filename}` (vod/keys.py). */
+export function videoIdFromKey(key) {
+  const [prefix, owner, videoId, filename] = key.split('/')
+  if (prefix !== 'uploads' || !owner || !videoId || !filename) {
+    throw new Error(`${key} is not an upload key like uploads/{owner}/{videoId}/{filename}`)
+  }
+  return videoId
+}
+
+/**
+ * Where to fetch a record's URL from. Records carry absolute URLs when the
+ * API knows the CDN's address and bare paths when it does not; a path is then
+ * relative to `config.playbackUrl`, or to the page itself behind a CDN.
+ */
+export function resolvePlayback(url, playbackBase) {
+  const base = playbackBase ? playbackBase.replace(/\/*$/, '/') : document.baseURI
+  return new URL(url, base).href
+}

@@ -1,0 +1,142 @@
+import AwsS3 from '@uppy/aws-s3'
+import Uppy from '@uppy/core'
+import Dashboard from '@uppy/dashboard'
+import Hls from 'hls.js'
+import '@uppy/core/css/style.min.css'
+import '@uppy/dashboard/css/style.min.css'
+import './style.css'
+import { Api, loadConfig, resolvePlayback, videoIdFromKey } from './api.js'
+
+const POLL_INTERVAL_MS = 1000
+/** Statuses a record never leaves (vod/model.py TERMINAL). */
+const TERMINAL = new Set(['READY', 'FAILED', 'ABORTED'])
+
+const notice = document.getElementById('notice')
+
+function showNotice(message) {
+  notice.textContent = message
+  notice.hidden = false
+}
+
+/** One uploaded video on the page: its status, transcode progress, and player. */
+class VideoCard {
+  constructor(title, videoId) {
+    const template = document.getElementById('video-card')
+    this.element = template.content.firstElementChild.cloneNode(true)
+    this.element.dataset.videoId = videoId
+    this.#part('title').textContent = title
+    document.getElementById('videos').prepend(this.element)
+  }
+
+  #part(name) {
+    return this.element.querySelector(`.video-${name}`)
+  }
+
+  show(record) {
+    this.element.dataset.status = record.status
+    this.#part('status').textContent = record.status
+    this.#part('progress').value = record.progress ?? 0
+    this.#part('percent').textContent = `${record.progress ?? 0}%`
+    this.fail(record.error)
+  }
+
+  /** Shows `message`, or clears the last one when there is none. */
+  fail(message) {
+    const error = this.#part('error')
+    error.textContent = message || ''
+    error.hidden = !message
+  }
+
+  play(source, poster) {
+    const video = this.#part('player')
+    if (poster) {
+      video.poster = poster
+    }
+    video.hidden = false
+    // Muted, so browsers allow it to start on its own.
+    video.autoplay = true
+    if (Hls.isSupported()) {
+      const hls = new Hls()
+      hls.on(Hls.Events.ERROR, (_event, data) => {
+        if (data.fatal) {
+          this.fail(`Playback failed: ${data.type} ${data.details}`)
+        }
+      })
+      hls.loadSource(source)
+      hls.attachMedia(video)
+    } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      video.src = source
+    } else {
+      this.fail('This browser cannot play HLS.')
+    }
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Polls the record until it settles; plays it when READY. */
+async function watch(api, config, card, videoId) {
+  for (;;) {
+    try {
+      const record = await api.video(videoId)
+      card.show(record)
+      if (record.status === 'READY') {
+        card.play(
+          resolvePlayback(record.playbackUrl, config.playbackUrl),
+          record.posterUrl && resolvePlayback(record.posterUrl, config.playbackUrl),
+        )
+      }
+      if (TERMINAL.has(record.status)) {
+        return
+      }
+    } catch (error) {
+      card.fail(error.message)
+      // A 4xx (bad token, record gone) will not mend by asking again.
+      if (error.status >= 400 && error.status < 500 && error.status !== 429) {
+        return
+      }
+    }
+    await sleep(POLL_INTERVAL_MS)
+  }
+}
+
+function askForToken(api, dashboard) {
+  const form = document.getElementById('token-form')
+  form.hidden = false
+  form.addEventListener('submit', (event) => {
+    event.preventDefault()
+    api.token = form.elements.token.value.trim()
+    form.hidden = true
+    dashboard.setOptions({ disabled: false })
+  })
+}
+
+async function main() {
+  const config = await loadConfig()
+  const api = new Api(config.apiUrl, config.token)
+  const uppy = new Uppy({ restrictions: { allowedFileTypes: ['video/*'] } })
+    .use(Dashboard, {
+      inline: true,
+      target: '#uploader',
+      height: 340,
+      width: '100%',
+      disabled: !api.token,
+      note: 'Video files only',
+      proudlyDisplayPoweredByUppy: false,
+    })
+    .use(AwsS3, {
+      shouldUseMultipart: true,
+      // The server makes the key and keeps only the file name of this one.
+      generateObjectKey: (file) => file.name,
+      signRequest: (request) => api.sign(request),
+    })
+  if (!api.token) {
+    askForToken(api, uppy.getPlugin('Dashboard'))
+  }
+  uppy.on('upload-success', (file, response) => {
+    const videoId = videoIdFromKey(response.body.key)
+    watch(api, config, new VideoCard(file.name, videoId), videoId)
+  })
+}
+
+main().catch((error) => showNotice(error.message))
