@@ -1,5 +1,6 @@
-# Every target sets up what it needs: the venv from requirements*.txt, the
-# pinned CDK CLI from package.json, and ffmpeg through apt when missing.
+# Every target sets up what it needs: the venv from requirements*.txt (and
+# the `vod` CLI), the pinned CDK CLI and web bundle deps from package.json,
+# and ffmpeg and chromium through apt when missing (Debian, as root).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,22 +10,30 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup synth test lint demo bench clean
+.PHONY: setup synth test lint demo demo-serve bench clean
 
-setup: $(VENV)/.installed node_modules/.installed ffmpeg
+setup: $(VENV)/.installed node_modules/.installed ffmpeg chromium web/dist/index.html
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-.PHONY: ffmpeg
+.PHONY: ffmpeg chromium
 ffmpeg:
-	@scripts/ensure-ffmpeg.sh
+	@scripts/ensure-package.sh ffmpeg ffmpeg ffprobe
+
+# Headless browser for the browser test (Playwright drives the system build).
+chromium:
+	@scripts/ensure-package.sh chromium chromium
+
+web/dist/index.html: web/build.mjs web/index.html $(wildcard web/src/*) node_modules/.installed
+	npm run --silent build:web
 
 synth: setup
 	$(CDK) synth --no-notices -q
@@ -42,6 +51,9 @@ demo: synth
 
 bench: setup
 	$(PY) bench/synth.py
+	$(PY) bench/sign.py
+	$(PY) bench/transcode.py
+	$(PY) bench/upload.py
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -7,9 +7,28 @@ acknowledgement names one finding on one construct and says why it is true.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, App, Validations
+from aws_cdk import Acknowledgment, App, CfnResource, Stack, Validations
+from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
+
+from cdk_app.delivery import VideoDelivery
+from cdk_app.events import VideoEvents
+from cdk_app.functions import PythonLambda
+from cdk_app.mediaconvert import MediaConvertTranscoder
+from cdk_app.storage import VideoStorage
+from cdk_app.transcoder import FargateTranscoder
+from cdk_app.upload_api import UploadApi
+from vod.keys import OUTPUTS_PREFIX, UPLOADS_PREFIX
+
+#: The id CDK gives its singleton S3-notifications handler in every stack.
+BUCKET_NOTIFICATIONS_HANDLER = (
+    "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+)
+PREFIX_GRANT = (
+    "Scoped to one key prefix of one bucket: IAM can only express a prefix "
+    "as an object ARN ending in '*'. The actions are named, not wildcarded."
+)
 
 
 def enable_compliance_gate(app: App) -> None:
@@ -18,3 +37,167 @@ def enable_compliance_gate(app: App) -> None:
 
 def _acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=finding, reason=reason))
+
+
+def _prefix_resource(bucket: s3.IBucket, prefix: str) -> str:
+    """cdk-nag's text for ``bucket.arn_for_objects(prefix + '*')``."""
+    return f"Resource::<{_logical_id(bucket)}.Arn>/{prefix}*"
+
+
+def _acknowledge_prefix_grants(
+    function: PythonLambda, grants: list[tuple[s3.IBucket, str]]
+) -> None:
+    policy = function.role.node.find_child("DefaultPolicy")
+    for bucket, prefix in grants:
+        _acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[{_prefix_resource(bucket, prefix)}]",
+            PREFIX_GRANT,
+        )
+
+
+def acknowledge_upload_api(api: UploadApi, storage: VideoStorage) -> None:
+    _acknowledge_prefix_grants(
+        api.upload_function, [(storage.source_bucket, UPLOADS_PREFIX)]
+    )
+    _acknowledge_prefix_grants(
+        api.videos_function,
+        [
+            (storage.source_bucket, UPLOADS_PREFIX),
+            (storage.output_bucket, OUTPUTS_PREFIX),
+        ],
+    )
+    if api.user_pool is not None:
+        _acknowledge(
+            api.user_pool,
+            "AwsSolutions-COG2",
+            "MFA is offered (TOTP) but not required: the pool signs in the "
+            "uploaders of the operator's video app, and whether they must "
+            "enroll a second factor is the operator's policy, set on the pool.",
+        )
+        _acknowledge(
+            api.user_pool,
+            "AwsSolutions-COG8",
+            "The Plus feature plan (threat protection) is billed per monthly "
+            "active user; the default stays on Essentials and operators who "
+            "need adaptive authentication switch the pool's feature plan.",
+        )
+
+
+def acknowledge_transcoder(
+    transcoder: FargateTranscoder, storage: VideoStorage
+) -> None:
+    task_policy = transcoder.task_definition.task_role.node.find_child("DefaultPolicy")
+    for bucket, prefix in (
+        (storage.source_bucket, UPLOADS_PREFIX),
+        (storage.output_bucket, OUTPUTS_PREFIX),
+    ):
+        _acknowledge(
+            task_policy,
+            f"AwsSolutions-IAM5[{_prefix_resource(bucket, prefix)}]",
+            PREFIX_GRANT,
+        )
+    _acknowledge(
+        task_policy,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:"
+        f"<AWS::AccountId>:task/<{_logical_id(transcoder.ecs_cluster)}>/*]",
+        "ecs:UpdateTaskProtection on the tasks of this cluster only: task ids "
+        "are assigned at run time, so IAM can name them only with a wildcard.",
+    )
+    _acknowledge(
+        transcoder.task_definition,
+        "AwsSolutions-ECS2",
+        "The environment holds only resource names, the queue URL and timing "
+        "numbers, all visible in the template anyway; there is no secret.",
+    )
+    execution_role = transcoder.task_definition.obtain_execution_role()
+    _acknowledge(
+        execution_role.node.find_child("DefaultPolicy"),
+        "AwsSolutions-IAM5[Resource::*]",
+        "ecr:GetAuthorizationToken supports no resource-level permission; AWS "
+        "requires '*'. The image pull and log writes are scoped to the "
+        "image's repository and the worker's log group.",
+    )
+
+
+def acknowledge_mediaconvert(
+    transcoder: MediaConvertTranscoder, storage: VideoStorage
+) -> None:
+    service_policy = transcoder.mediaconvert_role.node.find_child("DefaultPolicy")
+    for bucket, prefix in (
+        (storage.source_bucket, UPLOADS_PREFIX),
+        (storage.output_bucket, OUTPUTS_PREFIX),
+    ):
+        _acknowledge(
+            service_policy,
+            f"AwsSolutions-IAM5[{_prefix_resource(bucket, prefix)}]",
+            PREFIX_GRANT,
+        )
+    _acknowledge(
+        transcoder.ingest_function.role.node.find_child("DefaultPolicy"),
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:mediaconvert:"
+        "<AWS::Region>:<AWS::AccountId>:jobs/*]",
+        "mediaconvert:CreateJob authorizes the new job's ARN, whose id "
+        "MediaConvert assigns at submission, so IAM can name it only with a "
+        "wildcard; the job template and the queue are named exactly.",
+    )
+
+
+def acknowledge_events(video_events: VideoEvents) -> None:
+    _acknowledge(
+        video_events.publisher.role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "dynamodb:ListStreams, granted with the table's stream read, supports no "
+        "resource-level permission; AWS requires '*'. Reading records is scoped "
+        "to the video table's stream.",
+    )
+    _acknowledge(
+        video_events.failed_batches,
+        "AwsSolutions-SQS3",
+        "This queue is itself the dead-letter destination: the stream consumer "
+        "sends the batches it gave up on here.",
+    )
+
+
+def acknowledge_delivery(delivery: VideoDelivery) -> None:
+    distribution = delivery.cloudfront_distribution
+    _acknowledge(
+        distribution,
+        "AwsSolutions-CFR1",
+        "Videos are served worldwide by design; an operator who must restrict "
+        "countries adds a geo restriction to the distribution.",
+    )
+    _acknowledge(
+        distribution,
+        "AwsSolutions-CFR2",
+        "Playback serves immutable, private-origin HLS objects through OAC; a "
+        "WAF web ACL is billed per rule and request and is the operator's "
+        "choice, attached by web ACL id.",
+    )
+    _acknowledge(
+        distribution,
+        "AwsSolutions-CFR4",
+        "The distribution uses the default *.cloudfront.net certificate, whose "
+        "minimum TLS version CloudFront fixes; with a custom domain the "
+        "operator sets a TLSv1.2_2021 minimum on the distribution.",
+    )
+
+
+def acknowledge_bucket_notifications(stack: Stack) -> None:
+    """CDK's own S3-notification custom resource (one per stack)."""
+    handler = stack.node.find_child(BUCKET_NOTIFICATIONS_HANDLER)
+    role = handler.node.find_child("Role")
+    _acknowledge(
+        role,
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+        "service-role/AWSLambdaBasicExecutionRole]",
+        "CDK's built-in notifications handler uses the basic execution policy, "
+        "which grants only CloudWatch Logs writes; CDK gives no way to swap it.",
+    )
+
+
+def _logical_id(construct: IConstruct) -> str:
+    resource = construct.node.default_child
+    assert isinstance(resource, CfnResource)
+    logical_id: str = Stack.of(construct).resolve(resource.logical_id)
+    return logical_id

@@ -16,10 +16,22 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from vod.settings import Transcoder
+
 GIB = 1024**3
 MIB = 1024**2
 #: S3's ceiling for one object.
 MAX_OBJECT_BYTES = 5 * 1024**4
+
+
+#: Fargate's memory range (MiB) for each CPU size.
+FARGATE_MEMORY_MIB = {
+    1024: (2048, 8192),
+    2048: (4096, 16384),
+    4096: (8192, 30720),
+    8192: (16384, 61440),
+    16384: (32768, 122880),
+}
 
 
 class ConfigError(ValueError):
@@ -29,11 +41,6 @@ class ConfigError(ValueError):
 class Stage(enum.StrEnum):
     DEV = "dev"
     PROD = "prod"
-
-
-class Transcoder(enum.StrEnum):
-    FARGATE = "fargate"
-    MEDIACONVERT = "mediaconvert"
 
 
 class ContextReader(Protocol):
@@ -83,6 +90,18 @@ def _int_range(low: int, high: int) -> Callable[[str, Any], int]:
     return parse
 
 
+def _int_choice(*choices: int) -> Callable[[str, Any], int]:
+    allowed = " | ".join(str(c) for c in choices)
+
+    def parse(key: str, value: Any) -> int:
+        number = _int_range(min(choices), max(choices))(key, value)
+        if number not in choices:
+            raise _fail(key, value, allowed)
+        return number
+
+    return parse
+
+
 def _optional(
     inner: Callable[[str, Any], Any],
 ) -> Callable[[str, Any], Any]:
@@ -119,6 +138,16 @@ def _string_list(
 
 
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
+_CONTENT_TYPE = re.compile(r"[a-z0-9.+-]+/(\*|[a-z0-9.+-]+)")
+_ISSUER = re.compile(r"https://[^\s/]+(/[^\s]*)?")
+_AUDIENCE = re.compile(r"[^\s,]{1,256}")
+_EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[A-Za-z]{2,}")
+
+
+class Architecture(enum.StrEnum):
+    X86_64 = "x86_64"
+    ARM64 = "arm64"
+
 
 KNOBS: tuple[Knob, ...] = (
     Knob(
@@ -169,6 +198,125 @@ KNOBS: tuple[Knob, ...] = (
         "Largest upload the API accepts, in bytes (default 100 GiB).",
         _int_range(MIB, MAX_OBJECT_BYTES),
     ),
+    Knob(
+        "allowedContentTypes",
+        ["video/*"],
+        "list of MIME types; type/* allowed",
+        "Content types the upload API accepts; anything else gets a 400.",
+        _string_list(_CONTENT_TYPE, "a non-empty list like video/* or video/mp4"),
+    ),
+    Knob(
+        "minPartSizeMiB",
+        8,
+        "5 to 5120",
+        "Smallest multipart part the API plans; the part size is "
+        "max(this, ceil(size / 10000)).",
+        _int_range(5, 5120),
+    ),
+    Knob(
+        "presignExpirySeconds",
+        3600,
+        "60 to 604800",
+        "Lifetime of every presigned S3 URL and POST policy the API hands out.",
+        _int_range(60, 604800),
+    ),
+    Knob(
+        "jwtIssuer",
+        None,
+        "null, or an https issuer URL",
+        "null creates a Cognito user pool whose tokens the API accepts; an "
+        "issuer URL (with jwtAudience) uses your own identity provider.",
+        _optional(_string_list(_ISSUER, "one https issuer URL")),
+    ),
+    Knob(
+        "jwtAudience",
+        None,
+        "null, or a list of audiences",
+        "Audiences (client ids) accepted from jwtIssuer; required with it.",
+        _optional(_string_list(_AUDIENCE, "a non-empty list of audience strings")),
+    ),
+    Knob(
+        "jobsMaxReceiveCount",
+        3,
+        "1 to 100",
+        "Deliveries of a transcode job before it moves to the dead-letter queue.",
+        _int_range(1, 100),
+    ),
+    Knob(
+        "workerCpu",
+        2048,
+        "1024 | 2048 | 4096 | 8192 | 16384",
+        "Fargate CPU units per worker task.",
+        _int_choice(1024, 2048, 4096, 8192, 16384),
+    ),
+    Knob(
+        "workerMemoryMiB",
+        4096,
+        "2048 to 122880, valid for workerCpu",
+        "Memory per worker task.",
+        _int_range(2048, 122880),
+    ),
+    Knob(
+        "workerArchitecture",
+        "x86_64",
+        "x86_64 | arm64",
+        "CPU architecture of the worker image and tasks. arm64 (Graviton) is "
+        "about 20% cheaper for x264; choose it when the deploying machine "
+        "builds arm64 images (an arm64 host, or Docker with QEMU/buildx).",
+        _choice(Architecture),
+    ),
+    Knob(
+        "workerEphemeralStorageGiB",
+        50,
+        "21 to 200",
+        "Task disk for the source and the outputs; the worker refuses a source "
+        "that does not fit.",
+        _int_range(21, 200),
+    ),
+    Knob(
+        "workerMaxTasks",
+        4,
+        "1 to 100",
+        "Most worker tasks running at once; the service scales from 0 on queue depth.",
+        _int_range(1, 100),
+    ),
+    Knob(
+        "workerSpotPercent",
+        0,
+        "0 to 100",
+        "Share of worker tasks placed on Fargate Spot. The worker hands its job "
+        "back on Spot's SIGTERM, so interruptions only cost time.",
+        _int_range(0, 100),
+    ),
+    Knob(
+        "playbackKeyGroupId",
+        None,
+        "null, or a CloudFront key group id",
+        "null serves playback to anyone with the URL; a key group id makes "
+        "CloudFront require URLs or cookies signed by one of its keys.",
+        _optional(_string_list(re.compile(r"[A-Za-z0-9-]{1,128}"), "a key group id")),
+    ),
+    Knob(
+        "eventsEmail",
+        None,
+        "null, or an email address",
+        "Receives every lifecycle event (UPLOADED, READY, FAILED) through SNS.",
+        _optional(_string_list(_EMAIL, "an email address")),
+    ),
+    Knob(
+        "alarmEmail",
+        None,
+        "null, or an email address",
+        "Receives every alarm through the alarms SNS topic.",
+        _optional(_string_list(_EMAIL, "an email address")),
+    ),
+    Knob(
+        "oldestJobAlarmMinutes",
+        30,
+        "1 to 1440",
+        "Alarm when a transcode job has waited this long for a worker.",
+        _int_range(1, 1440),
+    ),
 )
 
 DEFAULTS: Mapping[str, Any] = {knob.key: knob.default for knob in KNOBS}
@@ -182,6 +330,54 @@ class PlatformConfig:
     originals_transition_after_days: int | None
     transcoder: Transcoder
     max_upload_bytes: int
+    allowed_content_types: tuple[str, ...]
+    min_part_size_mib: int
+    presign_expiry_seconds: int
+    jwt_issuer: tuple[str, ...] | None
+    jwt_audience: tuple[str, ...] | None
+    jobs_max_receive_count: int
+    worker_cpu: int
+    worker_memory_mib: int
+    worker_architecture: Architecture
+    worker_ephemeral_storage_gib: int
+    worker_max_tasks: int
+    worker_spot_percent: int
+    playback_key_group_id: tuple[str, ...] | None
+    events_email: tuple[str, ...] | None
+    alarm_email: tuple[str, ...] | None
+    oldest_job_alarm_minutes: int
+
+    def __post_init__(self) -> None:
+        if (self.jwt_issuer is None) != (self.jwt_audience is None):
+            raise ConfigError(
+                "context knobs 'jwtIssuer' and 'jwtAudience' go together: set "
+                "both to use your own identity provider, or neither for Cognito."
+            )
+        if self.jwt_issuer is not None and len(self.jwt_issuer) != 1:
+            raise _fail("jwtIssuer", list(self.jwt_issuer), "one https issuer URL")
+        low, high = FARGATE_MEMORY_MIB[self.worker_cpu]
+        if not low <= self.worker_memory_mib <= high:
+            raise _fail(
+                "workerMemoryMiB",
+                self.worker_memory_mib,
+                f"{low} to {high} for workerCpu={self.worker_cpu}",
+            )
+
+    @property
+    def issuer(self) -> str | None:
+        return self.jwt_issuer[0] if self.jwt_issuer else None
+
+    @property
+    def key_group_id(self) -> str | None:
+        return self.playback_key_group_id[0] if self.playback_key_group_id else None
+
+    @property
+    def events_address(self) -> str | None:
+        return self.events_email[0] if self.events_email else None
+
+    @property
+    def alarm_address(self) -> str | None:
+        return self.alarm_email[0] if self.alarm_email else None
 
     @property
     def is_prod(self) -> bool:
@@ -205,4 +401,5 @@ class PlatformConfig:
 
 
 def _attribute(key: str) -> str:
+    key = key.replace("MiB", "Mib").replace("GiB", "Gib")
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()

@@ -54,6 +54,8 @@ class VideoTable(Construct):
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             time_to_live_attribute=TTL_ATTRIBUTE,
+            # Every status change, for the lifecycle-event publisher.
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
             removal_policy=removal_policy,
         )
         self.dynamodb_table.add_global_secondary_index(

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
 from vod.keys import OUTPUTS_PREFIX, UPLOADS_PREFIX
@@ -62,6 +64,8 @@ class VideoStorage(Construct):
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             minimum_tls_version=1.2,
+            # CloudFront's standard logs are delivered with an ACL.
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[
                 s3.LifecycleRule(id="ExpireAccessLogs", expiration=ACCESS_LOG_RETENTION)
             ],
@@ -142,6 +146,19 @@ class VideoStorage(Construct):
             removal_policy=removal_policy,
         )
 
+    def notify_on_upload(self, function: lambda_.IFunction) -> None:
+        """Invoke ``function`` for every object created under ``uploads/``:
+        single PUTs, POST-policy forms, and completed multipart uploads (which
+        emit CompleteMultipartUpload, not Put)."""
+        destination = s3n.LambdaDestination(function)
+        only_uploads = s3.NotificationKeyFilter(prefix=UPLOADS_PREFIX)
+        for event in (
+            s3.EventType.OBJECT_CREATED_PUT,
+            s3.EventType.OBJECT_CREATED_POST,
+            s3.EventType.OBJECT_CREATED_COMPLETE_MULTIPART_UPLOAD,
+        ):
+            self.source_bucket.add_event_notification(event, destination, only_uploads)
+
     def grant_upload(self, grantee: iam.IGrantable) -> iam.Grant:
         """Create, upload parts of, list parts of and abort uploads under
         ``uploads/``. s3:PutObject covers CreateMultipartUpload, UploadPart and
@@ -158,6 +175,13 @@ class VideoStorage(Construct):
     def grant_read_uploads(self, grantee: iam.IGrantable) -> iam.Grant:
         """GetObject (and so HeadObject) on originals under ``uploads/``."""
         return self._grant(grantee, self.source_bucket, UPLOADS_PREFIX, "s3:GetObject")
+
+    def grant_abort_uploads(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Abort an open multipart upload under ``uploads/`` (deleting a video
+        that is still uploading)."""
+        return self._grant(
+            grantee, self.source_bucket, UPLOADS_PREFIX, "s3:AbortMultipartUpload"
+        )
 
     def grant_delete_uploads(self, grantee: iam.IGrantable) -> iam.Grant:
         return self._grant(

@@ -16,12 +16,11 @@ from typing import Any
 import boto3
 import pytest
 
-from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint, moto_server
-from vod.model import (
-    OWNER_INDEX,
-    OWNER_INDEX_PARTITION_KEY,
-    OWNER_INDEX_SORT_KEY,
-    TABLE_PARTITION_KEY,
+from local.motoserver import (
+    SETUP_CREDENTIALS,
+    MotoEndpoint,
+    create_video_table,
+    moto_server,
 )
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -60,26 +59,7 @@ def client(moto: MotoEndpoint, service: str) -> Any:
 
 def make_table(moto: MotoEndpoint) -> str:
     name = unique("videos")
-    client(moto, "dynamodb").create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": OWNER_INDEX_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": OWNER_INDEX_SORT_KEY, "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": TABLE_PARTITION_KEY, "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": OWNER_INDEX,
-                "KeySchema": [
-                    {"AttributeName": OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                    {"AttributeName": OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
+    create_video_table(client(moto, "dynamodb"), name)
     return name
 
 
@@ -155,6 +135,11 @@ def synthesize(outdir: Path, **overrides: Any) -> Synthesized:
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The app as `cdk synth` builds it from cdk.json, synthesized once."""
     return synthesize(tmp_path_factory.mktemp("cdk-out"))
+
+
+@pytest.fixture(scope="session")
+def synth_mediaconvert(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory.mktemp("cdk-out-mc"), transcoder="mediaconvert")
 
 
 @pytest.fixture(scope="session")

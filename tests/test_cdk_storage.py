@@ -9,7 +9,7 @@ import pytest
 from cdk_app.config import DEFAULTS
 from tests.conftest import Synthesized
 
-DATA = "VodData"
+DATA = "Vod"
 ALL_BLOCKED = {
     "BlockPublicAcls": True,
     "BlockPublicPolicy": True,

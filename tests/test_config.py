@@ -14,9 +14,9 @@ from cdk_app.config import (
     ConfigError,
     PlatformConfig,
     Stage,
-    Transcoder,
 )
 from tests.conftest import ROOT
+from vod.settings import Transcoder
 
 
 class Context:

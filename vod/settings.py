@@ -9,8 +9,12 @@ and the code that reads it.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
+import tempfile
 from collections.abc import Mapping
+
+from vod.ladder import DEFAULT_LADDER, Rung, parse_ladder
 
 
 class MissingSetting(RuntimeError):
@@ -24,6 +28,7 @@ class Env:
     SOURCE_BUCKET = "VOD_SOURCE_BUCKET"
     OUTPUT_BUCKET = "VOD_OUTPUT_BUCKET"
     PLAYBACK_BASE_URL = "VOD_PLAYBACK_BASE_URL"
+    EVENT_BUS_NAME = "VOD_EVENT_BUS_NAME"
     # Upload API
     MAX_UPLOAD_BYTES = "VOD_MAX_UPLOAD_BYTES"
     MIN_PART_BYTES = "VOD_MIN_PART_BYTES"
@@ -38,6 +43,19 @@ class Env:
     VISIBILITY_TIMEOUT_SECONDS = "VOD_VISIBILITY_TIMEOUT_SECONDS"
     STOP_TIMEOUT_SECONDS = "VOD_STOP_TIMEOUT_SECONDS"
     WORK_DIR = "VOD_WORK_DIR"
+    X264_PRESET = "VOD_X264_PRESET"
+    PROGRESS_INTERVAL_SECONDS = "VOD_PROGRESS_INTERVAL_SECONDS"
+    # MediaConvert transcoder
+    MEDIACONVERT_ROLE_ARN = "VOD_MEDIACONVERT_ROLE_ARN"
+    MEDIACONVERT_JOB_TEMPLATE = "VOD_MEDIACONVERT_JOB_TEMPLATE"
+
+
+class Transcoder(enum.StrEnum):
+    """Who transcodes: the values of ``Env.TRANSCODER`` and of the
+    ``transcoder`` context knob."""
+
+    FARGATE = "fargate"
+    MEDIACONVERT = "mediaconvert"
 
 
 def read_str(
@@ -157,3 +175,74 @@ def _in_range(name: str, value: int, low: int, high: int | None = None) -> None:
         raise MissingSetting(
             f"environment variable {name} must be {bound}, got {value}"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSettings:
+    """What the FFmpeg worker reads at start. Defaults: the default ladder,
+    a heartbeat each 60 s that extends the message by 300 s, 100 s to finish
+    a job after SIGTERM, the system temp dir, and x264's veryfast preset."""
+
+    table_name: str
+    source_bucket: str
+    output_bucket: str
+    queue_url: str
+    ladder: tuple[Rung, ...] = DEFAULT_LADDER
+    heartbeat_seconds: int = 60
+    visibility_timeout_seconds: int = 300
+    #: Kept below ECS's stopTimeout (at most 120 s), so that the worker can
+    #: still release the message after abandoning the job.
+    stop_timeout_seconds: int = 100
+    work_dir: str = dataclasses.field(default_factory=tempfile.gettempdir)
+    #: veryfast: roughly a third of medium's CPU time per frame, for somewhat
+    #: larger files at equal quality; Env.X264_PRESET trades the other way.
+    x264_preset: str = "veryfast"
+    #: Least time between two progress writes to the record.
+    progress_interval_seconds: int = 5
+    #: Free space required beyond the download, for renditions and images.
+    disk_headroom_bytes: int = 2 * 1024**3
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
+        ladder = read_str(Env.LADDER, env, default="")
+        settings = cls(
+            table_name=read_str(Env.TABLE_NAME, env),
+            source_bucket=read_str(Env.SOURCE_BUCKET, env),
+            output_bucket=read_str(Env.OUTPUT_BUCKET, env),
+            queue_url=read_str(Env.JOBS_QUEUE_URL, env),
+            ladder=parse_ladder(ladder) if ladder else DEFAULT_LADDER,
+            heartbeat_seconds=read_int(
+                Env.HEARTBEAT_SECONDS, env, default=cls.heartbeat_seconds
+            ),
+            visibility_timeout_seconds=read_int(
+                Env.VISIBILITY_TIMEOUT_SECONDS,
+                env,
+                default=cls.visibility_timeout_seconds,
+            ),
+            stop_timeout_seconds=read_int(
+                Env.STOP_TIMEOUT_SECONDS, env, default=cls.stop_timeout_seconds
+            ),
+            work_dir=read_str(Env.WORK_DIR, env, default=tempfile.gettempdir()),
+            x264_preset=read_str(Env.X264_PRESET, env, default=cls.x264_preset),
+            progress_interval_seconds=read_int(
+                Env.PROGRESS_INTERVAL_SECONDS,
+                env,
+                default=cls.progress_interval_seconds,
+            ),
+        )
+        # SQS keeps a message invisible for at most 12 hours.
+        _in_range(
+            Env.VISIBILITY_TIMEOUT_SECONDS,
+            settings.visibility_timeout_seconds,
+            2,
+            43200,
+        )
+        _in_range(
+            Env.HEARTBEAT_SECONDS,
+            settings.heartbeat_seconds,
+            1,
+            settings.visibility_timeout_seconds - 1,
+        )
+        _in_range(Env.STOP_TIMEOUT_SECONDS, settings.stop_timeout_seconds, 0)
+        _in_range(Env.PROGRESS_INTERVAL_SECONDS, settings.progress_interval_seconds, 0)
+        return settings

@@ -1,0 +1,226 @@
+"""Operations: one dashboard and the alarms that page someone, built only
+from the other constructs' ``metric_*`` methods."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from cdk_app.events import VideoEvents
+from cdk_app.functions import PythonLambda
+from vod.model import Status
+
+FIVE_MINUTES = Duration.minutes(5)
+DEFAULT_OLDEST_JOB_ALARM = Duration.minutes(30)
+#: Alarm when more than this share of API requests fail on the server side.
+API_5XX_RATE_PERCENT = 1
+
+
+class Monitoring(Construct):
+    """A dashboard and alarms, all to one SNS topic.
+
+    Alarms: the dead-letter queue is not empty; the oldest job waited longer
+    than ``oldest_job_alarm`` (Default 30 minutes); the API's 5xx rate is
+    above 1 % over 5 minutes; any function reports an error.
+
+    :param jobs_queue, dead_letter_queue, worker_service: Default None (the
+        MediaConvert mode has no queue and no workers).
+    :param alarm_email: Default None. An address subscribed to the alarms
+        topic (the subscription must be confirmed).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        http_api: apigwv2.HttpApi,
+        functions: Sequence[PythonLambda],
+        video_events: VideoEvents,
+        jobs_queue: sqs.IQueue | None = None,
+        dead_letter_queue: sqs.IQueue | None = None,
+        worker_service: ecs.FargateService | None = None,
+        oldest_job_alarm: Duration = DEFAULT_OLDEST_JOB_ALARM,
+        alarm_email: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        key = kms.Key(
+            self, "AlarmsKey", enable_key_rotation=True, description="Encrypts alarms"
+        )
+        # CloudWatch publishes alarm notifications to the encrypted topic.
+        key.grant_encrypt_decrypt(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
+        self.alarm_topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            master_key=key,
+            enforce_ssl=True,
+            display_name="VOD alarms",
+        )
+        if alarm_email:
+            self.alarm_topic.add_subscription(
+                subscriptions.EmailSubscription(alarm_email)
+            )
+        self.alarms: list[cloudwatch.Alarm] = []
+
+        requests = http_api.metric_count(period=FIVE_MINUTES, statistic="Sum")
+        server_errors = http_api.metric_server_error(
+            period=FIVE_MINUTES, statistic="Sum"
+        )
+        error_rate = cloudwatch.MathExpression(
+            expression="100 * errors / MAX([requests, 1])",
+            using_metrics={"errors": server_errors, "requests": requests},
+            period=FIVE_MINUTES,
+            label="API 5xx rate (%)",
+        )
+        self._alarm(
+            "Api5xxRate",
+            error_rate,
+            threshold=API_5XX_RATE_PERCENT,
+            description=f"Over {API_5XX_RATE_PERCENT}% of API requests got a 5xx",
+        )
+        for function in functions:
+            name = function.node.id
+            self._alarm(
+                f"{name}Errors",
+                function.lambda_function.metric_errors(period=FIVE_MINUTES),
+                threshold=0,
+                description=f"{name} reported errors",
+            )
+        if dead_letter_queue is not None:
+            self._alarm(
+                "DeadLetterQueueNotEmpty",
+                dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
+                threshold=0,
+                description="Transcode jobs failed 3 times and wait in the DLQ",
+            )
+        if jobs_queue is not None:
+            self._alarm(
+                "OldestJobAge",
+                jobs_queue.metric_approximate_age_of_oldest_message(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
+                threshold=oldest_job_alarm.to_seconds(),
+                description="A transcode job has waited too long for a worker",
+            )
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", period_override=None)
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="API requests and errors",
+                left=[
+                    requests,
+                    http_api.metric_client_error(period=FIVE_MINUTES, statistic="Sum"),
+                    server_errors,
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="API latency",
+                left=[
+                    http_api.metric_latency(period=FIVE_MINUTES, statistic="p50"),
+                    http_api.metric_latency(period=FIVE_MINUTES, statistic="p99"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Videos per hour",
+                left=[
+                    video_events.metric_videos(Status.READY),
+                    video_events.metric_videos(Status.FAILED),
+                ],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Lambda errors and throttles",
+                left=[
+                    m
+                    for f in functions
+                    for m in (
+                        f.lambda_function.metric_errors(period=FIVE_MINUTES),
+                        f.lambda_function.metric_throttles(period=FIVE_MINUTES),
+                    )
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Lambda duration (p99)",
+                left=[
+                    f.lambda_function.metric_duration(
+                        period=FIVE_MINUTES, statistic="p99"
+                    )
+                    for f in functions
+                ],
+                width=12,
+            ),
+        )
+        if jobs_queue is not None and dead_letter_queue is not None:
+            queue_widgets: list[cloudwatch.IWidget] = [
+                cloudwatch.GraphWidget(
+                    title="Transcode queue",
+                    left=[
+                        jobs_queue.metric_approximate_number_of_messages_visible(),
+                        jobs_queue.metric_approximate_number_of_messages_not_visible(),
+                        dead_letter_queue.metric_approximate_number_of_messages_visible(
+                            label="Dead-letter queue"
+                        ),
+                    ],
+                    right=[jobs_queue.metric_approximate_age_of_oldest_message()],
+                    width=12,
+                )
+            ]
+            if worker_service is not None:
+                queue_widgets.append(
+                    cloudwatch.GraphWidget(
+                        title="Running worker tasks",
+                        # Each running task reports one CPU sample per period,
+                        # so the sample count is the number of tasks.
+                        left=[
+                            worker_service.metric_cpu_utilization(
+                                statistic="SampleCount",
+                                period=Duration.minutes(1),
+                                label="Running tasks",
+                            )
+                        ],
+                        width=12,
+                    )
+                )
+            self.dashboard.add_widgets(*queue_widgets)
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(alarms=self.alarms, title="Alarms", width=24)
+        )
+
+    def _alarm(
+        self,
+        construct_id: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        description: str,
+    ) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=description,
+        )
+        alarm.add_alarm_action(actions.SnsAction(self.alarm_topic))
+        self.alarms.append(alarm)

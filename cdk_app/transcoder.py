@@ -1,0 +1,307 @@
+"""The Fargate transcoder: an S3 event queues one job per upload, and FFmpeg
+workers on Fargate, scaled from zero on the queue's backlog, turn each job into
+an adaptive HLS ladder."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from cdk_app.config import Architecture
+from cdk_app.database import VideoTable
+from cdk_app.functions import LOG_RETENTION, ROOT, PythonLambda
+from cdk_app.storage import VideoStorage
+from vod.settings import Env
+
+INGEST_HANDLER = "lambdas.ingest.app.handler"
+WORKER_DOCKERFILE = "containers/ffmpeg/Dockerfile"
+#: The image's build context is the repository root, narrowed to what the
+#: Dockerfile copies: the worker and the shared `vod` package.
+WORKER_IMAGE_EXCLUDE = [
+    "*",
+    "!containers/ffmpeg",
+    "!vod",
+    "**/__pycache__",
+    "**/*.pyc",
+]
+#: The worker extends a message's visibility every HEARTBEAT seconds by
+#: VISIBILITY seconds; the queue's own timeout covers the gap before the first
+#: beat, and a dead worker's job reappears at most VISIBILITY seconds later.
+HEARTBEAT = Duration.seconds(60)
+VISIBILITY = Duration.minutes(5)
+#: Fargate's ceiling for the SIGTERM-to-SIGKILL grace period. The worker
+#: gives up a job 20 s before it, to release the message in time.
+STOP_TIMEOUT = Duration.seconds(120)
+WORKER_STOP_SECONDS = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSize:
+    """Task size and placement; see the README's knob table for defaults."""
+
+    cpu: int = 2048
+    memory_mib: int = 4096
+    architecture: Architecture = Architecture.X86_64
+    ephemeral_storage_gib: int = 50
+    max_tasks: int = 4
+    spot_percent: int = 0
+
+
+class FargateTranscoder(Construct):
+    """Ingest Lambda -> jobs queue (+DLQ) -> FFmpeg workers on Fargate.
+
+    :param max_receive_count: Default 3. Deliveries of one job before it moves
+        to the dead-letter queue (known-bad inputs never get there: the worker
+        marks them FAILED and deletes the message).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        storage: VideoStorage,
+        videos: VideoTable,
+        size: WorkerSize,
+        max_receive_count: int = 3,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "JobsDeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.jobs_queue = sqs.Queue(
+            self,
+            "JobsQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=VISIBILITY,
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=max_receive_count
+            ),
+        )
+
+        self.ingest_function = PythonLambda(
+            self,
+            "IngestFunction",
+            handler=INGEST_HANDLER,
+            description="Queues one transcode job per completed upload",
+            environment={
+                Env.TABLE_NAME: videos.dynamodb_table.table_name,
+                Env.JOBS_QUEUE_URL: self.jobs_queue.queue_url,
+            },
+            removal_policy=removal_policy,
+        )
+        videos.grant_update_items(self.ingest_function.role)
+        self.jobs_queue.grant(self.ingest_function.role, "sqs:SendMessage")
+        storage.notify_on_upload(self.ingest_function.lambda_function)
+
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=2,
+            nat_gateways=0,
+            restrict_default_security_group=False,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="Workers", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
+                )
+            ],
+            gateway_endpoints={
+                "S3": ec2.GatewayVpcEndpointOptions(
+                    service=ec2.GatewayVpcEndpointAwsService.S3
+                ),
+                "DynamoDb": ec2.GatewayVpcEndpointOptions(
+                    service=ec2.GatewayVpcEndpointAwsService.DYNAMODB
+                ),
+            },
+        )
+        self.vpc.add_flow_log(
+            "FlowLogs",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                logs.LogGroup(
+                    self,
+                    "FlowLogsGroup",
+                    retention=LOG_RETENTION,
+                    removal_policy=removal_policy,
+                )
+            ),
+        )
+        self.ecs_cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=self.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+            enable_fargate_capacity_providers=True,
+        )
+
+        arm = size.architecture is Architecture.ARM64
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "WorkerTask",
+            cpu=size.cpu,
+            memory_limit_mib=size.memory_mib,
+            ephemeral_storage_gib=size.ephemeral_storage_gib,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=(
+                    ecs.CpuArchitecture.ARM64 if arm else ecs.CpuArchitecture.X86_64
+                ),
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        self.worker_log_group = logs.LogGroup(
+            self, "WorkerLogs", retention=LOG_RETENTION, removal_policy=removal_policy
+        )
+        self.task_definition.add_container(
+            "Worker",
+            image=ecs.ContainerImage.from_asset(
+                str(ROOT),
+                file=WORKER_DOCKERFILE,
+                exclude=WORKER_IMAGE_EXCLUDE,
+                ignore_mode=IgnoreMode.DOCKER,
+                platform=(
+                    ecr_assets.Platform.LINUX_ARM64
+                    if arm
+                    else ecr_assets.Platform.LINUX_AMD64
+                ),
+            ),
+            logging=ecs.LogDriver.aws_logs(
+                stream_prefix="worker", log_group=self.worker_log_group
+            ),
+            environment={
+                Env.TABLE_NAME: videos.dynamodb_table.table_name,
+                Env.SOURCE_BUCKET: storage.source_bucket.bucket_name,
+                Env.OUTPUT_BUCKET: storage.output_bucket.bucket_name,
+                Env.JOBS_QUEUE_URL: self.jobs_queue.queue_url,
+                Env.HEARTBEAT_SECONDS: str(HEARTBEAT.to_seconds()),
+                Env.VISIBILITY_TIMEOUT_SECONDS: str(VISIBILITY.to_seconds()),
+                Env.STOP_TIMEOUT_SECONDS: str(WORKER_STOP_SECONDS),
+                Env.WORK_DIR: "/tmp",  # noqa: S108 - the task's ephemeral disk
+            },
+            stop_timeout=STOP_TIMEOUT,
+        )
+
+        task_role = self.task_definition.task_role
+        storage.grant_read_uploads(task_role)
+        storage.grant_write_outputs(task_role)
+        storage.grant_delete_outputs(task_role)
+        videos.grant_read_write_items(task_role)
+        self.jobs_queue.grant(
+            task_role,
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+        )
+        task_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ecs:UpdateTaskProtection"],
+                resources=[self.task_arn_pattern],
+            )
+        )
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "WorkerSecurityGroup",
+            vpc=self.vpc,
+            description="FFmpeg workers: outbound only, no inbound rule",
+            allow_all_outbound=True,
+        )
+        self.fargate_service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=self.ecs_cluster,
+            task_definition=self.task_definition,
+            desired_count=0,
+            min_healthy_percent=0,
+            assign_public_ip=True,
+            security_groups=[self.security_group],
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            capacity_provider_strategies=_capacity(size.spot_percent),
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+        )
+        self.scaling = self.fargate_service.auto_scale_task_count(
+            min_capacity=0, max_capacity=size.max_tasks
+        )
+        self.scaling.scale_on_metric(
+            "ScaleOnBacklog",
+            metric=self.metric_backlog(),
+            adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY,
+            scaling_steps=_steps(size.max_tasks),
+            cooldown=Duration.minutes(1),
+        )
+
+    @property
+    def task_arn_pattern(self) -> str:
+        """Every task of this construct's cluster (task ids are assigned at
+        run time, so IAM can only name them with a wildcard)."""
+        return Stack.of(self).format_arn(
+            service="ecs",
+            resource="task",
+            resource_name=f"{self.ecs_cluster.cluster_name}/*",
+        )
+
+    def metric_backlog(self) -> cloudwatch.IMetric:
+        """Jobs waiting plus jobs being worked on: zero only when idle."""
+        queue = self.jobs_queue
+        return cloudwatch.MathExpression(
+            expression="visible + inflight",
+            using_metrics={
+                "visible": queue.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
+                "inflight": queue.metric_approximate_number_of_messages_not_visible(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
+            },
+            period=Duration.minutes(1),
+            label="Transcode backlog",
+        )
+
+
+def _capacity(spot_percent: int) -> list[ecs.CapacityProviderStrategy]:
+    strategies = []
+    if spot_percent < 100:
+        strategies.append(
+            ecs.CapacityProviderStrategy(
+                capacity_provider="FARGATE", weight=100 - spot_percent
+            )
+        )
+    if spot_percent > 0:
+        strategies.append(
+            ecs.CapacityProviderStrategy(
+                capacity_provider="FARGATE_SPOT", weight=spot_percent
+            )
+        )
+    return strategies
+
+
+def _steps(max_tasks: int) -> list[appscaling.ScalingInterval]:
+    """Backlog -> tasks: none when idle, then doubling thresholds (1, 2, 4,
+    ...) each run as many tasks as jobs, up to the maximum. A policy takes at
+    most 20 steps, and doubling needs 8 for the largest maximum of 100."""
+    thresholds = [1]
+    while thresholds[-1] * 2 < max_tasks:
+        thresholds.append(thresholds[-1] * 2)
+    if thresholds[-1] < max_tasks:
+        thresholds.append(max_tasks)
+    steps = [appscaling.ScalingInterval(upper=1, change=0)]
+    for low, high in itertools.pairwise(thresholds):
+        steps.append(appscaling.ScalingInterval(lower=low, upper=high, change=low))
+    steps.append(appscaling.ScalingInterval(lower=thresholds[-1], change=max_tasks))
+    return steps

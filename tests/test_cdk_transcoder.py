@@ -1,0 +1,238 @@
+"""The Fargate transcoder in the template: the S3 notification, the queues,
+the task's environment and rights, and scaling from zero."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from cdk_app.config import Architecture
+from cdk_app.database import VideoTable
+from cdk_app.storage import VideoStorage
+from cdk_app.transcoder import HEARTBEAT, FargateTranscoder, WorkerSize
+from tests.conftest import Synthesized
+
+STACK = "Vod"
+
+
+def _one(
+    synth: Synthesized, type_: str, prefix: str = ""
+) -> tuple[str, dict[str, Any]]:
+    matches = [
+        (k, v) for k, v in synth.resources(STACK, type_).items() if k.startswith(prefix)
+    ]
+    assert len(matches) == 1, (type_, prefix, [k for k, _ in matches])
+    return matches[0]
+
+
+def _statements(synth: Synthesized, policy_prefix: str) -> list[dict[str, Any]]:
+    _, policy = _one(synth, "AWS::IAM::Policy", policy_prefix)
+    return list(policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for s in statements:
+        found.update([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    return found
+
+
+def test_uploads_notify_the_ingest_function_for_every_create_kind(synth):
+    ingest, _ = _one(synth, "AWS::Lambda::Function", "TranscoderIngestFunction")
+    _, notifications = _one(synth, "Custom::S3BucketNotifications")
+    props = notifications["Properties"]
+    assert props["BucketName"] == {"Ref": "StorageSourceBucketB2F37168"}
+    configs = props["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+    events = set()
+    for config in configs:
+        assert config["LambdaFunctionArn"] == {"Fn::GetAtt": [ingest, "Arn"]}
+        assert config["Filter"] == {
+            "Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}
+        }
+        events.update(config["Events"])
+    assert "s3:ObjectCreated:CompleteMultipartUpload" in events
+    assert events == {
+        "s3:ObjectCreated:Put",
+        "s3:ObjectCreated:Post",
+        "s3:ObjectCreated:CompleteMultipartUpload",
+    }
+
+
+def test_jobs_queue_has_an_encrypted_ssl_only_dead_letter_queue(synth):
+    dlq, dlq_resource = _one(synth, "AWS::SQS::Queue", "TranscoderJobsDeadLetterQueue")
+    _, queue = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
+    props = queue["Properties"]
+    assert props["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]},
+        "maxReceiveCount": 3,
+    }
+    for resource in (queue, dlq_resource):
+        assert resource["Properties"]["SqsManagedSseEnabled"] is True
+    policies = synth.resources(STACK, "AWS::SQS::QueuePolicy").values()
+    denied = [
+        json.dumps(p["Properties"]["Queues"])
+        for p in policies
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny"
+        and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+    ]
+    assert sum("TranscoderJobs" in d for d in denied) == 2
+
+
+def test_visibility_timeout_covers_the_gap_before_the_first_heartbeat(synth):
+    _, queue = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
+    assert queue["Properties"]["VisibilityTimeout"] >= 2 * HEARTBEAT.to_seconds()
+
+
+def test_task_environment_names_the_right_queue_buckets_and_table(synth):
+    queue, _ = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
+    _, task = _one(synth, "AWS::ECS::TaskDefinition")
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env["VOD_JOBS_QUEUE_URL"] == {"Ref": queue}
+    assert env["VOD_SOURCE_BUCKET"] == {"Ref": "StorageSourceBucketB2F37168"}
+    assert env["VOD_OUTPUT_BUCKET"] == {"Ref": "StorageOutputBucketCD2EEB3A"}
+    assert env["VOD_TABLE_NAME"] == {"Ref": "VideosTable41110721"}
+    assert int(env["VOD_HEARTBEAT_SECONDS"]) < int(
+        env["VOD_VISIBILITY_TIMEOUT_SECONDS"]
+    )
+    assert int(env["VOD_STOP_TIMEOUT_SECONDS"]) < container["StopTimeout"] <= 120
+
+
+def test_task_defaults_x86_with_logs_and_the_configured_size(synth):
+    _, task = _one(synth, "AWS::ECS::TaskDefinition")
+    props = task["Properties"]
+    assert props["RuntimePlatform"] == {
+        "CpuArchitecture": "X86_64",
+        "OperatingSystemFamily": "LINUX",
+    }
+    assert props["Cpu"] == "2048"
+    assert props["Memory"] == "4096"
+    assert props["EphemeralStorage"] == {"SizeInGiB": 50}
+    (container,) = props["ContainerDefinitions"]
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    _, logs = _one(synth, "AWS::Logs::LogGroup", "TranscoderWorkerLogs")
+    assert logs["Properties"]["RetentionInDays"] == 30
+
+
+def test_service_scales_from_zero_on_the_backlog(synth):
+    _, service = _one(synth, "AWS::ECS::Service")
+    assert service["Properties"]["DesiredCount"] == 0
+    assert service["Properties"]["CapacityProviderStrategy"] == [
+        {"CapacityProvider": "FARGATE", "Weight": 100}
+    ]
+    _, target = _one(synth, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert target["Properties"]["MinCapacity"] == 0
+    assert target["Properties"]["MaxCapacity"] == 4
+    steps = [
+        step
+        for policy in synth.resources(
+            STACK, "AWS::ApplicationAutoScaling::ScalingPolicy"
+        ).values()
+        for step in policy["Properties"]["StepScalingPolicyConfiguration"][
+            "StepAdjustments"
+        ]
+    ]
+    assert sorted(step["ScalingAdjustment"] for step in steps) == [0, 1, 2, 4]
+    alarm_metrics = [
+        json.dumps(a["Properties"].get("Metrics", []))
+        for a in synth.resources(STACK, "AWS::CloudWatch::Alarm").values()
+    ]
+    assert any("visible + inflight" in m for m in alarm_metrics)
+
+
+def test_ingest_function_may_only_update_records_and_send_jobs(synth):
+    queue, _ = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
+    statements = _statements(synth, "TranscoderIngestFunctionRoleDefaultPolicy")
+    assert _actions(statements) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "dynamodb:UpdateItem",
+        "sqs:SendMessage",
+    }
+    (send,) = [s for s in statements if s["Action"] == "sqs:SendMessage"]
+    assert send["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+
+
+def test_task_role_has_exactly_the_workers_rights(synth):
+    queue, _ = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
+    statements = _statements(synth, "TranscoderWorkerTaskTaskRoleDefaultPolicy")
+    by_action = {}
+    for statement in statements:
+        for action in _actions([statement]):
+            by_action[action] = statement
+    assert set(by_action) == {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "ecs:UpdateTaskProtection",
+    }
+    assert by_action["s3:GetObject"]["Resource"]["Fn::Join"][1][-1] == "/uploads/*"
+    assert by_action["s3:PutObject"]["Resource"]["Fn::Join"][1][-1] == "/videos/*"
+    assert by_action["sqs:ReceiveMessage"]["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+    protection = json.dumps(by_action["ecs:UpdateTaskProtection"]["Resource"])
+    assert ":task/" in protection
+    assert "TranscoderCluster" in protection
+
+
+def test_worker_image_is_built_from_the_worker_dockerfile(synth):
+    manifest = json.loads((synth.outdir / "Vod.assets.json").read_text())
+    (image,) = manifest["dockerImages"].values()
+    assert image["source"]["dockerFile"] == "containers/ffmpeg/Dockerfile"
+    assert image["source"]["platform"] == "linux/amd64"
+    staged = synth.outdir / image["source"]["directory"]
+    assert (staged / "containers" / "ffmpeg" / "Dockerfile").exists()
+    assert (staged / "vod" / "model.py").exists()
+    assert not (staged / "tests").exists()
+    assert not (staged / "lambdas").exists()
+
+
+@pytest.fixture(scope="module")
+def graviton_spot() -> dict[str, Any]:
+    stack = cdk.Stack(cdk.App(), "Graviton")
+    FargateTranscoder(
+        stack,
+        "Transcoder",
+        storage=VideoStorage(stack, "Storage", allowed_origins=["https://a.example"]),
+        videos=VideoTable(stack, "Videos"),
+        size=WorkerSize(architecture=Architecture.ARM64, spot_percent=70, max_tasks=10),
+        max_receive_count=5,
+    )
+    return dict(Template.from_stack(stack).to_json())
+
+
+def test_architecture_spot_share_and_redrive_are_one_knob_away(graviton_spot):
+    resources = graviton_spot["Resources"].values()
+    (task,) = [r for r in resources if r["Type"] == "AWS::ECS::TaskDefinition"]
+    assert task["Properties"]["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
+    (service,) = [r for r in resources if r["Type"] == "AWS::ECS::Service"]
+    assert service["Properties"]["CapacityProviderStrategy"] == [
+        {"CapacityProvider": "FARGATE", "Weight": 30},
+        {"CapacityProvider": "FARGATE_SPOT", "Weight": 70},
+    ]
+    queues = [r for r in resources if r["Type"] == "AWS::SQS::Queue"]
+    assert [
+        q["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+        for q in queues
+        if "RedrivePolicy" in q["Properties"]
+    ] == [5]
+    steps = [
+        step["ScalingAdjustment"]
+        for r in resources
+        if r["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy"
+        for step in r["Properties"]["StepScalingPolicyConfiguration"]["StepAdjustments"]
+    ]
+    assert sorted(steps) == [0, 1, 2, 4, 8, 10]
