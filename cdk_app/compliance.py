@@ -14,7 +14,6 @@ from constructs import IConstruct
 
 from cdk_app.delivery import VideoDelivery
 from cdk_app.events import VideoEvents
-from cdk_app.functions import PythonLambda
 from cdk_app.mediaconvert import MediaConvertTranscoder
 from cdk_app.storage import VideoStorage
 from cdk_app.transcoder import FargateTranscoder
@@ -45,9 +44,8 @@ def _prefix_resource(bucket: s3.IBucket, prefix: str) -> str:
 
 
 def _acknowledge_prefix_grants(
-    function: PythonLambda, grants: list[tuple[s3.IBucket, str]]
+    policy: IConstruct, grants: list[tuple[s3.IBucket, str]]
 ) -> None:
-    policy = function.role.node.find_child("DefaultPolicy")
     for bucket, prefix in grants:
         _acknowledge(
             policy,
@@ -56,12 +54,25 @@ def _acknowledge_prefix_grants(
         )
 
 
+def _default_policy(role: IConstruct) -> IConstruct:
+    return role.node.find_child("DefaultPolicy")
+
+
+def _source_and_output(storage: VideoStorage) -> list[tuple[s3.IBucket, str]]:
+    """Readers of originals that write outputs (workers, MediaConvert)."""
+    return [
+        (storage.source_bucket, UPLOADS_PREFIX),
+        (storage.output_bucket, OUTPUTS_PREFIX),
+    ]
+
+
 def acknowledge_upload_api(api: UploadApi, storage: VideoStorage) -> None:
     _acknowledge_prefix_grants(
-        api.upload_function, [(storage.source_bucket, UPLOADS_PREFIX)]
+        _default_policy(api.upload_function.role),
+        [(storage.source_bucket, UPLOADS_PREFIX)],
     )
     _acknowledge_prefix_grants(
-        api.videos_function,
+        _default_policy(api.videos_function.role),
         [
             (storage.source_bucket, UPLOADS_PREFIX),
             (storage.output_bucket, OUTPUTS_PREFIX),
@@ -87,16 +98,8 @@ def acknowledge_upload_api(api: UploadApi, storage: VideoStorage) -> None:
 def acknowledge_transcoder(
     transcoder: FargateTranscoder, storage: VideoStorage
 ) -> None:
-    task_policy = transcoder.task_definition.task_role.node.find_child("DefaultPolicy")
-    for bucket, prefix in (
-        (storage.source_bucket, UPLOADS_PREFIX),
-        (storage.output_bucket, OUTPUTS_PREFIX),
-    ):
-        _acknowledge(
-            task_policy,
-            f"AwsSolutions-IAM5[{_prefix_resource(bucket, prefix)}]",
-            PREFIX_GRANT,
-        )
+    task_policy = _default_policy(transcoder.task_definition.task_role)
+    _acknowledge_prefix_grants(task_policy, _source_and_output(storage))
     _acknowledge(
         task_policy,
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:"
@@ -112,7 +115,7 @@ def acknowledge_transcoder(
     )
     execution_role = transcoder.task_definition.obtain_execution_role()
     _acknowledge(
-        execution_role.node.find_child("DefaultPolicy"),
+        _default_policy(execution_role),
         "AwsSolutions-IAM5[Resource::*]",
         "ecr:GetAuthorizationToken supports no resource-level permission; AWS "
         "requires '*'. The image pull and log writes are scoped to the "
@@ -123,18 +126,11 @@ def acknowledge_transcoder(
 def acknowledge_mediaconvert(
     transcoder: MediaConvertTranscoder, storage: VideoStorage
 ) -> None:
-    service_policy = transcoder.mediaconvert_role.node.find_child("DefaultPolicy")
-    for bucket, prefix in (
-        (storage.source_bucket, UPLOADS_PREFIX),
-        (storage.output_bucket, OUTPUTS_PREFIX),
-    ):
-        _acknowledge(
-            service_policy,
-            f"AwsSolutions-IAM5[{_prefix_resource(bucket, prefix)}]",
-            PREFIX_GRANT,
-        )
+    _acknowledge_prefix_grants(
+        _default_policy(transcoder.mediaconvert_role), _source_and_output(storage)
+    )
     _acknowledge(
-        transcoder.ingest_function.role.node.find_child("DefaultPolicy"),
+        _default_policy(transcoder.ingest_function.role),
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:mediaconvert:"
         "<AWS::Region>:<AWS::AccountId>:jobs/*]",
         "mediaconvert:CreateJob authorizes the new job's ARN, whose id "
