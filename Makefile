@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup synth test lint demo demo-serve bench clean
+.PHONY: setup synth test lint demo demo-serve summary bench clean
 
 setup: $(VENV)/.installed node_modules/.installed ffmpeg chromium web/dist/index.html
 
@@ -46,7 +46,16 @@ lint: $(VENV)/.installed
 test: setup lint
 	$(PY) -m pytest
 
+# The whole pipeline locally from cdk.out: `make demo FILE=path/to/video`
+# uploads your file instead of a generated clip.
 demo: synth
+	$(PY) -m local.demo $(if $(FILE),--file "$(FILE)")
+
+# The local platform without the upload, for manual use.
+demo-serve: synth
+	$(PY) -m local.demo --no-wait
+
+summary: synth
 	$(PY) -m local.summary cdk.out
 
 bench: setup
@@ -56,4 +65,4 @@ bench: setup
 	$(PY) bench/upload.py
 
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .demo web/dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,224 @@
+"""``make demo``: the platform from ``cdk.out`` on this machine, one video
+taken through it end to end, and the page served until Ctrl-C.
+
+    python -m local.demo [--file PATH] [--no-wait] [--moto-port N] [--web-port N]
+
+Without ``--file`` a 6 s 1080p test clip with audio is generated with
+ffmpeg. The clip is uploaded with the ``vod`` CLI, the run waits for READY
+while showing the transcode progress, then prints the record and the
+playback URL of ``master.m3u8``. ``--no-wait`` skips the upload and only
+keeps the stack up for manual use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from local.container import DockerfileError
+from local.lambda_runtime import HandlerError
+from local.runner import DEMO_USER, ROOT, LocalPlatform, VideoFailed
+from local.template import TemplateError, WiringError
+
+DEMO_DIR = Path(".demo")
+WEB_ROOT = ROOT / "web" / "dist"
+CLIP_SECONDS = 6
+EXIT_ERROR = 1
+
+
+def generate_clip(path: Path, *, seconds: int = CLIP_SECONDS) -> Path:
+    """A 1080p30 H.264 clip with an AAC tone, from ffmpeg's lavfi sources."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=1920x1080:rate=30:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+def upload_with_cli(file: Path, api_url: str, token: str, state_dir: Path) -> str:
+    """Upload ``file`` with ``vod upload`` (its progress bar goes to the
+    terminal) and return the video id it prints."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "client",
+            "upload",
+            str(file.resolve()),
+            "--api",
+            api_url,
+            "--token",
+            token,
+            "--state-dir",
+            str(state_dir.resolve()),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"vod upload exited with code {result.returncode}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+class _Progress:
+    """One line per change of the record's status or progress."""
+
+    def __init__(self) -> None:
+        self._last: tuple[str, int] | None = None
+
+    def __call__(self, record: Mapping[str, Any]) -> None:
+        seen = (str(record["status"]), int(record.get("progress") or 0))
+        if seen != self._last:
+            self._last = seen
+            percent = f" {seen[1]}%" if seen[0] == "PROCESSING" else ""
+            say(f"  {seen[0]}{percent}")
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+@contextlib.contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM stops the demo as Ctrl-C does, through the same cleanup."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(args: argparse.Namespace) -> int:
+    DEMO_DIR.mkdir(exist_ok=True)
+    web_root = WEB_ROOT if WEB_ROOT.is_dir() else None
+    say(f"Starting the platform from {args.assembly} ...")
+    with LocalPlatform(
+        args.assembly,
+        moto_port=args.moto_port,
+        web_port=args.web_port,
+        workers=args.workers,
+        web_root=web_root,
+        run_dir=DEMO_DIR / "run",
+    ) as platform:
+        say(f"  stack      {platform.assembly.stack_name}")
+        say(f"  API        {platform.api_url}")
+        say(f"  S3         {platform.s3_url} (moto at {platform.moto_url})")
+        say(f"  playback   {platform.playback_url}")
+        say(f"  page       {platform.web_url}/")
+        say(f"  logs       {platform.run_dir / 'logs'}")
+        if web_root is None:
+            say(f"  (no web page built in {WEB_ROOT}; the page shows its config only)")
+        token = platform.mint_token()
+        if not args.no_wait:
+            clip = args.file or generate_clip(DEMO_DIR / "clip-1080p.mp4")
+            if args.file is None:
+                say(f"Generated a {CLIP_SECONDS} s 1080p test clip with audio: {clip}")
+            say(f"Uploading {clip} with the CLI (vod upload) ...")
+            video_id = upload_with_cli(
+                Path(clip), platform.api_url, token, DEMO_DIR / "upload-state"
+            )
+            say(f"Video {video_id}: waiting for READY ...")
+            record = platform.wait_for_video(
+                video_id, token, timeout=args.timeout, on_update=_Progress()
+            )
+            say("Record:")
+            say(json.dumps(record, indent=2))
+            say(f"Playback URL: {record['playbackUrl']}")
+        say(f"Open {platform.web_url}/ to upload and play in the browser.")
+        say(f"Token for the API (user {DEMO_USER}): {token}")
+        say("Serving until Ctrl-C.")
+        while True:
+            time.sleep(3600)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m local.demo", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--assembly", type=Path, default=Path("cdk.out"), help="the cloud assembly"
+    )
+    parser.add_argument("--file", type=Path, help="upload this video instead")
+    parser.add_argument(
+        "--no-wait", action="store_true", help="only serve the stack, upload nothing"
+    )
+    parser.add_argument("--moto-port", type=int, default=0, help="default: a free port")
+    parser.add_argument("--web-port", type=int, default=8787, help="default: 8787")
+    parser.add_argument("--workers", type=int, default=1, help="FFmpeg workers")
+    parser.add_argument(
+        "--timeout", type=float, default=900, help="seconds to wait for READY"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if args.file is not None and not args.file.is_file():
+        print(f"error: {args.file}: no such file", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        with _interrupt_on_sigterm():
+            return run(args)
+    except KeyboardInterrupt:
+        say("Stopped.")
+        return 0
+    except (
+        WiringError,
+        TemplateError,
+        DockerfileError,
+        HandlerError,
+        VideoFailed,
+        TimeoutError,
+        RuntimeError,
+        OSError,
+        subprocess.CalledProcessError,
+    ) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,946 @@
+"""The whole platform on one machine, built from the synthesized template.
+
+:class:`LocalPlatform` reads the cloud assembly (``cdk.out``) and stands up:
+
+* a moto server of its own on loopback, holding every bucket (with its CORS and
+  lifecycle rules), table (keys, indexes, TTL) and queue (redrive policy) of
+  the template, under names made the way CloudFormation makes them;
+* the S3 gateway in front of it, which checks presigned URLs and POST
+  policies and reports every object S3 accepted;
+* the HTTP API, whose routes, integrations, functions and JWT authorizer
+  come from the template; each function runs in a process of its own,
+  imported from its asset directory, with its template environment resolved
+  to the local resources and credentials of its own;
+* S3 event notifications, delivered to the functions the bucket's
+  notification configuration names, for the events and key filters it says;
+* table streams, fed to the functions their event source mappings name;
+* the FFmpeg workers, run from the image's build context as its Dockerfile
+  lays it out, with the task definition's environment;
+* the playback reader in front of the output bucket, which the videos
+  function's playback base URL points at;
+* a web server for the static page and its ``/config.json``.
+
+Before anything starts, the wiring between the components is checked: a
+variable that names no resource of the template, components that disagree
+on a shared resource, a role that allows nothing on a resource its component
+is told to use, or a notification filter that upload keys never match stop
+the run with a message that names the culprit.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import fnmatch
+import http.server
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import boto3
+import requests
+from botocore.config import Config
+
+from local.apigw import LocalHttpApi, Route
+from local.container import host_image
+from local.event_sources import DynamoStreamPoller
+from local.jwt_issuer import LocalIssuer
+from local.lambda_runtime import LambdaProcess
+from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint
+from local.playback import LoopbackHttpServer, PlaybackReader
+from local.s3_events import Delivery, EventDelivery, matching
+from local.s3_gateway import S3Gateway
+from local.template import (
+    REGION,
+    Assembly,
+    FunctionSpec,
+    LocalTemplate,
+    NotificationSpec,
+    TaskSpec,
+    WiringError,
+)
+from vod.keys import parse_upload_key, upload_key
+from vod.model import Status
+from vod.settings import Env
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The demo user's ``sub``: a fixed UUID, as Cognito's subs are UUIDs.
+DEMO_USER = "0d6c6b1e-5a8f-4c3e-9b7a-2f1d0e9c8b7a"
+MOTO_START_SECONDS = 30.0
+MOTO_STOP_SECONDS = 5.0
+#: How long workers have to stop after SIGTERM before they are killed. A
+#: worker may be in a 20 s long poll; locally nothing is lost by cutting it.
+WORKER_STOP_SECONDS = 5.0
+
+#: Variables that name a resource, and the resource type they must name.
+RESOURCE_VARIABLES = {
+    Env.TABLE_NAME: "AWS::DynamoDB::Table",
+    Env.SOURCE_BUCKET: "AWS::S3::Bucket",
+    Env.OUTPUT_BUCKET: "AWS::S3::Bucket",
+    Env.JOBS_QUEUE_URL: "AWS::SQS::Queue",
+    Env.EVENT_BUS_NAME: "AWS::Events::EventBus",
+}
+#: The ObjectCreated event each upload route of the API ends in.
+UPLOAD_EVENTS = ("Put", "Post", "CompleteMultipartUpload")
+_SAMPLE_UPLOAD_KEY = upload_key(DEMO_USER, str(uuid.UUID(int=0)), "clip.mp4")
+
+
+@dataclasses.dataclass(frozen=True)
+class AccessKey:
+    """A fake access key, one per component; it names no real account."""
+
+    access_key_id: str
+    secret_access_key: str
+
+    @classmethod
+    def generate(cls) -> AccessKey:
+        alphabet = string.ascii_uppercase + string.digits
+        return cls(
+            "AKIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
+            secrets.token_urlsafe(30),
+        )
+
+
+class VideoFailed(Exception):
+    """The video ended FAILED; the message holds the record's reason."""
+
+
+class LocalPlatform:
+    """The stack of ``assembly_dir`` running on loopback; use as a context
+    manager, or call :meth:`start` and :meth:`stop`.
+
+    :param moto_port: port of the moto server (a free one when 0)
+    :param web_port: port of the page and ``/config.json`` (0: a free one;
+        the template's allowed origins name ``http://localhost:8787``)
+    :param workers: how many FFmpeg workers run
+    :param web_root: directory of the static page, if there is one
+    :param run_dir: where logs and the workers' scratch space go; a
+        temporary directory, removed on stop, when None
+    :param check_wiring: refuse to start when the wiring check finds a
+        problem (when False, problems are only logged, and waiting for a
+        video explains what went wrong)
+    :param worker_stop_seconds: grace between SIGTERM and SIGKILL on stop
+    """
+
+    def __init__(
+        self,
+        assembly_dir: Path | str,
+        *,
+        moto_port: int = 0,
+        web_port: int = 8787,
+        workers: int = 1,
+        web_root: Path | str | None = None,
+        api_port: int = 0,
+        run_dir: Path | str | None = None,
+        check_wiring: bool = True,
+        stack_name: str | None = None,
+        worker_stop_seconds: float = WORKER_STOP_SECONDS,
+    ) -> None:
+        self.assembly = Assembly.load(assembly_dir, stack_name)
+        self.template = LocalTemplate(self.assembly)
+        self._moto_port = moto_port
+        self._web_port = web_port
+        self._api_port = api_port
+        self._worker_count = workers
+        self._web_root = Path(web_root) if web_root is not None else None
+        self._given_run_dir = Path(run_dir) if run_dir is not None else None
+        self._check_wiring = check_wiring
+        self._worker_stop_seconds = worker_stop_seconds
+        self.run_dir = Path()
+        self.wiring_problems: list[str] = []
+        self.credentials: dict[str, AccessKey] = {}
+        self.functions: dict[str, FunctionSpec] = {}
+        self.lambdas: dict[str, LambdaProcess] = {}
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.issuer: LocalIssuer | None = None
+        self.moto: MotoEndpoint | None = None
+        self.gateway: S3Gateway | None = None
+        self.api: LocalHttpApi | None = None
+        self.reader: PlaybackReader | None = None
+        self.web: LoopbackHttpServer | None = None
+        self.events: EventDelivery | None = None
+        self._admin_s3: Any = None
+        self._stack = contextlib.ExitStack()
+
+    # --- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> LocalPlatform:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalPlatform:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything, in the reverse order of starting; safe to call
+        twice and after a failed start."""
+        self._stack.close()
+
+    def _start(self) -> None:
+        self.wiring_problems = wiring_problems(self.template)
+        for problem in self.wiring_problems:
+            log.warning("wiring: %s", problem)
+        if self.wiring_problems and self._check_wiring:
+            raise WiringError(
+                "the stack's wiring is broken:\n  - "
+                + "\n  - ".join(self.wiring_problems)
+            )
+        for left_out in self.template.not_run_locally():
+            log.warning("not run locally: %s", left_out)
+        self.run_dir = self._make_run_dir()
+        self.moto = self._stack.enter_context(
+            moto_process(self._moto_port, self.run_dir / "logs" / "moto.log")
+        )
+        self._create_resources(self.moto)
+        self.functions = self.template.functions()
+        task = self.template.task()
+        self.credentials = {
+            name: AccessKey.generate()
+            for name in [*self.functions, task.logical_id, "playback-reader"]
+        }
+        self._admin_s3 = self.admin_client("s3")
+        # Started once the functions run, and stopped (its queue drained)
+        # before they stop, so that no late event starts a function again.
+        self.events = EventDelivery(
+            self.template.notifications(),
+            describe=self._describe_object,
+            invoke=self._invoke_async,
+        )
+        self.gateway = S3Gateway(
+            upstream=self.moto.url,
+            secrets=self._secret_for,
+            on_object_created=self.events.object_created,
+        )
+        self.gateway.start()
+        self._stack.callback(self.gateway.stop)
+        self.reader = self._start_reader(self.gateway.url)
+        self._start_lambdas()
+        self.events.start()
+        self._stack.callback(self.events.stop)
+        self._start_stream_pollers()
+        self.api = self._start_api()
+        self._start_workers(task)
+        self.web = self._start_web()
+
+    def _make_run_dir(self) -> Path:
+        if self._given_run_dir is not None:
+            made = self._given_run_dir.resolve()
+        else:
+            made = Path(tempfile.mkdtemp(prefix="vod-local-"))
+            self._stack.callback(shutil.rmtree, made, ignore_errors=True)
+        (made / "logs").mkdir(parents=True, exist_ok=True)
+        return made
+
+    # --- resources -----------------------------------------------------------
+
+    def admin_client(self, service: str) -> Any:
+        """A client of the moto server with the runner's own credentials."""
+        if self.moto is None:
+            raise RuntimeError("the platform is not started")
+        return boto3.client(
+            service,
+            endpoint_url=self.moto.url,
+            region_name=REGION,
+            aws_access_key_id=SETUP_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=SETUP_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=Config(signature_version="s3v4", retries={"max_attempts": 2}),
+        )
+
+    def _create_resources(self, moto: MotoEndpoint) -> None:
+        s3 = self.admin_client("s3")
+        for bucket in self.template.buckets():
+            s3.create_bucket(Bucket=bucket.name)
+            if bucket.cors_rules:
+                s3.put_bucket_cors(
+                    Bucket=bucket.name,
+                    CORSConfiguration={"CORSRules": list(bucket.cors_rules)},
+                )
+            if bucket.lifecycle_rules:
+                s3.put_bucket_lifecycle_configuration(
+                    Bucket=bucket.name,
+                    LifecycleConfiguration={"Rules": list(bucket.lifecycle_rules)},
+                )
+        dynamodb = self.admin_client("dynamodb")
+        for table in self.template.tables():
+            created = dynamodb.create_table(TableName=table.name, **table.create_args)
+            stream_arn = created["TableDescription"].get("LatestStreamArn")
+            if stream_arn:
+                self.template.bind(table.logical_id, StreamArn=stream_arn)
+            if table.ttl_attribute:
+                dynamodb.update_time_to_live(
+                    TableName=table.name,
+                    TimeToLiveSpecification={
+                        "Enabled": True,
+                        "AttributeName": table.ttl_attribute,
+                    },
+                )
+        sqs = self.admin_client("sqs")
+        for queue in self.template.queues():
+            url = sqs.create_queue(QueueName=queue.name, Attributes=queue.attributes)[
+                "QueueUrl"
+            ]
+            self.template.bind(queue.logical_id, ref=url, QueueUrl=url)
+        events = self.admin_client("events")
+        for bus in self.template.event_buses():
+            events.create_event_bus(Name=bus)
+        log.info("resources created on %s", moto.url)
+
+    def _describe_object(self, bucket: str, key: str) -> tuple[int, str]:
+        head = self._admin_s3.head_object(Bucket=bucket, Key=key)
+        return int(head["ContentLength"]), str(head["ETag"])
+
+    def _secret_for(self, access_key_id: str) -> str | None:
+        if access_key_id == SETUP_CREDENTIALS["AWS_ACCESS_KEY_ID"]:
+            return SETUP_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+        for key in self.credentials.values():
+            if key.access_key_id == access_key_id:
+                return key.secret_access_key
+        return None
+
+    def component_env(self, component: str) -> dict[str, str]:
+        """The AWS environment of one component: its own credentials, boto3
+        pointed at moto, and S3 at the gateway, so that every S3 request (a
+        function's CompleteMultipartUpload too) is seen as S3 would see it."""
+        if self.moto is None or self.gateway is None:
+            raise RuntimeError("the platform is not started")
+        key = self.credentials[component]
+        absent = str(self.run_dir / "no-aws-config")
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": "UTC",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": key.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": key.secret_access_key,
+            "AWS_ENDPOINT_URL": self.moto.url,
+            "AWS_ENDPOINT_URL_S3": self.gateway.url,
+            "AWS_CONFIG_FILE": absent,
+            "AWS_SHARED_CREDENTIALS_FILE": absent,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    # --- functions and API ---------------------------------------------------
+
+    def _function_env(self, function: FunctionSpec) -> dict[str, str]:
+        env = dict(function.environment)
+        if Env.PLAYBACK_BASE_URL in env:
+            env[Env.PLAYBACK_BASE_URL] = self._playback_base(env[Env.PLAYBACK_BASE_URL])
+        return {**env, **self.component_env(function.logical_id)}
+
+    def _playback_base(self, value: str) -> str:
+        """The template's playback base URL, pointed at the local reader: an
+        empty one (no CDN yet) or one on a CloudFront distribution's domain."""
+        if self.reader is None:
+            raise RuntimeError("the playback reader is not started")
+        distributions = {d.domain_name for d in self.template.distributions()}
+        parts = urlsplit(value)
+        if not value or parts.hostname in distributions:
+            return self.reader.url + parts.path.rstrip("/")
+        return value
+
+    def _used_functions(self) -> set[str]:
+        api = self.template.http_api()
+        used = {route.function for route in api.routes}
+        used |= {spec.function for spec in self.template.notifications()}
+        used |= {spec.function for spec in self.template.stream_mappings()}
+        return used
+
+    def _start_lambdas(self) -> None:
+        used = sorted(self._used_functions())
+        for logical in used:
+            function = self.functions[logical]
+            process = LambdaProcess(
+                name=function.name,
+                handler=function.handler,
+                task_root=function.asset_dir,
+                env=self._function_env(function),
+                timeout_seconds=function.timeout_seconds,
+                log_path=self.run_dir / "logs" / f"{logical}.log",
+                forbidden_root=ROOT,
+                arn=function.arn,
+                memory_mb=function.memory_mb,
+            )
+            self.lambdas[logical] = process
+            self._stack.callback(process.stop)
+        # Cold starts in parallel: each imports boto3 and the handler.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(used) or 1) as pool:
+            for future in [pool.submit(self.lambdas[name].start) for name in used]:
+                future.result()
+
+    def _start_stream_pollers(self) -> None:
+        for spec in self.template.stream_mappings():
+            on_failure = spec.on_failure_queue
+            poller = DynamoStreamPoller(
+                spec,
+                stream_arn=self.template.resources[spec.table].attributes["StreamArn"],
+                function_arn=self.functions[spec.function].arn,
+                streams=self.admin_client("dynamodbstreams"),
+                sqs=self.admin_client("sqs"),
+                invoke=self._invoke_async,
+                on_failure_url=(
+                    self.template.resources[on_failure].ref if on_failure else None
+                ),
+            )
+            poller.start()
+            self._stack.callback(poller.stop)
+
+    def _invoke_async(self, function: str, event: dict[str, Any]) -> Any:
+        return self.lambdas[function].invoke(event, request_id=str(uuid.uuid4()))
+
+    def _start_api(self) -> LocalHttpApi:
+        spec = self.template.http_api()
+        if len(spec.authorizers) > 1:
+            raise WiringError(
+                f"the local API has one JWT authorizer; the template has "
+                f"{sorted(spec.authorizers)}"
+            )
+        if spec.authorizers:
+            authorizer = next(iter(spec.authorizers.values()))
+            self.issuer = LocalIssuer(authorizer.issuer, authorizer.audiences[0])
+
+        def route(function: str, authorize: bool) -> Route:
+            process = self.lambdas[function]
+
+            def handler(event: dict[str, Any], context: Any) -> Any:
+                return process.invoke(event, request_id=context.aws_request_id)
+
+            return Route(
+                handler=handler,
+                function_name=process.name,
+                authorize=authorize,
+                timeout_seconds=process.timeout_seconds,
+            )
+
+        api = LocalHttpApi(
+            {
+                r.route_key: route(r.function, r.authorizer is not None)
+                for r in spec.routes
+            },
+            issuer=self.issuer,
+            allowed_origins=spec.allow_origins,
+            allow_headers=spec.allow_headers,
+            allow_methods=spec.allow_methods,
+            expose_headers=spec.expose_headers,
+            max_age_seconds=spec.max_age_seconds,
+            port=self._api_port,
+        )
+        api.start()
+        self._stack.callback(api.stop)
+        return api
+
+    def mint_token(self, sub: str = DEMO_USER, **claims: Any) -> str:
+        """A token the API's JWT authorizer accepts, for user ``sub``."""
+        if self.issuer is None:
+            raise RuntimeError("the API has no JWT authorizer to mint tokens for")
+        return self.issuer.mint(sub, ttl=12 * 3600, **claims)
+
+    # --- workers, playback, web ------------------------------------------------
+
+    def _start_workers(self, task: TaskSpec) -> None:
+        image = host_image(task.build_dir, task.dockerfile, self.run_dir / "image")
+        for number in range(1, self._worker_count + 1):
+            work_dir = self.run_dir / f"worker-{number}"
+            work_dir.mkdir(parents=True, exist_ok=True)
+            env = {
+                **image.env,
+                **task.environment,
+                **self.component_env(task.logical_id),
+                Env.WORK_DIR: str(work_dir),
+            }
+            log_file = (self.run_dir / "logs" / f"worker-{number}.log").open("ab")
+            self._stack.callback(log_file.close)
+            process = subprocess.Popen(
+                image.argv,
+                cwd=image.workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                # The runner stops workers with SIGTERM, as ECS does, rather
+                # than the terminal's Ctrl-C reaching them directly.
+                start_new_session=True,
+            )
+            self.workers.append(process)
+        self._stack.callback(_stop_processes, self.workers, self._worker_stop_seconds)
+
+    def _start_reader(self, s3_endpoint: str) -> PlaybackReader:
+        bucket, origins = self._playback_origin()
+        key = self.credentials["playback-reader"]
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=s3_endpoint,
+            region_name=REGION,
+            aws_access_key_id=key.access_key_id,
+            aws_secret_access_key=key.secret_access_key,
+            config=Config(signature_version="s3v4"),
+        )
+        reader = PlaybackReader(bucket=bucket, s3=s3, allowed_origins=origins)
+        reader.start()
+        self._stack.callback(reader.stop)
+        return reader
+
+    def _playback_origin(self) -> tuple[str, tuple[str, ...]]:
+        """The bucket players read and the browser origins allowed to: the
+        CloudFront distribution's, or without one, the output bucket of the
+        function that makes playback URLs, with that bucket's CORS."""
+        for distribution in self.template.distributions():
+            if distribution.allowed_origins is not None:
+                return distribution.bucket, distribution.allowed_origins
+            return distribution.bucket, self._bucket_origins(distribution.bucket)
+        for function in self.functions.values():
+            env = function.environment
+            if Env.PLAYBACK_BASE_URL in env and Env.OUTPUT_BUCKET in env:
+                bucket = env[Env.OUTPUT_BUCKET]
+                return bucket, self._bucket_origins(bucket)
+        raise WiringError(
+            "nothing serves playback: the stack has no CloudFront distribution "
+            f"of a bucket, and no function sets {Env.PLAYBACK_BASE_URL} with "
+            f"{Env.OUTPUT_BUCKET}"
+        )
+
+    def _bucket_origins(self, bucket: str) -> tuple[str, ...]:
+        return tuple(
+            sorted(
+                {
+                    origin
+                    for spec in self.template.buckets()
+                    if spec.name == bucket
+                    for rule in spec.cors_rules
+                    for origin in rule.get("AllowedOrigins", [])
+                }
+            )
+        )
+
+    def _start_web(self) -> LoopbackHttpServer:
+        platform = self
+        root = self._web_root or self._placeholder_page()
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def do_GET(self) -> None:
+                if urlsplit(self.path).path == "/config.json":
+                    body = json.dumps(platform.page_config()).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Cache-Control", "no-store")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                super().do_GET()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("web: " + format, *args)
+
+        try:
+            server = LoopbackHttpServer(
+                ("127.0.0.1", self._web_port), Handler, name="web-page"
+            )
+        except OSError as error:
+            raise OSError(
+                f"cannot serve the web page on port {self._web_port} ({error}); "
+                "pass another web port"
+            ) from None
+        server.start()
+        self._stack.callback(server.stop)
+        origin = f"http://localhost:{server.server_address[1]}"
+        if origin not in self.template.http_api().allow_origins:
+            log.warning(
+                "the page's origin %s is not among the API's allowed origins; "
+                "browsers will refuse its API calls",
+                origin,
+            )
+        return server
+
+    def _placeholder_page(self) -> Path:
+        placeholder = self.run_dir / "no-web-page"
+        placeholder.mkdir(exist_ok=True)
+        (placeholder / "index.html").write_text(
+            "<!doctype html><title>vod local</title><p>The web page is not "
+            "built. The API and playback URLs are in "
+            '<a href="/config.json">/config.json</a>.</p>'
+        )
+        return placeholder
+
+    def page_config(self) -> dict[str, Any]:
+        """What the page needs: the API, the playback origin, and a token."""
+        return {
+            "apiUrl": self.api_url,
+            "playbackUrl": self.playback_url,
+            "token": self.mint_token(DEMO_USER, email="demo@example.com"),
+            "user": DEMO_USER,
+        }
+
+    # --- where things are ------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return _started(self.api).url
+
+    @property
+    def moto_url(self) -> str:
+        return _started(self.moto).url
+
+    @property
+    def s3_url(self) -> str:
+        return _started(self.gateway).url
+
+    @property
+    def playback_url(self) -> str:
+        return _started(self.reader).url
+
+    @property
+    def web_url(self) -> str:
+        return _started(self.web).url.replace("127.0.0.1", "localhost")
+
+    # --- waiting for a video ---------------------------------------------------
+
+    def wait_for_video(
+        self,
+        video_id: str,
+        token: str,
+        *,
+        timeout: float = 600,
+        on_update: Callable[[Mapping[str, Any]], None] | None = None,
+        poll_seconds: float = 0.5,
+    ) -> dict[str, Any]:
+        """Poll ``GET /videos/{id}`` until READY and return the record.
+
+        Raises :class:`VideoFailed` when it ends FAILED, :class:`WiringError`
+        when the run can tell why the video will never move on (its upload
+        matched no notification, the ingest function failed or queued
+        nothing, every worker exited), and ``TimeoutError`` otherwise.
+        """
+        deadline = time.monotonic() + timeout
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {token}"
+        record: dict[str, Any] = {}
+        while True:
+            response = http.get(f"{self.api_url}/videos/{video_id}", timeout=30)
+            if response.status_code != 200:
+                raise VideoFailed(
+                    f"GET /videos/{video_id} answered {response.status_code}: "
+                    f"{response.text}"
+                )
+            record = response.json()
+            if on_update is not None:
+                on_update(record)
+            status = record["status"]
+            if status == Status.READY:
+                return record
+            if status == Status.FAILED:
+                raise VideoFailed(f"video {video_id} FAILED: {record.get('error')}")
+            problem = self.explain_stall(video_id, status)
+            if problem is not None:
+                raise WiringError(problem)
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"video {video_id} is still {status} after {timeout:g} s; "
+                    f"logs are in {self.run_dir / 'logs'}"
+                )
+            time.sleep(poll_seconds)
+
+    def explain_stall(self, video_id: str, status: str) -> str | None:
+        """Why a video in ``status`` cannot move on, when the run knows."""
+        if status in (Status.UPLOADING, Status.UPLOADED):
+            return self._explain_upload(video_id)
+        if status in (Status.QUEUED, Status.PROCESSING) and self.workers:
+            codes = [process.poll() for process in self.workers]
+            if all(code is not None for code in codes):
+                return (
+                    f"video {video_id} is {status} but every worker exited "
+                    f"(exit codes {codes}); see {self.run_dir / 'logs'}/worker-*.log"
+                )
+        return None
+
+    def _explain_upload(self, video_id: str) -> str | None:
+        events = _started(self.events)
+        for delivery in events.deliveries():
+            parsed = parse_upload_key(delivery.key)
+            if parsed is None or parsed[1] != video_id:
+                continue
+            explanation = self._explain_delivery(delivery)
+            if explanation is not None:
+                return explanation
+        return None
+
+    def _explain_delivery(self, delivery: Delivery) -> str | None:
+        upload = f"upload s3://{delivery.bucket}/{delivery.key}"
+        if delivery.outcome == "unmatched":
+            filters = describe_filters(self.template.notifications(), delivery.bucket)
+            return (
+                f"{upload} created no job: no notification of its bucket covers "
+                f"{delivery.event_name} on that key; the bucket's notification "
+                f"filters are {filters}"
+            )
+        if delivery.outcome == "failed":
+            names = ", ".join(delivery.functions)
+            return (
+                f"{upload} created no job: {names} failed on its "
+                f"{delivery.event_name} event: {delivery.error}; see "
+                f"{self.run_dir / 'logs'}"
+            )
+        for function, result in delivery.results.items():
+            outcomes = result.get("outcomes") if isinstance(result, dict) else None
+            if outcomes and "queued" not in outcomes and "duplicate" not in outcomes:
+                return (
+                    f"{upload} created no job: {function} handled its "
+                    f"{delivery.event_name} event and answered {result}; see "
+                    f"{self.run_dir / 'logs' / (function + '.log')}"
+                )
+        return None
+
+
+# --- The wiring check ----------------------------------------------------------
+
+
+def wiring_problems(template: LocalTemplate) -> list[str]:
+    """What does not connect in the stack, one sentence per problem."""
+    problems: list[str] = []
+    components: dict[str, Mapping[str, str]] = {}
+    roles: dict[str, str | None] = {}
+    try:
+        for logical, function in template.functions().items():
+            name = f"function {logical} ({function.handler})"
+            components[name], roles[name] = function.environment, function.role
+        task = template.task()
+        name = f"task {task.logical_id}"
+        components[name], roles[name] = task.environment, task.role
+        notifications = template.notifications()
+    except WiringError as error:
+        return [str(error)]
+    problems += _unknown_resources(template, components)
+    problems += _disagreements(template, components)
+    if not problems:
+        problems += _ungranted_resources(template, components, roles)
+        problems += _unnotified_uploads(template, components, notifications)
+    return problems
+
+
+def _unknown_resources(
+    template: LocalTemplate, components: Mapping[str, Mapping[str, str]]
+) -> list[str]:
+    problems = []
+    for component, env in components.items():
+        for variable, type_ in RESOURCE_VARIABLES.items():
+            if variable in env and template.logical_of(type_, env[variable]) is None:
+                known = sorted(
+                    logical
+                    for logical, r in template.resources.items()
+                    if r.type == type_
+                )
+                problems.append(
+                    f"{component}: {variable} is {env[variable]!r}, which names no "
+                    f"{type_} of stack {template.assembly.stack_name} "
+                    f"(it has {', '.join(known) or 'none'})"
+                )
+    return problems
+
+
+def _disagreements(
+    template: LocalTemplate, components: Mapping[str, Mapping[str, str]]
+) -> list[str]:
+    problems = []
+    for variable, type_ in RESOURCE_VARIABLES.items():
+        named = {
+            component: template.logical_of(type_, env[variable])
+            for component, env in components.items()
+            if variable in env
+        }
+        if len(set(named.values())) > 1:
+            sides = "; ".join(f"{c} names {r}" for c, r in named.items())
+            problems.append(f"components disagree on {variable}: {sides}")
+    return problems
+
+
+def _ungranted_resources(
+    template: LocalTemplate,
+    components: Mapping[str, Mapping[str, str]],
+    roles: Mapping[str, str | None],
+) -> list[str]:
+    """A component told to use a resource needs its role to allow something
+    on it (or on a part of it, such as a prefix or an index)."""
+    problems = []
+    for component, env in components.items():
+        role = roles[component]
+        if role is None:
+            continue
+        allowed = [
+            pattern
+            for statement in template.role_statements(role)
+            if statement.get("Effect") == "Allow"
+            for pattern in _as_list(statement.get("Resource", []))
+        ]
+        for variable, type_ in RESOURCE_VARIABLES.items():
+            if variable not in env:
+                continue
+            logical = template.logical_of(type_, env[variable])
+            arn = template.resources[logical].attributes["Arn"] if logical else ""
+            if not any(_covers(pattern, arn) for pattern in allowed):
+                problems.append(
+                    f"{component}: its {variable} names {logical}, but its role "
+                    f"{role} allows nothing on {arn}"
+                )
+    return problems
+
+
+def _as_list(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _covers(pattern: str, arn: str) -> bool:
+    """Whether a policy resource is ``arn``, a part of it, or matches it."""
+    return (
+        pattern == arn
+        or pattern.startswith(arn + "/")
+        or fnmatch.fnmatchcase(arn, pattern)
+    )
+
+
+def _unnotified_uploads(
+    template: LocalTemplate,
+    components: Mapping[str, Mapping[str, str]],
+    notifications: list[NotificationSpec],
+) -> list[str]:
+    """Every way the API completes an upload must notify some function."""
+    buckets = {
+        env[Env.SOURCE_BUCKET]
+        for env in components.values()
+        if Env.SOURCE_BUCKET in env
+    }
+    problems = []
+    for bucket in sorted(buckets):
+        logical = template.logical_of("AWS::S3::Bucket", bucket)
+        missed = [
+            event
+            for event in UPLOAD_EVENTS
+            if not matching(
+                notifications, bucket, _SAMPLE_UPLOAD_KEY, f"ObjectCreated:{event}"
+            )
+        ]
+        if missed:
+            events = ", ".join(f"ObjectCreated:{event}" for event in missed)
+            problems.append(
+                f"uploads to bucket {logical} (keys like {_SAMPLE_UPLOAD_KEY!r}) "
+                f"notify no function on {events}: the bucket's notification "
+                f"filters are {describe_filters(notifications, bucket)}"
+            )
+    return problems
+
+
+def describe_filters(notifications: list[NotificationSpec], bucket: str) -> str:
+    described = [
+        f"prefix {spec.prefix!r} suffix {spec.suffix!r} on "
+        f"{'/'.join(spec.events)} -> {spec.function}"
+        for spec in notifications
+        if spec.bucket == bucket
+    ]
+    return "; ".join(described) or "none (the bucket has no notifications)"
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def moto_process(port: int, log_path: Path) -> Iterator[MotoEndpoint]:
+    """A moto server in a process of its own on loopback (a free port when
+    ``port`` is 0). moto keeps its state per process, so each platform gets a
+    fresh account of its own, as a new stack in a new account would."""
+    if port == 0:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            # Out of the terminal's process group: Ctrl-C stops the runner,
+            # which then stops moto last, after everything that talks to it.
+            start_new_session=True,
+        )
+        try:
+            _wait_until_serving(url, process)
+            yield MotoEndpoint(url=url, port=port)
+        finally:
+            _stop_processes([process], MOTO_STOP_SECONDS)
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + MOTO_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"the moto server exited with code {process.returncode} "
+                f"(is port {urlsplit(url).port} free?)"
+            )
+        try:
+            if requests.get(f"{url}/moto-api/data.json", timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.05)
+    raise RuntimeError(f"the moto server did not answer on {url}")
+
+
+def _started(component: T | None) -> T:
+    if component is None:
+        raise RuntimeError("the platform is not started")
+    return component
+
+
+def _stop_processes(
+    processes: list[subprocess.Popen[bytes]], grace_seconds: float
+) -> None:
+    """SIGTERM to all, then SIGKILL to those still running once
+    ``grace_seconds`` have passed, with their process group (a worker's
+    ffmpeg), so that nothing outlives the platform."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            # Each process leads its own session; what is left of its group
+            # (children it could not stop) goes too.
+            os.killpg(process.pid, signal.SIGKILL)

@@ -1,0 +1,1120 @@
+"""The synthesized cloud assembly as the local run reads it: the stack
+template, its assets, physical names made the way CloudFormation makes them,
+and a resolver for the intrinsic functions the template uses.
+
+Nothing here knows the platform: it turns CloudFormation resources into
+what a local stand-in needs (a bucket's CORS rules in boto3's shape, a
+function's handler, asset directory and resolved environment, an HTTP API's
+routes, the S3 notification filters, a task's container environment, a
+role's policy statements). The runner decides what to start from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import re
+import string
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+REGION = "us-east-1"
+#: A fake account id; it appears in every local ARN and names no real account.
+ACCOUNT_ID = "123456789012"
+PARTITION = "aws"
+URL_SUFFIX = "amazonaws.com"
+
+_NO_VALUE = object()
+
+
+class TemplateError(Exception):
+    """The template holds something the local run cannot stand in for."""
+
+
+class WiringError(Exception):
+    """Two parts of the stack that should connect do not; the message names
+    the resource, variable or filter at fault."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Assembly:
+    """One stack of a cloud assembly directory (``cdk.out``)."""
+
+    directory: Path
+    stack_name: str
+    template: Mapping[str, Any]
+    assets: Mapping[str, Any]
+
+    @classmethod
+    def load(cls, directory: Path | str, stack_name: str | None = None) -> Assembly:
+        # Absolute, because processes started from an asset directory (the
+        # Lambdas, the workers) resolve every path against their own cwd.
+        root = Path(directory).resolve()
+        manifest_file = root / "manifest.json"
+        if not manifest_file.exists():
+            raise TemplateError(f"no cloud assembly in {root}: run `make synth` first")
+        artifacts = json.loads(manifest_file.read_text())["artifacts"]
+        stacks = {
+            name: artifact
+            for name, artifact in artifacts.items()
+            if artifact["type"] == "aws:cloudformation:stack"
+        }
+        if stack_name is None:
+            if len(stacks) != 1:
+                raise TemplateError(
+                    f"{root} holds stacks {sorted(stacks)}; name the one to run"
+                )
+            stack_name = next(iter(stacks))
+        if stack_name not in stacks:
+            raise TemplateError(f"{root} has no stack {stack_name!r}: {sorted(stacks)}")
+        artifact = stacks[stack_name]
+        template = json.loads(
+            (root / artifact["properties"]["templateFile"]).read_text()
+        )
+        assets: dict[str, Any] = {}
+        for dependency in artifact.get("dependencies", []):
+            if artifacts.get(dependency, {}).get("type") == "cdk:asset-manifest":
+                asset_file = root / artifacts[dependency]["properties"]["file"]
+                assets = json.loads(asset_file.read_text())
+        return cls(
+            directory=root,
+            stack_name=artifact.get("displayName", stack_name),
+            template=template,
+            assets=assets,
+        )
+
+    @property
+    def resources(self) -> Mapping[str, Mapping[str, Any]]:
+        resources: Mapping[str, Mapping[str, Any]] = self.template.get("Resources", {})
+        return resources
+
+    def of_type(self, type_: str) -> dict[str, Mapping[str, Any]]:
+        return {
+            logical: resource
+            for logical, resource in self.resources.items()
+            if resource["Type"] == type_
+        }
+
+    def file_asset_dir(self, object_key: str, *, owner: str) -> Path:
+        """The staged directory of the file asset uploaded as ``object_key``."""
+        for asset_hash, asset in self.assets.get("files", {}).items():
+            keys = {d.get("objectKey") for d in asset["destinations"].values()}
+            if object_key in keys or object_key.startswith(asset_hash):
+                return self._staged(asset["source"]["path"], owner)
+        raise WiringError(
+            f"{owner}: its code {object_key!r} is no file asset of the assembly"
+        )
+
+    def image_asset(self, image: str, *, owner: str) -> tuple[Path, str]:
+        """The build context directory and Dockerfile of the image ``image``
+        (a resolved image URI whose tag is the asset hash)."""
+        tag = image.rpartition(":")[2]
+        asset = self.assets.get("dockerImages", {}).get(tag)
+        if asset is None:
+            raise WiringError(
+                f"{owner}: its image {image!r} is no image asset of the assembly"
+            )
+        source = asset["source"]
+        return (
+            self._staged(source["directory"], owner),
+            source.get("dockerFile", "Dockerfile"),
+        )
+
+    def _staged(self, path: str, owner: str) -> Path:
+        staged = self.directory / path
+        if not staged.is_dir():
+            raise WiringError(
+                f"{owner}: its asset directory {staged} is missing; run `make synth`"
+            )
+        return staged
+
+
+@dataclasses.dataclass
+class LocalResource:
+    """What ``Ref`` and ``Fn::GetAtt`` give for one resource in the local run."""
+
+    logical_id: str
+    type: str
+    ref: str
+    attributes: dict[str, str]
+
+
+_UPPER = string.ascii_uppercase + string.digits
+_LOWER = string.ascii_lowercase + string.digits
+
+
+def physical_name(
+    stack: str,
+    logical_id: str,
+    suffix: str,
+    *,
+    max_length: int,
+    lowercase: bool = False,
+) -> str:
+    """``{stack}-{logicalId}-{suffix}`` as CloudFormation generates names: the
+    logical id, then the stack name, are cut to fit ``max_length``."""
+    room = max_length - len(suffix) - 2
+    logical_part = logical_id[: room - min(len(stack), room // 2)]
+    stack_part = stack[: room - len(logical_part)]
+    name = f"{stack_part}-{logical_part}-{suffix}"
+    if lowercase:
+        name = re.sub(r"[^a-z0-9.-]", "-", name.lower())
+    return name
+
+
+def _arn(service: str, resource: str) -> str:
+    return f"arn:{PARTITION}:{service}:{REGION}:{ACCOUNT_ID}:{resource}"
+
+
+def local_resources(assembly: Assembly, rng: random.Random) -> dict[str, LocalResource]:
+    """Physical names and attributes for every resource of the stack."""
+    return {
+        logical: _NameMaker(assembly.stack_name, logical, resource, rng).make()
+        for logical, resource in assembly.resources.items()
+    }
+
+
+class _NameMaker:
+    """The Ref and attributes CloudFormation would give one resource."""
+
+    def __init__(
+        self,
+        stack: str,
+        logical_id: str,
+        resource: Mapping[str, Any],
+        rng: random.Random,
+    ) -> None:
+        self.stack = stack
+        self.logical_id = logical_id
+        self.type = resource["Type"]
+        self.props = resource.get("Properties", {})
+        self.rng = rng
+
+    def named(self, prop: str, max_length: int, *, lower: bool = False) -> str:
+        """The name set in ``prop``, else a generated one."""
+        explicit = self.props.get(prop)
+        if isinstance(explicit, str):
+            return explicit
+        suffix = self.random(12, _LOWER if lower else _UPPER)
+        return physical_name(
+            self.stack,
+            self.logical_id,
+            suffix,
+            max_length=max_length,
+            lowercase=lower,
+        )
+
+    def random(self, length: int, alphabet: str) -> str:
+        return "".join(self.rng.choice(alphabet) for _ in range(length))
+
+    def made(self, ref: str, **attributes: str) -> LocalResource:
+        return LocalResource(self.logical_id, self.type, ref, dict(attributes))
+
+    def make(self) -> LocalResource:
+        type_ = self.type
+        if type_ == "AWS::S3::Bucket":
+            name = self.named("BucketName", 63, lower=True)
+            return self.made(
+                name,
+                Arn=f"arn:{PARTITION}:s3:::{name}",
+                DomainName=f"{name}.s3.{URL_SUFFIX}",
+                RegionalDomainName=f"{name}.s3.{REGION}.{URL_SUFFIX}",
+                DualStackDomainName=f"{name}.s3.dualstack.{REGION}.{URL_SUFFIX}",
+                WebsiteURL=f"http://{name}.s3-website-{REGION}.{URL_SUFFIX}",
+            )
+        if type_ == "AWS::DynamoDB::Table":
+            name = self.named("TableName", 255)
+            arn = _arn("dynamodb", f"table/{name}")
+            return self.made(
+                name, Arn=arn, StreamArn=f"{arn}/stream/1970-01-01T00:00:00.000"
+            )
+        if type_ == "AWS::SQS::Queue":
+            name = self.named("QueueName", 80)
+            url = f"https://sqs.{REGION}.{URL_SUFFIX}/{ACCOUNT_ID}/{name}"
+            return self.made(url, Arn=_arn("sqs", name), QueueName=name, QueueUrl=url)
+        if type_ == "AWS::Lambda::Function":
+            name = self.named("FunctionName", 64)
+            return self.made(name, Arn=_arn("lambda", f"function:{name}"))
+        if type_ == "AWS::IAM::Role":
+            name = self.named("RoleName", 64)
+            return self.made(
+                name,
+                Arn=f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{name}",
+                RoleId="AROA" + self.random(17, _UPPER),
+            )
+        if type_ == "AWS::Logs::LogGroup":
+            name = self.named("LogGroupName", 512)
+            return self.made(name, Arn=_arn("logs", f"log-group:{name}:*"))
+        if type_ == "AWS::ECS::Cluster":
+            name = self.named("ClusterName", 255)
+            return self.made(name, Arn=_arn("ecs", f"cluster/{name}"))
+        if type_ == "AWS::Cognito::UserPool":
+            pool_id = f"{REGION}_" + self.random(9, string.ascii_letters + "0123456789")
+            provider = f"cognito-idp.{REGION}.{URL_SUFFIX}/{pool_id}"
+            return self.made(
+                pool_id,
+                Arn=_arn("cognito-idp", f"userpool/{pool_id}"),
+                ProviderName=provider,
+                ProviderURL=f"https://{provider}",
+                UserPoolId=pool_id,
+            )
+        if type_ == "AWS::Cognito::UserPoolClient":
+            return self.made(self.random(26, _LOWER), Name=self.logical_id)
+        if type_ == "AWS::ApiGatewayV2::Api":
+            api_id = self.random(10, _LOWER)
+            return self.made(
+                api_id,
+                ApiId=api_id,
+                ApiEndpoint=f"https://{api_id}.execute-api.{REGION}.{URL_SUFFIX}",
+            )
+        if type_ == "AWS::CloudFront::Distribution":
+            return self.made(
+                "E" + self.random(13, _UPPER),
+                DomainName="d" + self.random(13, _LOWER) + ".cloudfront.net",
+            )
+        if type_ == "AWS::Events::EventBus":
+            name = self.named("Name", 256)
+            return self.made(name, Arn=_arn("events", f"event-bus/{name}"), Name=name)
+        if type_.startswith("AWS::ApiGatewayV2::"):
+            return self.made(self.random(7, _LOWER))
+        name = self.named("Name", 128)
+        parts = type_.split("::")
+        service = parts[1].lower() if len(parts) == 3 else "custom"
+        return self.made(
+            name, Arn=_arn(service, f"{parts[-1].lower()}/{name}"), Name=name
+        )
+
+
+class Resolver:
+    """Evaluates ``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Sub``,
+    ``Fn::Select``, ``Fn::Split`` and the pseudo parameters against the local
+    resources."""
+
+    def __init__(
+        self, assembly: Assembly, resources: Mapping[str, LocalResource]
+    ) -> None:
+        self._assembly = assembly
+        self._resources = resources
+        self._pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": PARTITION,
+            "AWS::URLSuffix": URL_SUFFIX,
+            "AWS::StackName": assembly.stack_name,
+            "AWS::StackId": _arn(
+                "cloudformation",
+                f"stack/{assembly.stack_name}/00000000-0000-4000-8000-000000000000",
+            ),
+        }
+
+    def resolve(self, value: Any, *, where: str) -> Any:
+        """``value`` with every intrinsic replaced; ``where`` names what is
+        being resolved, for the error when something does not resolve."""
+        if isinstance(value, list):
+            return [
+                item
+                for item in (self.resolve(v, where=where) for v in value)
+                if item is not _NO_VALUE
+            ]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (name, argument), *_ = value.items()
+            if name == "Ref":
+                return self.ref(argument, where=where)
+            if name.startswith("Fn::"):
+                return self._function(name, argument, where)
+        return {
+            key: resolved
+            for key, resolved in (
+                (k, self.resolve(v, where=where)) for k, v in value.items()
+            )
+            if resolved is not _NO_VALUE
+        }
+
+    def resolve_str(self, value: Any, *, where: str) -> str:
+        resolved = self.resolve(value, where=where)
+        if not isinstance(resolved, str | int | float | bool):
+            raise TemplateError(f"{where}: expected a string, got {resolved!r}")
+        return str(resolved).lower() if isinstance(resolved, bool) else str(resolved)
+
+    def ref(self, name: str, *, where: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
+        if name in self._pseudo:
+            return self._pseudo[name]
+        if name in self._resources:
+            return self._resources[name].ref
+        parameter = self._assembly.template.get("Parameters", {}).get(name)
+        if parameter is not None and "Default" in parameter:
+            return parameter["Default"]
+        raise WiringError(
+            f"{where}: Ref {name!r} names no resource or parameter of stack "
+            f"{self._assembly.stack_name}"
+        )
+
+    def get_att(self, logical: str, attribute: str, *, where: str) -> str:
+        resource = self._resources.get(logical)
+        if resource is None:
+            raise WiringError(
+                f"{where}: Fn::GetAtt names resource {logical!r}, which stack "
+                f"{self._assembly.stack_name} does not define"
+            )
+        if attribute not in resource.attributes:
+            raise TemplateError(
+                f"{where}: the local run has no attribute {attribute!r} of "
+                f"{resource.type} {logical}"
+            )
+        return resource.attributes[attribute]
+
+    def _function(self, name: str, argument: Any, where: str) -> Any:
+        if name == "Fn::GetAtt":
+            logical, attribute = (
+                argument.split(".", 1) if isinstance(argument, str) else argument
+            )
+            return self.get_att(
+                logical, self.resolve(attribute, where=where), where=where
+            )
+        if name == "Fn::Join":
+            separator, items = argument
+            return separator.join(
+                self.resolve_str(item, where=where)
+                for item in self.resolve(items, where=where)
+            )
+        if name == "Fn::Sub":
+            return self._sub(argument, where)
+        if name == "Fn::Select":
+            index, items = argument
+            chosen = self.resolve(items, where=where)
+            return chosen[int(self.resolve(index, where=where))]
+        if name == "Fn::Split":
+            separator, text = argument
+            return self.resolve_str(text, where=where).split(separator)
+        raise TemplateError(f"{where}: the local run cannot evaluate {name}")
+
+    def _sub(self, argument: Any, where: str) -> str:
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        values = {k: self.resolve_str(v, where=where) for k, v in variables.items()}
+
+        def replace(match: re.Match[str]) -> str:
+            expression = match.group(1)
+            if expression.startswith("!"):
+                return "${" + expression[1:] + "}"
+            if expression in values:
+                return values[expression]
+            if "." in expression and expression not in self._pseudo:
+                logical, attribute = expression.split(".", 1)
+                return self.get_att(logical, attribute, where=where)
+            return self.resolve_str({"Ref": expression}, where=where)
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+
+# --- What the local run builds, in boto3's shapes -------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BucketSpec:
+    logical_id: str
+    name: str
+    cors_rules: tuple[dict[str, Any], ...]
+    lifecycle_rules: tuple[dict[str, Any], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    logical_id: str
+    name: str
+    create_args: dict[str, Any]
+    ttl_attribute: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueSpec:
+    logical_id: str
+    name: str
+    attributes: dict[str, str]
+    dead_letter_queue: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    name: str
+    arn: str
+    handler: str
+    asset_dir: Path
+    environment: dict[str, str]
+    timeout_seconds: int
+    memory_mb: int
+    role: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteSpec:
+    route_key: str
+    function: str
+    authorizer: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class JwtAuthorizerSpec:
+    logical_id: str
+    issuer: str
+    audiences: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpApiSpec:
+    logical_id: str
+    routes: tuple[RouteSpec, ...]
+    authorizers: dict[str, JwtAuthorizerSpec]
+    allow_origins: tuple[str, ...]
+    allow_headers: tuple[str, ...]
+    allow_methods: tuple[str, ...]
+    expose_headers: tuple[str, ...]
+    max_age_seconds: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class NotificationSpec:
+    """One LambdaFunctionConfiguration of a bucket's notifications."""
+
+    bucket: str
+    bucket_logical_id: str
+    function: str
+    events: tuple[str, ...]
+    prefix: str
+    suffix: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributionSpec:
+    """A CloudFront distribution's S3 origin, as the playback reader serves it."""
+
+    logical_id: str
+    domain_name: str
+    bucket: str
+    origin_path: str
+    #: Origins its default behaviour's response headers policy allows, or
+    #: None when it has no CORS policy.
+    allowed_origins: tuple[str, ...] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamMappingSpec:
+    """An event source mapping from a table's stream to a function."""
+
+    logical_id: str
+    function: str
+    table: str
+    batch_size: int
+    #: TRIM_HORIZON or LATEST
+    starting_position: str
+    #: Whether the function reports partial batch failures.
+    partial: bool
+    maximum_retry_attempts: int
+    on_failure_queue: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    logical_id: str
+    container: str
+    environment: dict[str, str]
+    build_dir: Path
+    dockerfile: str
+    role: str | None
+    stop_timeout_seconds: int | None
+
+
+_CORS_FIELDS = {
+    "AllowedHeaders": "AllowedHeaders",
+    "AllowedMethods": "AllowedMethods",
+    "AllowedOrigins": "AllowedOrigins",
+    "ExposedHeaders": "ExposeHeaders",
+    "Id": "ID",
+    "MaxAge": "MaxAgeSeconds",
+}
+_QUEUE_ATTRIBUTES = {
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "DelaySeconds",
+    "FifoQueue",
+    "FifoThroughputLimit",
+    "KmsDataKeyReusePeriodSeconds",
+    "KmsMasterKeyId",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "RedriveAllowPolicy",
+    "RedrivePolicy",
+    "SqsManagedSseEnabled",
+    "VisibilityTimeout",
+}
+_TABLE_ARGUMENTS = (
+    "AttributeDefinitions",
+    "KeySchema",
+    "GlobalSecondaryIndexes",
+    "LocalSecondaryIndexes",
+    "BillingMode",
+    "ProvisionedThroughput",
+)
+
+
+class LocalTemplate:
+    """The stack's resources, named for this local run, read as specs.
+
+    Specs are resolved when asked for, so a value learnt after a resource is
+    created (a queue's URL on the local server) is what later specs see:
+    call :meth:`bind` first.
+    """
+
+    def __init__(self, assembly: Assembly, *, seed: int | None = None) -> None:
+        self.assembly = assembly
+        self.resources = local_resources(assembly, random.Random(seed))  # noqa: S311
+        self.resolver = Resolver(assembly, self.resources)
+
+    def bind(
+        self, logical_id: str, *, ref: str | None = None, **attributes: str
+    ) -> None:
+        """Record what the local run made of a resource (e.g. a queue URL)."""
+        resource = self.resources[logical_id]
+        if ref is not None:
+            resource.ref = ref
+        resource.attributes.update(attributes)
+
+    def owner(self, logical_id: str) -> str:
+        resource = self.assembly.resources[logical_id]
+        return f"{resource['Type']} {logical_id}"
+
+    def props(self, logical_id: str) -> Mapping[str, Any]:
+        properties: Mapping[str, Any] = self.assembly.resources[logical_id].get(
+            "Properties", {}
+        )
+        return properties
+
+    def logical_of(self, type_: str, physical: str) -> str | None:
+        """The logical id of the ``type_`` resource whose Ref or Arn is
+        ``physical``."""
+        for logical, resource in self.resources.items():
+            if resource.type == type_ and physical in (
+                resource.ref,
+                resource.attributes.get("Arn"),
+            ):
+                return logical
+        return None
+
+    # --- storage ---------------------------------------------------------
+
+    def buckets(self) -> list[BucketSpec]:
+        specs = []
+        for logical in self.assembly.of_type("AWS::S3::Bucket"):
+            props = self.props(logical)
+            where = self.owner(logical)
+            cors = self.resolver.resolve(
+                props.get("CorsConfiguration", {}).get("CorsRules", []), where=where
+            )
+            lifecycle = self.resolver.resolve(
+                props.get("LifecycleConfiguration", {}).get("Rules", []), where=where
+            )
+            specs.append(
+                BucketSpec(
+                    logical_id=logical,
+                    name=self.resources[logical].ref,
+                    cors_rules=tuple(_cors_rule(rule, where) for rule in cors),
+                    lifecycle_rules=tuple(
+                        _lifecycle_rule(rule, where) for rule in lifecycle
+                    ),
+                )
+            )
+        return specs
+
+    def tables(self) -> list[TableSpec]:
+        specs = []
+        for logical in self.assembly.of_type("AWS::DynamoDB::Table"):
+            where = self.owner(logical)
+            props = self.resolver.resolve(self.props(logical), where=where)
+            args = {k: props[k] for k in _TABLE_ARGUMENTS if k in props}
+            if props.get("SSESpecification", {}).get("SSEEnabled"):
+                args["SSESpecification"] = {"Enabled": True}
+            if "StreamSpecification" in props:
+                args["StreamSpecification"] = {
+                    "StreamEnabled": True,
+                    **props["StreamSpecification"],
+                }
+            ttl = props.get("TimeToLiveSpecification", {})
+            specs.append(
+                TableSpec(
+                    logical_id=logical,
+                    name=self.resources[logical].ref,
+                    create_args=args,
+                    ttl_attribute=ttl.get("AttributeName")
+                    if ttl.get("Enabled")
+                    else None,
+                )
+            )
+        return specs
+
+    def queues(self) -> list[QueueSpec]:
+        """Every queue, each after the dead-letter queue its redrive policy
+        names, so that the one exists when the other is created."""
+        specs: dict[str, QueueSpec] = {}
+        for logical in self.assembly.of_type("AWS::SQS::Queue"):
+            where = self.owner(logical)
+            raw = self.props(logical)
+            unknown = set(raw) - _QUEUE_ATTRIBUTES - {"QueueName", "Tags"}
+            if unknown:
+                raise TemplateError(
+                    f"{where}: the local run cannot set {sorted(unknown)}"
+                )
+            props = self.resolver.resolve(raw, where=where)
+            redrive = props.get("RedrivePolicy", {})
+            dead_letter = None
+            if redrive:
+                dead_letter = self.logical_of(
+                    "AWS::SQS::Queue", redrive.get("deadLetterTargetArn", "")
+                )
+                if dead_letter is None:
+                    raise WiringError(
+                        f"{where}: its redrive policy names "
+                        f"{redrive.get('deadLetterTargetArn')!r}, which is no "
+                        "queue of the stack"
+                    )
+            specs[logical] = QueueSpec(
+                logical_id=logical,
+                name=self.resources[logical].attributes["QueueName"],
+                attributes={
+                    name: json.dumps(value) if isinstance(value, dict) else _text(value)
+                    for name, value in props.items()
+                    if name in _QUEUE_ATTRIBUTES
+                },
+                dead_letter_queue=dead_letter,
+            )
+        ordered: list[QueueSpec] = []
+
+        def visit(spec: QueueSpec) -> None:
+            if spec not in ordered:
+                if spec.dead_letter_queue is not None:
+                    visit(specs[spec.dead_letter_queue])
+                ordered.append(spec)
+
+        for spec in specs.values():
+            visit(spec)
+        return ordered
+
+    # --- compute ---------------------------------------------------------
+
+    def functions(self) -> dict[str, FunctionSpec]:
+        """Every function whose code is a file asset of the assembly (CDK's
+        own custom-resource handlers carry inline code and are left out)."""
+        specs = {}
+        for logical in self.assembly.of_type("AWS::Lambda::Function"):
+            props = self.props(logical)
+            code = props.get("Code", {})
+            if "S3Key" not in code:
+                continue
+            where = self.owner(logical)
+            variables = props.get("Environment", {}).get("Variables", {})
+            environment = {
+                name: self.resolver.resolve_str(
+                    value, where=f"{where} environment variable {name}"
+                )
+                for name, value in variables.items()
+            }
+            role = props.get("Role")
+            specs[logical] = FunctionSpec(
+                logical_id=logical,
+                name=self.resources[logical].ref,
+                arn=self.resources[logical].attributes["Arn"],
+                handler=props["Handler"],
+                asset_dir=self.assembly.file_asset_dir(
+                    self.resolver.resolve_str(code["S3Key"], where=where), owner=where
+                ),
+                environment=environment,
+                timeout_seconds=int(props.get("Timeout", 3)),
+                memory_mb=int(props.get("MemorySize", 128)),
+                role=_logical_of_get_att(role),
+            )
+        return specs
+
+    def task(self) -> TaskSpec:
+        """The stack's one ECS task definition with one container."""
+        tasks = self.assembly.of_type("AWS::ECS::TaskDefinition")
+        if not tasks:
+            raise TemplateError(
+                "the stack has no ECS task definition to run the transcoding "
+                "workers from; the local run transcodes with the FFmpeg workers "
+                "(synthesize with -c transcoder=fargate)"
+            )
+        if len(tasks) > 1:
+            raise TemplateError(
+                f"the local run starts one task definition; the stack has "
+                f"{sorted(tasks)}"
+            )
+        logical = next(iter(tasks))
+        where = self.owner(logical)
+        props = self.props(logical)
+        containers = props["ContainerDefinitions"]
+        if len(containers) != 1:
+            raise TemplateError(f"{where}: the local run starts one container")
+        container = containers[0]
+        environment = {
+            item["Name"]: self.resolver.resolve_str(
+                item["Value"], where=f"{where} environment variable {item['Name']}"
+            )
+            for item in container.get("Environment", [])
+        }
+        build_dir, dockerfile = self.assembly.image_asset(
+            self.resolver.resolve_str(container["Image"], where=where), owner=where
+        )
+        return TaskSpec(
+            logical_id=logical,
+            container=container.get("Name", "container"),
+            environment=environment,
+            build_dir=build_dir,
+            dockerfile=dockerfile,
+            role=_logical_of_get_att(props.get("TaskRoleArn")),
+            stop_timeout_seconds=container.get("StopTimeout"),
+        )
+
+    # --- API -------------------------------------------------------------
+
+    def http_api(self) -> HttpApiSpec:
+        """The stack's one HTTP API: routes, JWT authorizers, CORS."""
+        apis = self.assembly.of_type("AWS::ApiGatewayV2::Api")
+        if len(apis) != 1:
+            raise TemplateError(
+                f"the local run serves one HTTP API; the stack has {sorted(apis)}"
+            )
+        api = next(iter(apis))
+        authorizers = {
+            logical: self._authorizer(logical)
+            for logical in self._api_children("AWS::ApiGatewayV2::Authorizer", api)
+        }
+        routes = tuple(
+            self._route(logical)
+            for logical in self._api_children("AWS::ApiGatewayV2::Route", api)
+        )
+        stages = [
+            self.props(s).get("StageName")
+            for s in self._api_children("AWS::ApiGatewayV2::Stage", api)
+        ]
+        if stages and "$default" not in stages:
+            raise TemplateError(
+                f"the local run serves the $default stage; the API has {stages}"
+            )
+        cors = self.resolver.resolve(
+            self.props(api).get("CorsConfiguration", {}), where=self.owner(api)
+        )
+        methods = tuple(cors.get("AllowMethods", ()))
+        return HttpApiSpec(
+            logical_id=api,
+            routes=routes,
+            authorizers=authorizers,
+            allow_origins=tuple(cors.get("AllowOrigins", ())),
+            allow_headers=tuple(cors.get("AllowHeaders", ())),
+            allow_methods=(
+                ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+                if "*" in methods
+                else methods
+            ),
+            expose_headers=tuple(cors.get("ExposeHeaders", ())),
+            max_age_seconds=cors.get("MaxAge"),
+        )
+
+    def _api_children(self, type_: str, api: str) -> Iterator[str]:
+        for logical in self.assembly.of_type(type_):
+            if self.props(logical).get("ApiId") == {"Ref": api}:
+                yield logical
+
+    def _authorizer(self, logical: str) -> JwtAuthorizerSpec:
+        where = self.owner(logical)
+        props = self.resolver.resolve(self.props(logical), where=where)
+        if props.get("AuthorizerType") != "JWT":
+            raise TemplateError(f"{where}: the local run has JWT authorizers only")
+        jwt = props["JwtConfiguration"]
+        return JwtAuthorizerSpec(
+            logical_id=logical,
+            issuer=jwt["Issuer"],
+            audiences=tuple(jwt.get("Audience", ())),
+        )
+
+    def _route(self, logical: str) -> RouteSpec:
+        where = self.owner(logical)
+        props = self.props(logical)
+        route_key = props["RouteKey"]
+        target = self.resolver.resolve_str(props.get("Target", ""), where=where)
+        kind, _, integration_id = target.partition("/")
+        integration = self.logical_of("AWS::ApiGatewayV2::Integration", integration_id)
+        if kind != "integrations" or integration is None:
+            raise WiringError(
+                f"route {route_key!r} ({logical}): its target {target!r} is no "
+                "integration of the API"
+            )
+        integration_props = self.props(integration)
+        if integration_props.get("IntegrationType") != "AWS_PROXY":
+            raise TemplateError(
+                f"{self.owner(integration)}: the local run has Lambda proxy "
+                "integrations only"
+            )
+        if str(integration_props.get("PayloadFormatVersion")) != "2.0":
+            raise TemplateError(
+                f"{self.owner(integration)}: the local run speaks payload format 2.0"
+            )
+        uri = self.resolver.resolve_str(
+            integration_props["IntegrationUri"], where=self.owner(integration)
+        )
+        function = self._function_in(uri)
+        if function is None:
+            raise WiringError(
+                f"route {route_key!r}: its integration {integration} invokes "
+                f"{uri!r}, which is no function of the stack"
+            )
+        authorizer = None
+        if props.get("AuthorizationType", "NONE") != "NONE":
+            authorizer = _logical_of_ref(props.get("AuthorizerId"))
+        return RouteSpec(route_key=route_key, function=function, authorizer=authorizer)
+
+    def _function_in(self, uri: str) -> str | None:
+        """The function an integration URI names: its ARN, or an API Gateway
+        invocation URI that embeds it."""
+        for logical, resource in self.resources.items():
+            if resource.type == "AWS::Lambda::Function":
+                arn = resource.attributes["Arn"]
+                if uri == arn or f"/functions/{arn}/" in uri:
+                    return logical
+        return None
+
+    # --- events and permissions ------------------------------------------
+
+    def notifications(self) -> list[NotificationSpec]:
+        """The Lambda targets of every bucket's notification configuration
+        (queue, topic and EventBridge targets are in :meth:`not_run_locally`)."""
+        specs = []
+        for logical in self.assembly.of_type("Custom::S3BucketNotifications"):
+            where = self.owner(logical)
+            props = self.resolver.resolve(self.props(logical), where=where)
+            configuration = props.get("NotificationConfiguration", {})
+            bucket = props["BucketName"]
+            bucket_logical = self.logical_of("AWS::S3::Bucket", bucket)
+            if bucket_logical is None:
+                raise WiringError(f"{where}: bucket {bucket!r} is not in the stack")
+            for target in configuration.get("LambdaFunctionConfigurations", []):
+                arn = target["LambdaFunctionArn"]
+                function = self.logical_of("AWS::Lambda::Function", arn)
+                if function is None:
+                    raise WiringError(
+                        f"{where}: notifications of bucket {bucket_logical} go to "
+                        f"{arn!r}, which is no function of the stack"
+                    )
+                rules = {
+                    rule["Name"].lower(): rule["Value"]
+                    for rule in target.get("Filter", {})
+                    .get("Key", {})
+                    .get("FilterRules", [])
+                }
+                specs.append(
+                    NotificationSpec(
+                        bucket=bucket,
+                        bucket_logical_id=bucket_logical,
+                        function=function,
+                        events=tuple(target["Events"]),
+                        prefix=rules.get("prefix", ""),
+                        suffix=rules.get("suffix", ""),
+                    )
+                )
+        return specs
+
+    def distributions(self) -> list[DistributionSpec]:
+        """Every CloudFront distribution whose default behaviour serves a
+        bucket of the stack."""
+        specs = []
+        for logical in self.assembly.of_type("AWS::CloudFront::Distribution"):
+            where = self.owner(logical)
+            config = self.props(logical)["DistributionConfig"]
+            default = config["DefaultCacheBehavior"]
+            (origin,) = [
+                o for o in config["Origins"] if o["Id"] == default["TargetOriginId"]
+            ]
+            domain = self.resolver.resolve_str(origin["DomainName"], where=where)
+            bucket = next(
+                (
+                    r.ref
+                    for r in self.resources.values()
+                    if r.type == "AWS::S3::Bucket"
+                    and domain
+                    in (r.attributes["RegionalDomainName"], r.attributes["DomainName"])
+                ),
+                None,
+            )
+            if bucket is None:
+                continue
+            policy = _logical_of_ref(default.get("ResponseHeadersPolicyId"))
+            allowed = None
+            if policy is not None:
+                cors = (
+                    self.resolver.resolve(self.props(policy), where=self.owner(policy))
+                    .get("ResponseHeadersPolicyConfig", {})
+                    .get("CorsConfig")
+                )
+                if cors:
+                    allowed = tuple(cors["AccessControlAllowOrigins"]["Items"])
+            specs.append(
+                DistributionSpec(
+                    logical_id=logical,
+                    domain_name=self.resources[logical].attributes["DomainName"],
+                    bucket=bucket,
+                    origin_path=origin.get("OriginPath", ""),
+                    allowed_origins=allowed,
+                )
+            )
+        return specs
+
+    def stream_mappings(self) -> list[StreamMappingSpec]:
+        """Every event source mapping that feeds a table's stream to a
+        function of the stack."""
+        specs = []
+        for logical, props in self._mappings():
+            table = _logical_of_get_att(props.get("EventSourceArn"))
+            if table is None or self.resources[table].type != "AWS::DynamoDB::Table":
+                continue
+            function = self.logical_of(
+                "AWS::Lambda::Function",
+                self.resolver.resolve_str(
+                    props["FunctionName"], where=self.owner(logical)
+                ),
+            )
+            if function is None:
+                raise WiringError(
+                    f"{self.owner(logical)}: its function is not in the stack"
+                )
+            on_failure = _logical_of_get_att(
+                props.get("DestinationConfig", {})
+                .get("OnFailure", {})
+                .get("Destination")
+            )
+            specs.append(
+                StreamMappingSpec(
+                    logical_id=logical,
+                    function=function,
+                    table=table,
+                    batch_size=int(props.get("BatchSize", 100)),
+                    starting_position=props.get("StartingPosition", "LATEST"),
+                    partial="ReportBatchItemFailures"
+                    in props.get("FunctionResponseTypes", []),
+                    maximum_retry_attempts=int(props.get("MaximumRetryAttempts", 10)),
+                    on_failure_queue=on_failure,
+                )
+            )
+        return specs
+
+    def _mappings(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        for logical in self.assembly.of_type("AWS::Lambda::EventSourceMapping"):
+            props = self.props(logical)
+            if props.get("Enabled", True) is not False:
+                yield logical, props
+
+    def event_buses(self) -> list[str]:
+        return [
+            self.resources[logical].ref
+            for logical in self.assembly.of_type("AWS::Events::EventBus")
+        ]
+
+    def not_run_locally(self) -> list[str]:
+        """Parts of the stack that move data but that the local run leaves
+        out, so that it can say so instead of leaving them out silently."""
+        streamed = {spec.logical_id for spec in self.stream_mappings()}
+        left_out = [
+            f"{self.owner(logical)} feeding function "
+            f"{_logical_of_ref(props.get('FunctionName'))}"
+            for logical, props in self._mappings()
+            if logical not in streamed
+        ]
+        for logical in self.assembly.of_type("Custom::S3BucketNotifications"):
+            kinds = set(self.props(logical).get("NotificationConfiguration", {}))
+            left_out += [
+                f"{self.owner(logical)} {kind}"
+                for kind in sorted(kinds - {"LambdaFunctionConfigurations"})
+            ]
+        return left_out
+
+    def role_statements(self, role: str) -> list[dict[str, Any]]:
+        """Every statement the role's inline and attached policies hold, with
+        ARNs resolved to the local resources."""
+        statements: list[dict[str, Any]] = []
+        where = self.owner(role)
+        for inline in self.props(role).get("Policies", []):
+            statements += self.resolver.resolve(
+                inline["PolicyDocument"]["Statement"], where=where
+            )
+        for logical in self.assembly.of_type("AWS::IAM::Policy"):
+            props = self.props(logical)
+            if {"Ref": role} in props.get("Roles", []):
+                statements += self.resolver.resolve(
+                    props["PolicyDocument"]["Statement"], where=self.owner(logical)
+                )
+        return statements
+
+
+def _logical_of_get_att(value: Any) -> str | None:
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        return str(target.split(".")[0] if isinstance(target, str) else target[0])
+    return None
+
+
+def _logical_of_ref(value: Any) -> str | None:
+    if isinstance(value, dict) and "Ref" in value:
+        return str(value["Ref"])
+    return None
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _cors_rule(rule: Mapping[str, Any], where: str) -> dict[str, Any]:
+    unknown = set(rule) - set(_CORS_FIELDS)
+    if unknown:
+        raise TemplateError(f"{where}: unknown CORS rule fields {sorted(unknown)}")
+    return {_CORS_FIELDS[name]: value for name, value in rule.items()}
+
+
+def _lifecycle_rule(rule: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in PutBucketLifecycleConfiguration's shape."""
+    converted: dict[str, Any] = {"Status": rule["Status"]}
+    handled = {"Status"}
+
+    def take(name: str) -> Any:
+        handled.add(name)
+        return rule.get(name)
+
+    if take("Id") is not None:
+        converted["ID"] = rule["Id"]
+    prefix = take("Prefix")
+    converted["Filter"] = {"Prefix": prefix or ""}
+    if take("ExpirationInDays") is not None:
+        converted["Expiration"] = {"Days": rule["ExpirationInDays"]}
+    if take("AbortIncompleteMultipartUpload") is not None:
+        converted["AbortIncompleteMultipartUpload"] = rule[
+            "AbortIncompleteMultipartUpload"
+        ]
+    transitions = take("Transitions") or []
+    if transitions:
+        converted["Transitions"] = [
+            {"Days": t["TransitionInDays"], "StorageClass": t["StorageClass"]}
+            for t in transitions
+        ]
+    if take("NoncurrentVersionExpirationInDays") is not None:
+        converted["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": rule["NoncurrentVersionExpirationInDays"]
+        }
+    unknown = set(rule) - handled
+    if unknown:
+        raise TemplateError(
+            f"{where}: the local run cannot apply lifecycle fields {sorted(unknown)}"
+        )
+    return converted

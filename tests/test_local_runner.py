@@ -1,0 +1,674 @@
+"""The local platform built from the synthesized template: resources read back
+from moto match the template, the API serves the template's routes with the
+JWT authorizer, functions run from their assets with their own environment,
+S3 events reach the function the notification configuration names, the
+playback reader serves the output bucket, and stop leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+from lambdas.ingest.app import object_created_records
+from local.event_sources import DynamoStreamPoller
+from local.jwt_issuer import LocalIssuer
+from local.lambda_runtime import HandlerError, LambdaProcess
+from local.runner import ROOT, LocalPlatform
+from local.s3_events import event_matches, event_record, matching
+from local.s3_gateway import ObjectCreated, S3Gateway
+from local.template import NotificationSpec, StreamMappingSpec
+from tests.conftest import cdk_json_context, client, make_bucket, unique
+from vod.events import DETAIL_TYPE
+from vod.events import SOURCE as SOURCE_NAME
+from vod.keys import UPLOADS_PREFIX
+from vod.settings import Env
+
+ORIGIN = "http://localhost:8787"
+TIMEOUT = 10
+SOURCE = "StorageSourceBucketB2F37168"
+OUTPUT = "StorageOutputBucketCD2EEB3A"
+TABLE = "VideosTable41110721"
+QUEUE = "TranscoderJobsQueue80B55895"
+DLQ = "TranscoderJobsDeadLetterQueue6147221E"
+INGEST = "TranscoderIngestFunction8106D5D6"
+
+
+@pytest.fixture(scope="module")
+def platform(synth, tmp_path_factory):
+    with LocalPlatform(
+        synth.outdir,
+        web_port=0,
+        run_dir=tmp_path_factory.mktemp("run"),
+        worker_stop_seconds=1,
+    ) as running:
+        yield running
+
+
+def props(synth, logical: str):
+    return synth.templates["Vod"]["Resources"][logical]["Properties"]
+
+
+def name_of(platform, logical: str):
+    return platform.template.resources[logical].ref
+
+
+def gateway_s3(platform):
+    """An S3 client that talks to the gateway, as the functions' clients do."""
+    return boto3.client(
+        "s3",
+        endpoint_url=platform.s3_url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIALOCALTEST0000000",
+        aws_secret_access_key="test-secret",
+        config=Config(signature_version="s3v4"),
+    )
+
+
+def wait_for_deliveries(platform, key: str, count: int = 1):
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        found = [d for d in platform.events.deliveries() if d.key == key]
+        if len(found) >= count and all(d.outcome != "pending" for d in found):
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no delivery settled for {key}")
+
+
+# --- resources from the template ---
+
+
+def test_buckets_have_the_template_cors_and_lifecycle(platform, synth):
+    s3 = platform.admin_client("s3")
+    source = name_of(platform, SOURCE)
+    assert source.startswith("vod-storagesourcebucketb2f37168-")
+    (cors,) = s3.get_bucket_cors(Bucket=source)["CORSRules"]
+    (expected,) = props(synth, SOURCE)["CorsConfiguration"]["CorsRules"]
+    assert cors["AllowedOrigins"] == expected["AllowedOrigins"]
+    assert cors["AllowedMethods"] == expected["AllowedMethods"]
+    assert cors["ExposeHeaders"] == expected["ExposedHeaders"]
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=source)["Rules"]
+    (expected_rule,) = props(synth, SOURCE)["LifecycleConfiguration"]["Rules"]
+    assert rule["ID"] == expected_rule["Id"]
+    assert rule["Filter"]["Prefix"] == expected_rule["Prefix"] == UPLOADS_PREFIX
+    assert (
+        rule["AbortIncompleteMultipartUpload"]
+        == (expected_rule["AbortIncompleteMultipartUpload"])
+    )
+    output = name_of(platform, OUTPUT)
+    (output_cors,) = s3.get_bucket_cors(Bucket=output)["CORSRules"]
+    assert output_cors["AllowedMethods"] == ["GET", "HEAD"]
+
+
+def test_the_table_has_the_template_keys_index_and_ttl(platform, synth):
+    dynamodb = platform.admin_client("dynamodb")
+    table = name_of(platform, TABLE)
+    described = dynamodb.describe_table(TableName=table)["Table"]
+    expected = props(synth, TABLE)
+    assert described["KeySchema"] == expected["KeySchema"]
+    assert [
+        (index["IndexName"], index["KeySchema"])
+        for index in described["GlobalSecondaryIndexes"]
+    ] == [
+        (index["IndexName"], index["KeySchema"])
+        for index in expected["GlobalSecondaryIndexes"]
+    ]
+    ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert ttl == {
+        "TimeToLiveStatus": "ENABLED",
+        "AttributeName": expected["TimeToLiveSpecification"]["AttributeName"],
+    }
+
+
+def test_the_jobs_queue_redrives_to_the_dead_letter_queue(platform, synth):
+    sqs = platform.admin_client("sqs")
+    queue_url = platform.template.resources[QUEUE].ref
+    dlq_url = platform.template.resources[DLQ].ref
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == dlq_arn
+    assert int(redrive["maxReceiveCount"]) == cdk_json_context()["jobsMaxReceiveCount"]
+    assert attributes["VisibilityTimeout"] == str(
+        props(synth, QUEUE)["VisibilityTimeout"]
+    )
+
+
+# --- the API ---
+
+
+def test_a_minted_token_passes_the_authorizer_and_a_missing_one_is_401(platform):
+    ok = requests.get(
+        f"{platform.api_url}/videos",
+        headers={"Authorization": f"Bearer {platform.mint_token('user-1')}"},
+        timeout=TIMEOUT,
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["videos"] == []
+    missing = requests.get(f"{platform.api_url}/videos", timeout=TIMEOUT)
+    assert missing.status_code == 401
+    assert missing.json() == {"message": "Unauthorized"}
+
+
+def test_a_token_from_another_issuer_is_refused(platform):
+    stranger = LocalIssuer(platform.issuer.issuer, platform.issuer.audience)
+    refused = requests.get(
+        f"{platform.api_url}/videos",
+        headers={"Authorization": f"Bearer {stranger.mint('user-1')}"},
+        timeout=TIMEOUT,
+    )
+    assert refused.status_code == 401
+
+
+def test_the_api_answers_preflights_for_the_template_origins(platform):
+    preflight = requests.options(
+        f"{platform.api_url}/s3/multipart",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+        timeout=TIMEOUT,
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_an_upload_through_the_api_writes_the_template_bucket_and_table(platform):
+    token = platform.mint_token("user-2")
+    created = requests.post(
+        f"{platform.api_url}/s3/multipart",
+        json={"filename": "a.mp4", "type": "video/mp4", "size": 1024},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=TIMEOUT,
+    )
+    assert created.status_code == 200, created.text
+    upload = created.json()
+    listed = platform.admin_client("s3").list_multipart_uploads(
+        Bucket=name_of(platform, SOURCE)
+    )
+    assert upload["key"] in {u["Key"] for u in listed.get("Uploads", [])}
+    item = platform.admin_client("dynamodb").get_item(
+        TableName=name_of(platform, TABLE), Key={"id": {"S": upload["videoId"]}}
+    )
+    assert item["Item"]["status"]["S"] == "UPLOADING"
+
+
+# --- functions in their own processes ---
+
+
+def test_each_function_runs_from_its_asset_with_its_own_environment(platform):
+    lambdas = platform.lambdas
+    assert set(lambdas) == {
+        INGEST,
+        "UploadApiUploadFunction29DF3109",
+        "UploadApiVideosFunctionE8761CBA",
+        "EventsPublisherFunction8D38CA1A",
+    }
+    keys = {process.env["AWS_ACCESS_KEY_ID"] for process in lambdas.values()}
+    assert len(keys) == len(lambdas)
+    for process in lambdas.values():
+        assert process.task_root.parent == platform.assembly.directory
+        assert process.env["AWS_ENDPOINT_URL_S3"] == platform.s3_url
+        assert process.env.get(Env.TABLE_NAME, name_of(platform, TABLE)) == name_of(
+            platform, TABLE
+        )
+    ingest = lambdas[INGEST].env
+    assert ingest[Env.JOBS_QUEUE_URL].startswith(platform.moto_url)
+
+
+def test_the_playback_base_url_points_at_the_local_reader(platform):
+    videos = platform.lambdas["UploadApiVideosFunctionE8761CBA"]
+    assert videos.env[Env.PLAYBACK_BASE_URL] == platform.playback_url
+
+
+def test_a_handler_the_asset_lacks_fails_to_load_with_its_module_named(tmp_path):
+    asset = tmp_path / "asset.broken"
+    (asset / "app").mkdir(parents=True)
+    (asset / "app" / "__init__.py").write_text("")
+    (asset / "app" / "main.py").write_text("import vod.missing_module\n")
+    process = LambdaProcess(
+        name="broken",
+        handler="app.main.handler",
+        task_root=asset,
+        env={"PATH": os.environ["PATH"]},
+        timeout_seconds=5,
+        log_path=tmp_path / "broken.log",
+        forbidden_root=ROOT,
+    )
+    with pytest.raises(HandlerError, match=r"app\.main\.handler cannot be loaded.*vod"):
+        process.start()
+
+
+def test_a_module_loaded_from_the_repository_is_a_packaging_error(tmp_path):
+    asset = tmp_path / "asset.leaky"
+    asset.mkdir()
+    (asset / "leaky.py").write_text(
+        f"import sys\nsys.path.append({str(ROOT)!r})\nimport vod.keys\n"
+        "def handler(event, context):\n    return 1\n"
+    )
+    process = LambdaProcess(
+        name="leaky",
+        handler="leaky.handler",
+        task_root=asset,
+        env={"PATH": os.environ["PATH"]},
+        timeout_seconds=5,
+        log_path=tmp_path / "leaky.log",
+        forbidden_root=ROOT,
+    )
+    with pytest.raises(HandlerError, match=r"not in the asset: vod"):
+        process.start()
+
+
+def test_a_handler_that_raises_or_overruns_is_a_handler_error(tmp_path):
+    asset = tmp_path / "asset.slow"
+    asset.mkdir()
+    (asset / "slow.py").write_text(
+        "import time\n"
+        "def handler(event, context):\n"
+        "    if event == 'raise':\n        raise ValueError('bad event')\n"
+        "    time.sleep(event)\n"
+        "    return context.get_remaining_time_in_millis() > 0\n"
+    )
+    process = LambdaProcess(
+        name="slow",
+        handler="slow.handler",
+        task_root=asset,
+        env={"PATH": os.environ["PATH"]},
+        timeout_seconds=1,
+        log_path=tmp_path / "slow.log",
+        forbidden_root=ROOT,
+    )
+    process.start()
+    try:
+        assert process.invoke(0, request_id="r1") is True
+        with pytest.raises(HandlerError, match="ValueError: bad event"):
+            process.invoke("raise", request_id="r2")
+        with pytest.raises(HandlerError, match="no answer within its timeout of 1 s"):
+            process.invoke(5, request_id="r3")
+        assert process.invoke(0, request_id="r4") is True
+    finally:
+        process.stop()
+
+
+# --- S3 events ---
+
+
+def spec(**overrides) -> NotificationSpec:
+    fields = {
+        "bucket": "b",
+        "bucket_logical_id": "B",
+        "function": "F",
+        "events": ("s3:ObjectCreated:*",),
+        "prefix": "uploads/",
+        "suffix": ".mp4",
+    }
+    return NotificationSpec(**{**fields, **overrides})
+
+
+def test_notification_filters_match_event_type_prefix_and_suffix():
+    assert event_matches("s3:ObjectCreated:*", "ObjectCreated:CompleteMultipartUpload")
+    assert event_matches("s3:ObjectCreated:Post", "ObjectCreated:Post")
+    assert not event_matches("s3:ObjectCreated:Put", "ObjectCreated:Post")
+    specs = [spec()]
+    assert matching(specs, "b", "uploads/x/y.mp4", "ObjectCreated:Put") == specs
+    assert not matching(specs, "b", "uploads/x/y.mov", "ObjectCreated:Put")
+    assert not matching(specs, "b", "other/x/y.mp4", "ObjectCreated:Put")
+    assert not matching(specs, "other-bucket", "uploads/y.mp4", "ObjectCreated:Put")
+    assert not matching(specs, "b", "uploads/y.mp4", "ObjectRemoved:Delete")
+
+
+def test_the_event_json_is_what_the_ingest_function_reads():
+    created = ObjectCreated(
+        bucket="b",
+        key="uploads/o/v/my clip+1.mp4",
+        event="CompleteMultipartUpload",
+        source_ip="127.0.0.1",
+        principal="AKIAEXAMPLE",
+        request_id="R1",
+    )
+    record = event_record(
+        created,
+        size=42,
+        etag='"abc-2"',
+        sequencer="0A1B",
+        configuration_id="c",
+        now=__import__("datetime").datetime(2030, 1, 2, 3, 4, 5, 678000),
+    )
+    assert record["eventName"] == "ObjectCreated:CompleteMultipartUpload"
+    assert record["s3"]["object"]["key"] == "uploads/o/v/my+clip%2B1.mp4"
+    assert record["s3"]["object"]["eTag"] == "abc-2"
+    assert record["eventTime"].endswith(".678Z")
+    (parsed,) = object_created_records({"Records": [record]})
+    assert (parsed.bucket, parsed.key, parsed.size, parsed.etag) == (
+        "b",
+        "uploads/o/v/my clip+1.mp4",
+        42,
+        "abc-2",
+    )
+
+
+def test_a_put_under_the_prefix_reaches_the_ingest_function(platform):
+    source = name_of(platform, SOURCE)
+    key = "uploads/someone/4a1b7e1e-0000-4000-8000-000000000001/x.mp4"
+    gateway_s3(platform).put_object(Bucket=source, Key=key, Body=b"data")
+    (delivery,) = wait_for_deliveries(platform, key)
+    assert delivery.event_name == "ObjectCreated:Put"
+    assert delivery.outcome == "delivered"
+    # No record exists for that key: the function got the event and said so.
+    assert delivery.results == {INGEST: {"outcomes": ["no-record"]}}
+
+
+def test_a_completed_multipart_upload_reaches_the_ingest_function(platform):
+    source = name_of(platform, SOURCE)
+    key = "uploads/someone/4a1b7e1e-0000-4000-8000-000000000002/y.mp4"
+    s3 = gateway_s3(platform)
+    upload_id = s3.create_multipart_upload(Bucket=source, Key=key)["UploadId"]
+    etag = s3.upload_part(
+        Bucket=source, Key=key, UploadId=upload_id, PartNumber=1, Body=b"part"
+    )["ETag"]
+    s3.complete_multipart_upload(
+        Bucket=source,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    )
+    (delivery,) = wait_for_deliveries(platform, key)
+    assert delivery.event_name == "ObjectCreated:CompleteMultipartUpload"
+    assert delivery.functions == (INGEST,)
+
+
+def test_an_object_outside_the_prefix_notifies_nothing(platform):
+    source = name_of(platform, SOURCE)
+    gateway_s3(platform).put_object(Bucket=source, Key="elsewhere/z.mp4", Body=b"z")
+    (delivery,) = wait_for_deliveries(platform, "elsewhere/z.mp4")
+    assert delivery.outcome == "unmatched"
+    assert delivery.functions == ()
+
+
+def test_a_refused_put_notifies_nothing(platform):
+    source = name_of(platform, SOURCE)
+    key = "uploads/someone/4a1b7e1e-0000-4000-8000-000000000003/w.mp4"
+    url = gateway_s3(platform).generate_presigned_url(
+        "put_object", Params={"Bucket": source, "Key": key}
+    )
+    tampered = url[:-4] + ("0000" if not url.endswith("0000") else "1111")
+    assert requests.put(tampered, data=b"x", timeout=TIMEOUT).status_code == 403
+    gateway_s3(platform).put_object(Bucket=source, Key="elsewhere/after.mp4", Body=b"")
+    wait_for_deliveries(platform, "elsewhere/after.mp4")
+    assert [d for d in platform.events.deliveries() if d.key == key] == []
+
+
+def test_a_failing_object_created_hook_never_fails_the_request(moto):
+    bucket = make_bucket(moto, "hooked")
+    calls = []
+
+    def hook(created: ObjectCreated) -> None:
+        calls.append(created)
+        raise RuntimeError("the hook broke")
+
+    with S3Gateway(upstream=moto.url, secrets={}, on_object_created=hook) as gateway:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=gateway.url,
+            region_name="us-east-1",
+            aws_access_key_id="AKIALOCALTEST0000000",
+            aws_secret_access_key="test-secret",
+        )
+        s3.put_object(Bucket=bucket, Key="a b.mp4", Body=b"data")
+    ((created,),) = [calls]
+    assert (created.bucket, created.key, created.event) == (bucket, "a b.mp4", "Put")
+    assert created.principal == "AKIALOCALTEST0000000"
+
+
+# --- table streams ---
+
+
+def stream_table(moto) -> tuple[str, str]:
+    """A table with a stream on the session's moto; (name, stream ARN)."""
+    name = unique("streamed")
+    created = client(moto, "dynamodb").create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    return name, created["TableDescription"]["LatestStreamArn"]
+
+
+def mapping(**overrides) -> StreamMappingSpec:
+    fields = {
+        "logical_id": "Mapping",
+        "function": "Publisher",
+        "table": "Table",
+        "batch_size": 10,
+        "starting_position": "TRIM_HORIZON",
+        "partial": True,
+        "maximum_retry_attempts": 1,
+        "on_failure_queue": "Failed",
+    }
+    return StreamMappingSpec(**{**fields, **overrides})
+
+
+def test_a_failing_stream_batch_is_retried_from_its_failed_item_then_given_up(
+    moto,
+):
+    table, stream_arn = stream_table(moto)
+    sqs = client(moto, "sqs")
+    failed_url = sqs.create_queue(QueueName=unique("failed-batches"))["QueueUrl"]
+    calls: list[list[str]] = []
+
+    def invoke(function, event):
+        assert function == "Publisher"
+        json.dumps(event)  # what a Lambda process is sent must be JSON
+        assert {r["eventSourceARN"] for r in event["Records"]} == {stream_arn}
+        numbers = [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
+        calls.append(numbers)
+        return {"batchItemFailures": [{"itemIdentifier": numbers[-1]}]}
+
+    for n in range(3):
+        client(moto, "dynamodb").put_item(TableName=table, Item={"id": {"S": f"{n}"}})
+    poller = DynamoStreamPoller(
+        mapping(),
+        stream_arn=stream_arn,
+        function_arn="arn:aws:lambda:us-east-1:123456789012:function:publisher",
+        streams=client(moto, "dynamodbstreams"),
+        sqs=sqs,
+        invoke=invoke,
+        on_failure_url=failed_url,
+    )
+    poller.start()
+    try:
+        received = sqs.receive_message(QueueUrl=failed_url, WaitTimeSeconds=10)
+    finally:
+        poller.stop()
+    (message,) = received["Messages"]
+    info = json.loads(message["Body"])["DDBStreamBatchInfo"]
+    first, retried = calls[0], calls[1]
+    assert len(first) == 3
+    assert retried == first[-1:]
+    assert info["startSequenceNumber"] == info["endSequenceNumber"] == first[-1]
+    assert info["streamArn"] == stream_arn
+
+
+def test_the_table_stream_feeds_the_publisher_onto_the_event_bus(platform):
+    """Each change of the record goes down the table's stream; the mapping
+    hands it to the publisher, which puts the status on the stack's bus."""
+    (bus,) = platform.template.event_buses()
+    sqs = platform.admin_client("sqs")
+    probe_url = sqs.create_queue(QueueName=unique("bus-probe"))["QueueUrl"]
+    probe_arn = sqs.get_queue_attributes(
+        QueueUrl=probe_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    events = platform.admin_client("events")
+    events.put_rule(
+        Name="probe",
+        EventBusName=bus,
+        EventPattern=json.dumps({"source": [SOURCE_NAME]}),
+    )
+    events.put_targets(
+        Rule="probe", EventBusName=bus, Targets=[{"Id": "probe", "Arn": probe_arn}]
+    )
+    token = platform.mint_token("user-3")
+    auth = {"Authorization": f"Bearer {token}"}
+    upload = requests.post(
+        f"{platform.api_url}/s3/multipart",
+        json={"filename": "b.mp4", "type": "video/mp4", "size": 4},
+        headers=auth,
+        timeout=TIMEOUT,
+    ).json()
+    signed = requests.post(
+        f"{platform.api_url}/s3/multipart/{upload['uploadId']}/sign",
+        json={"key": upload["key"], "partNumbers": [1]},
+        headers=auth,
+        timeout=TIMEOUT,
+    ).json()
+    etag = requests.put(signed["parts"][0]["url"], data=b"data", timeout=TIMEOUT)
+    completed = requests.post(
+        f"{platform.api_url}/s3/multipart/{upload['uploadId']}/complete",
+        params={"key": upload["key"]},
+        json={"parts": [{"PartNumber": 1, "ETag": etag.headers["ETag"]}]},
+        headers=auth,
+        timeout=TIMEOUT,
+    )
+    assert completed.status_code == 200, completed.text
+    # The completion queues a job and the worker fails the 4-byte "video":
+    # the bus carries FAILED (after UPLOADED, unless the S3 event's job got
+    # there first, as it may in AWS too).
+    published: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 3 * TIMEOUT
+    while time.monotonic() < deadline and "FAILED" not in {
+        e["detail"]["status"] for e in published
+    }:
+        received = sqs.receive_message(
+            QueueUrl=probe_url, WaitTimeSeconds=1, MaxNumberOfMessages=10
+        )
+        published += [json.loads(m["Body"]) for m in received.get("Messages", [])]
+    (failed,) = [e for e in published if e["detail"]["status"] == "FAILED"]
+    assert failed["detail-type"] == DETAIL_TYPE
+    assert failed["detail"]["videoId"] == upload["videoId"]
+    assert {e["detail"]["videoId"] for e in published} == {upload["videoId"]}
+
+
+# --- playback and the page ---
+
+
+@pytest.fixture(scope="module")
+def played(platform):
+    key = "videos/v1/seg_00001.m4s"
+    platform.admin_client("s3").put_object(
+        Bucket=name_of(platform, OUTPUT),
+        Key=key,
+        Body=bytes(range(256)) * 4,
+        ContentType="video/mp4",
+        CacheControl="max-age=60",
+    )
+    return f"{platform.playback_url}/{key}"
+
+
+def test_the_reader_serves_the_output_bucket_with_ranges_and_cors(played):
+    whole = requests.get(played, headers={"Origin": ORIGIN}, timeout=TIMEOUT)
+    assert whole.status_code == 200
+    assert whole.content == bytes(range(256)) * 4
+    assert whole.headers["Content-Type"] == "video/mp4"
+    assert whole.headers["Cache-Control"] == "max-age=60"
+    assert whole.headers["Access-Control-Allow-Origin"] == ORIGIN
+    part = requests.get(played, headers={"Range": "bytes=10-19"}, timeout=TIMEOUT)
+    assert part.status_code == 206
+    assert part.content == bytes(range(10, 20))
+    assert part.headers["Content-Range"] == "bytes 10-19/1024"
+    foreign = requests.get(
+        played, headers={"Origin": "https://evil.example"}, timeout=TIMEOUT
+    )
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_the_reader_answers_preflights_heads_and_missing_keys(platform, played):
+    preflight = requests.options(
+        played,
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "range",
+        },
+        timeout=TIMEOUT,
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Headers"] == "range"
+    head = requests.head(played, timeout=TIMEOUT)
+    assert head.status_code == 200
+    assert head.headers["Content-Length"] == "1024"
+    missing = requests.get(f"{platform.playback_url}/videos/none.m3u8", timeout=TIMEOUT)
+    assert missing.status_code == 404
+    assert requests.put(played, data=b"x", timeout=TIMEOUT).status_code == 405
+
+
+def test_the_page_config_names_the_api_and_playback_with_a_working_token(platform):
+    config = requests.get(f"{platform.web_url}/config.json", timeout=TIMEOUT).json()
+    assert config["apiUrl"] == platform.api_url
+    assert config["playbackUrl"] == platform.playback_url
+    listed = requests.get(
+        f"{config['apiUrl']}/videos",
+        headers={"Authorization": f"Bearer {config['token']}"},
+        timeout=TIMEOUT,
+    )
+    assert listed.status_code == 200
+
+
+# --- stopping ---
+
+
+def child_pids() -> set[int]:
+    """Live (non-zombie) processes whose parent is this one."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def refuses(url: str) -> bool:
+    parts = urlsplit(url)
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((parts.hostname, parts.port)) != 0
+
+
+def test_stop_leaves_no_processes_or_listening_ports(synth, tmp_path):
+    before = child_pids()
+    platform = LocalPlatform(
+        synth.outdir, web_port=0, run_dir=tmp_path, worker_stop_seconds=1
+    ).start()
+    started = child_pids() - before
+    # moto, one process per function, and the worker
+    assert len(started) == 1 + len(platform.lambdas) + len(platform.workers)
+    urls = [
+        platform.moto_url,
+        platform.s3_url,
+        platform.api_url,
+        platform.playback_url,
+        platform.web_url,
+    ]
+    assert not any(refuses(url) for url in urls)
+    platform.stop()
+    assert child_pids() - before == set()
+    assert all(refuses(url) for url in urls)
+    platform.stop()

@@ -1,0 +1,220 @@
+"""A wiring mistake in the synthesized template fails the local run with a
+message that points at it. Each test copies the synthesized assembly,
+breaks one connection, and runs the local platform on the copy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from local.lambda_runtime import HandlerError
+from local.runner import LocalPlatform
+from local.template import WiringError
+from tests.test_local_runner import child_pids
+from vod.keys import UPLOADS_PREFIX
+
+SOURCE = "StorageSourceBucketB2F37168"
+OUTPUT = "StorageOutputBucketCD2EEB3A"
+UPLOAD = "UploadApiUploadFunction29DF3109"
+INGEST = "TranscoderIngestFunction8106D5D6"
+TIMEOUT = 10
+
+
+def broken_copy(
+    synth, tmp_path: Path, breaks: Callable[[dict[str, Any]], None]
+) -> Path:
+    """The synthesized assembly, copied, with ``breaks`` applied to its template."""
+    copy = tmp_path / "cdk.out"
+    shutil.copytree(synth.outdir, copy)
+    template_file = copy / "Vod.template.json"
+    template = json.loads(template_file.read_text())
+    breaks(template["Resources"])
+    template_file.write_text(json.dumps(template))
+    return copy
+
+
+def notification_prefix(prefix: str) -> Callable[[dict[str, Any]], None]:
+    def breaks(resources: dict[str, Any]) -> None:
+        for resource in resources.values():
+            if resource["Type"] == "Custom::S3BucketNotifications":
+                configuration = resource["Properties"]["NotificationConfiguration"]
+                for target in configuration["LambdaFunctionConfigurations"]:
+                    for rule in target["Filter"]["Key"]["FilterRules"]:
+                        rule["Value"] = prefix
+
+    return breaks
+
+
+def variable(function: str, name: str, value) -> Callable[[dict[str, Any]], None]:
+    def breaks(resources: dict[str, Any]) -> None:
+        resources[function]["Properties"]["Environment"]["Variables"][name] = value
+
+    return breaks
+
+
+def start(assembly: Path, tmp_path: Path, **options) -> LocalPlatform:
+    return LocalPlatform(
+        assembly,
+        web_port=0,
+        run_dir=tmp_path / "run",
+        worker_stop_seconds=1,
+        **options,
+    ).start()
+
+
+def post_upload(platform: LocalPlatform, token: str):
+    """A small browser-style POST upload through the API; returns the video id."""
+    answer = requests.get(
+        f"{platform.api_url}/s3/params",
+        params={"filename": "clip.mp4", "type": "video/mp4"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=TIMEOUT,
+    )
+    assert answer.status_code == 200, answer.text
+    params = answer.json()
+    stored = requests.post(
+        params["url"],
+        data=params["fields"],
+        files={"file": ("clip.mp4", b"not really a video", "video/mp4")},
+        timeout=TIMEOUT,
+    )
+    assert stored.status_code in (200, 201, 204), stored.text
+    return params["fields"]["key"].split("/")[2]
+
+
+def test_a_wrong_notification_prefix_stops_the_run_and_names_it(synth, tmp_path):
+    assembly = broken_copy(synth, tmp_path, notification_prefix("wrong/"))
+    before = child_pids()
+    with pytest.raises(WiringError) as raised:
+        start(assembly, tmp_path)
+    message = str(raised.value)
+    assert f"uploads to bucket {SOURCE}" in message
+    assert f"keys like '{UPLOADS_PREFIX}" in message
+    assert "ObjectCreated:CompleteMultipartUpload" in message
+    assert "prefix 'wrong/'" in message
+    assert child_pids() == before
+
+
+def test_an_upload_under_a_wrong_prefix_creates_no_job_and_the_wait_says_why(
+    synth, tmp_path
+):
+    assembly = broken_copy(synth, tmp_path, notification_prefix("wrong/"))
+    platform = start(assembly, tmp_path, check_wiring=False)
+    try:
+        assert any("prefix 'wrong/'" in p for p in platform.wiring_problems)
+        token = platform.mint_token()
+        video_id = post_upload(platform, token)
+        with pytest.raises(WiringError) as raised:
+            platform.wait_for_video(video_id, token, timeout=TIMEOUT)
+    finally:
+        platform.stop()
+    message = str(raised.value)
+    assert f"upload s3://{platform.template.resources[SOURCE].ref}/" in message
+    assert f"/{video_id}/clip.mp4 created no job" in message
+    assert "ObjectCreated:Post" in message
+    assert "prefix 'wrong/'" in message
+
+
+def test_a_variable_that_names_no_resource_stops_the_run_and_names_it(synth, tmp_path):
+    wrong = "https://sqs.us-east-1.amazonaws.com/123456789012/no-such-queue"
+    assembly = broken_copy(
+        synth, tmp_path, variable(INGEST, "VOD_JOBS_QUEUE_URL", wrong)
+    )
+    with pytest.raises(WiringError) as raised:
+        start(assembly, tmp_path)
+    message = str(raised.value)
+    assert f"function {INGEST} (lambdas.ingest.app.handler)" in message
+    assert f"VOD_JOBS_QUEUE_URL is '{wrong}', which names no AWS::SQS::Queue" in message
+
+
+def test_a_ref_to_a_resource_the_template_lacks_stops_the_run(synth, tmp_path):
+    assembly = broken_copy(
+        synth, tmp_path, variable(UPLOAD, "VOD_TABLE_NAME", {"Ref": "VideoTableTypo"})
+    )
+    with pytest.raises(WiringError) as raised:
+        start(assembly, tmp_path)
+    message = str(raised.value)
+    assert f"{UPLOAD} environment variable VOD_TABLE_NAME" in message
+    assert "Ref 'VideoTableTypo' names no resource" in message
+
+
+def test_components_that_disagree_on_a_bucket_stop_the_run(synth, tmp_path):
+    assembly = broken_copy(
+        synth, tmp_path, variable(UPLOAD, "VOD_SOURCE_BUCKET", {"Ref": OUTPUT})
+    )
+    with pytest.raises(WiringError) as raised:
+        start(assembly, tmp_path)
+    message = str(raised.value)
+    assert "components disagree on VOD_SOURCE_BUCKET" in message
+    assert (
+        f"function {UPLOAD} (lambdas.upload_api.app.handler) names {OUTPUT}" in message
+    )
+    assert f"names {SOURCE}" in message
+
+
+def test_a_role_that_allows_nothing_on_its_queue_stops_the_run(synth, tmp_path):
+    def drop_send_grant(resources: dict[str, Any]) -> None:
+        for resource in resources.values():
+            if resource["Type"] == "AWS::IAM::Policy":
+                document = resource["Properties"]["PolicyDocument"]
+                document["Statement"] = [
+                    s for s in document["Statement"] if s["Action"] != "sqs:SendMessage"
+                ]
+
+    assembly = broken_copy(synth, tmp_path, drop_send_grant)
+    with pytest.raises(WiringError) as raised:
+        start(assembly, tmp_path)
+    message = str(raised.value)
+    assert (
+        f"function {INGEST} (lambdas.ingest.app.handler): its VOD_JOBS_QUEUE_URL"
+        in (message)
+    )
+    assert "names TranscoderJobsQueue80B55895, but its role" in message
+    assert "allows nothing on arn:aws:sqs:us-east-1:" in message
+
+
+def test_a_module_missing_from_the_lambda_asset_fails_the_start(synth, tmp_path):
+    assembly = broken_copy(synth, tmp_path, lambda _resources: None)
+    platform = LocalPlatform(assembly, web_port=0, run_dir=tmp_path / "run")
+    ingest = platform.template.functions()[INGEST]
+    (ingest.asset_dir / "vod" / "jobs.py").unlink()
+    before = child_pids()
+    with pytest.raises(HandlerError) as raised:
+        platform.start()
+    message = str(raised.value)
+    assert "lambdas.ingest.app.handler cannot be loaded from its asset" in message
+    assert "vod.jobs" in message
+    assert child_pids() == before
+
+
+def test_a_dockerfile_that_leaves_out_the_shared_package_stops_the_job(synth, tmp_path):
+    assembly = broken_copy(synth, tmp_path, lambda _resources: None)
+    platform = LocalPlatform(
+        assembly, web_port=0, run_dir=tmp_path / "run", worker_stop_seconds=1
+    )
+    task = platform.template.task()
+    dockerfile = task.build_dir / task.dockerfile
+    dockerfile.write_text(
+        "\n".join(
+            line
+            for line in dockerfile.read_text().splitlines()
+            if not line.startswith("COPY vod")
+        )
+    )
+    platform.start()
+    try:
+        token = platform.mint_token()
+        video_id = post_upload(platform, token)
+        with pytest.raises(WiringError, match="every worker exited") as raised:
+            platform.wait_for_video(video_id, token, timeout=TIMEOUT)
+        log = (platform.run_dir / "logs" / "worker-1.log").read_text()
+    finally:
+        platform.stop()
+    assert "worker-*.log" in str(raised.value)
+    assert "No module named 'vod'" in log
