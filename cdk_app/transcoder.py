@@ -192,6 +192,7 @@ class FargateTranscoder(Construct):
                 Env.HEARTBEAT_SECONDS: str(HEARTBEAT.to_seconds()),
                 Env.VISIBILITY_TIMEOUT_SECONDS: str(VISIBILITY.to_seconds()),
                 Env.STOP_TIMEOUT_SECONDS: str(WORKER_STOP_SECONDS),
+                Env.MAX_RECEIVE_COUNT: str(max_receive_count),
                 Env.WORK_DIR: "/tmp",  # noqa: S108 - the task's ephemeral disk
             },
             stop_timeout=STOP_TIMEOUT,

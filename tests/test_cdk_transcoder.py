@@ -97,6 +97,11 @@ def test_task_environment_names_the_right_queue_buckets_and_table(synth):
     assert env["VOD_SOURCE_BUCKET"] == {"Ref": "StorageSourceBucketB2F37168"}
     assert env["VOD_OUTPUT_BUCKET"] == {"Ref": "StorageOutputBucketCD2EEB3A"}
     assert env["VOD_TABLE_NAME"] == {"Ref": "VideosTable41110721"}
+    _, queue_resource = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
+    assert (
+        int(env["VOD_MAX_RECEIVE_COUNT"])
+        == (queue_resource["Properties"]["RedrivePolicy"]["maxReceiveCount"])
+    )
     assert int(env["VOD_HEARTBEAT_SECONDS"]) < int(
         env["VOD_VISIBILITY_TIMEOUT_SECONDS"]
     )

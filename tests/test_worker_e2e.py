@@ -52,6 +52,7 @@ def make_worker(
         protection=protection or TaskProtection(None),
         heartbeat_seconds=settings.heartbeat_seconds,
         stop_timeout_seconds=settings.stop_timeout_seconds,
+        max_receive_count=settings.max_receive_count,
     )
 
 
@@ -281,9 +282,8 @@ def test_a_malformed_message_is_left_for_the_dlq(stack, tmp_path):
     assert stack.queue_depths() == (1, 0)
 
 
-def test_an_s3_outage_leaves_the_message_and_never_marks_ready(stack, tmp_path):
-    video_id = stack.queue_video(clip(seconds=1))
-    unreachable = boto3.client(
+def unreachable_s3():
+    return boto3.client(
         "s3",
         endpoint_url="http://127.0.0.1:9",
         region_name="us-east-1",
@@ -291,8 +291,23 @@ def test_an_s3_outage_leaves_the_message_and_never_marks_ready(stack, tmp_path):
         aws_secret_access_key="x",
         config=Config(retries={"max_attempts": 1}, connect_timeout=1),
     )
+
+
+def test_an_s3_outage_leaves_the_message_and_never_marks_ready(stack, tmp_path):
+    video_id = stack.queue_video(clip(seconds=1))
+    unreachable = unreachable_s3()
     assert make_worker(stack, tmp_path, s3=unreachable).poll_once(wait_seconds=0)
     video = stack.repository.get(video_id)
     assert video.status == Status.PROCESSING
     assert video.playback is None
     assert stack.queue_depths() == (1, 0)
+
+
+def test_the_last_delivery_of_a_failing_job_fails_the_record_with_why(stack, tmp_path):
+    video_id = stack.queue_video(clip(seconds=1))
+    worker = make_worker(stack, tmp_path, s3=unreachable_s3(), max_receive_count=1)
+    assert worker.poll_once(wait_seconds=0)
+    video = stack.repository.get(video_id)
+    assert video.status == Status.FAILED
+    assert video.error.startswith("transcoding failed 1 times; last error:")
+    assert stack.queue_depths() == (1, 0), "the job itself still goes to the DLQ"

@@ -42,6 +42,7 @@ class Env:
     HEARTBEAT_SECONDS = "VOD_HEARTBEAT_SECONDS"
     VISIBILITY_TIMEOUT_SECONDS = "VOD_VISIBILITY_TIMEOUT_SECONDS"
     STOP_TIMEOUT_SECONDS = "VOD_STOP_TIMEOUT_SECONDS"
+    MAX_RECEIVE_COUNT = "VOD_MAX_RECEIVE_COUNT"
     WORK_DIR = "VOD_WORK_DIR"
     X264_PRESET = "VOD_X264_PRESET"
     PROGRESS_INTERVAL_SECONDS = "VOD_PROGRESS_INTERVAL_SECONDS"
@@ -193,6 +194,9 @@ class WorkerSettings:
     #: Kept below ECS's stopTimeout (at most 120 s), so that the worker can
     #: still release the message after abandoning the job.
     stop_timeout_seconds: int = 100
+    #: The jobs queue's redrive maxReceiveCount: the delivery after which a
+    #: job that keeps failing goes to the DLQ, so its record is failed then.
+    max_receive_count: int = 3
     work_dir: str = dataclasses.field(default_factory=tempfile.gettempdir)
     #: veryfast: roughly a third of medium's CPU time per frame, for somewhat
     #: larger files at equal quality; Env.X264_PRESET trades the other way.
@@ -222,6 +226,9 @@ class WorkerSettings:
             stop_timeout_seconds=read_int(
                 Env.STOP_TIMEOUT_SECONDS, env, default=cls.stop_timeout_seconds
             ),
+            max_receive_count=read_int(
+                Env.MAX_RECEIVE_COUNT, env, default=cls.max_receive_count
+            ),
             work_dir=read_str(Env.WORK_DIR, env, default=tempfile.gettempdir()),
             x264_preset=read_str(Env.X264_PRESET, env, default=cls.x264_preset),
             progress_interval_seconds=read_int(
@@ -230,6 +237,7 @@ class WorkerSettings:
                 default=cls.progress_interval_seconds,
             ),
         )
+        _in_range(Env.MAX_RECEIVE_COUNT, settings.max_receive_count, 1, 1000)
         # SQS keeps a message invisible for at most 12 hours.
         _in_range(
             Env.VISIBILITY_TIMEOUT_SECONDS,

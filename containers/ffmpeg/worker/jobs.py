@@ -74,6 +74,12 @@ class Transcoder:
         self._storage = storage
         self._clock = clock
 
+    def give_up(self, job: JobMessage, reason: str) -> None:
+        """Fail the record of a job that will not be retried again."""
+        self._repository.transition(
+            job.video_id, Status.FAILED, fields={"error": reason}, only_from=_RUNNABLE
+        )
+
     def process(self, job: JobMessage, cancel: threading.Event) -> Outcome:
         """Run ``job``. Raises Interrupted when ``cancel`` is set mid-job, and
         lets unexpected errors (an AWS outage) through, leaving the record in

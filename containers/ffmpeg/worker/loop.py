@@ -39,6 +39,7 @@ class Worker:
         protection: TaskProtection,
         heartbeat_seconds: float,
         stop_timeout_seconds: float,
+        max_receive_count: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
@@ -46,6 +47,7 @@ class Worker:
         self._protection = protection
         self._heartbeat_seconds = heartbeat_seconds
         self._stop_timeout_seconds = stop_timeout_seconds
+        self._max_receive_count = max_receive_count
         self._clock = clock
         self._stopping = threading.Event()
         self._cancel = threading.Event()
@@ -71,6 +73,7 @@ class Worker:
             protection=TaskProtection.from_env(),
             heartbeat_seconds=settings.heartbeat_seconds,
             stop_timeout_seconds=settings.stop_timeout_seconds,
+            max_receive_count=settings.max_receive_count,
         )
 
     def request_stop(self) -> None:
@@ -133,10 +136,18 @@ class Worker:
             self._queue.release(message)
             event("job.released", reason="stop timeout", **fields)
             return
-        except Exception:
+        except Exception as error:
             # Left in the queue: it reappears after the visibility timeout
-            # and is retried, then lands in the DLQ.
+            # and is retried, then lands in the DLQ. On its last delivery the
+            # record says so, rather than staying PROCESSING for good.
             event("job.error", level=logging.ERROR, exc_info=True, **fields)
+            if message.receive_count >= self._max_receive_count:
+                self._transcoder.give_up(
+                    job,
+                    f"transcoding failed {message.receive_count} times; "
+                    f"last error: {error}",
+                )
+                event("job.gave_up", level=logging.ERROR, **fields)
             return
         finally:
             self._protection.disable()
