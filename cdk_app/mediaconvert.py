@@ -49,6 +49,7 @@ class MediaConvertTranscoder(Construct):
         *,
         storage: VideoStorage,
         videos: VideoTable,
+        max_upload_bytes: int,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -78,6 +79,7 @@ class MediaConvertTranscoder(Construct):
             environment={
                 Env.TABLE_NAME: videos.dynamodb_table.table_name,
                 Env.TRANSCODER: Transcoder.MEDIACONVERT.value,
+                Env.MAX_UPLOAD_BYTES: str(max_upload_bytes),
                 Env.OUTPUT_BUCKET: storage.output_bucket.bucket_name,
                 Env.MEDIACONVERT_ROLE_ARN: self.mediaconvert_role.role_arn,
                 Env.MEDIACONVERT_JOB_TEMPLATE: template_name,

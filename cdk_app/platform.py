@@ -93,6 +93,7 @@ class VodStack(Stack):
                 "Transcoder",
                 storage=self.storage,
                 videos=self.videos,
+                max_upload_bytes=config.max_upload_bytes,
                 removal_policy=stateless_removal,
             )
             compliance.acknowledge_mediaconvert(self.transcoder, self.storage)
@@ -110,6 +111,7 @@ class VodStack(Stack):
                     max_tasks=config.worker_max_tasks,
                     spot_percent=config.worker_spot_percent,
                 ),
+                max_upload_bytes=config.max_upload_bytes,
                 max_receive_count=config.jobs_max_receive_count,
                 removal_policy=stateless_removal,
             )

@@ -74,6 +74,7 @@ class FargateTranscoder(Construct):
         storage: VideoStorage,
         videos: VideoTable,
         size: WorkerSize,
+        max_upload_bytes: int,
         max_receive_count: int = 3,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
@@ -105,6 +106,7 @@ class FargateTranscoder(Construct):
             environment={
                 Env.TABLE_NAME: videos.dynamodb_table.table_name,
                 Env.JOBS_QUEUE_URL: self.jobs_queue.queue_url,
+                Env.MAX_UPLOAD_BYTES: str(max_upload_bytes),
             },
             removal_policy=removal_policy,
         )

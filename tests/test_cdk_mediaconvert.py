@@ -27,7 +27,11 @@ class Synth:
         )
         self.videos = VideoTable(stack, "Videos")
         self.transcoder = MediaConvertTranscoder(
-            stack, "Transcoder", storage=self.storage, videos=self.videos
+            stack,
+            "Transcoder",
+            storage=self.storage,
+            videos=self.videos,
+            max_upload_bytes=1024**3,
         )
         compliance.acknowledge_mediaconvert(self.transcoder, self.storage)
         compliance.acknowledge_bucket_notifications(stack)

@@ -214,6 +214,7 @@ def graviton_spot() -> dict[str, Any]:
         storage=VideoStorage(stack, "Storage", allowed_origins=["https://a.example"]),
         videos=VideoTable(stack, "Videos"),
         size=WorkerSize(architecture=Architecture.ARM64, spot_percent=70, max_tasks=10),
+        max_upload_bytes=1024**3,
         max_receive_count=5,
     )
     return dict(Template.from_stack(stack).to_json())

@@ -134,3 +134,26 @@ def test_a_job_that_cannot_be_sent_fails_the_record_with_a_reason(aws_env, pipel
     record = repository.get("v1")
     assert record.status is Status.FAILED
     assert "queue unavailable" in record.error
+
+
+def test_an_object_above_the_size_limit_fails_its_record_without_a_job(
+    aws_env, pipeline
+):
+    repository, jobs, queue_url = pipeline
+    video = _upload(repository)
+    (created,) = object_created_records(_event("src", video.key))
+    assert created.size is not None
+    limit = created.size - 1
+    assert queue_upload(created, repository, jobs, max_upload_bytes=limit) == (
+        "too-large"
+    )
+    record = repository.get("v1")
+    assert record.status is Status.FAILED
+    assert record.error == (
+        f"the upload is {created.size} bytes, above the {limit}-byte maximum"
+    )
+    assert record.expires_at is None, "the failed record stays visible"
+    assert _messages(aws_env, queue_url) == []
+    assert queue_upload(created, repository, jobs, max_upload_bytes=created.size) == (
+        "duplicate"
+    ), "a later, in-limit replay finds the record failed"

@@ -23,7 +23,7 @@ from vod.jobs import JobMessage
 from vod.keys import parse_upload_key
 from vod.model import Status
 from vod.repository import UPLOAD_ONLY_ATTRIBUTES, VideoRepository
-from vod.settings import Env, MissingSetting, Transcoder, read_str
+from vod.settings import Env, MissingSetting, Transcoder, read_int, read_str
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
@@ -70,9 +70,17 @@ def object_created_records(event: Mapping[str, Any]) -> Iterator[ObjectCreated]:
 
 
 def queue_upload(
-    created: ObjectCreated, repository: VideoRepository, jobs: JobSender
+    created: ObjectCreated,
+    repository: VideoRepository,
+    jobs: JobSender,
+    *,
+    max_upload_bytes: int | None = None,
 ) -> str:
-    """Queue one job for ``created``; returns what happened, for the log."""
+    """Queue one job for ``created``; returns what happened, for the log.
+
+    An object above ``max_upload_bytes`` fails its record instead: only a POST
+    policy can bound a size at S3, and presigned PUTs and parts, or a multipart
+    upload completed straight against S3, can carry more than was declared."""
     parsed = parse_upload_key(created.key)
     if parsed is None:
         logger.warning(
@@ -81,6 +89,28 @@ def queue_upload(
         )
         return "ignored"
     _, video_id = parsed
+    if (
+        max_upload_bytes is not None
+        and created.size is not None
+        and created.size > max_upload_bytes
+    ):
+        refused = repository.transition(
+            video_id,
+            Status.FAILED,
+            fields={
+                "size": created.size,
+                "error": f"the upload is {created.size} bytes, above the "
+                f"{max_upload_bytes}-byte maximum",
+            },
+            only_from=(Status.UPLOADING, Status.UPLOADED),
+            remove=UPLOAD_ONLY_ATTRIBUTES,
+            key=created.key,
+        )
+        logger.warning(
+            "upload above the size limit; not transcoded",
+            extra={"videoId": video_id, "size": created.size},
+        )
+        return "too-large" if refused else "no-record"
     fields: dict[str, Any] = {"progress": 0}
     if created.size is not None:
         fields["size"] = created.size
@@ -131,8 +161,13 @@ def queue_upload(
 
 
 @functools.cache
-def _dependencies() -> tuple[VideoRepository, JobSender]:
-    return VideoRepository(read_str(Env.TABLE_NAME)), job_sender()
+def _dependencies() -> tuple[VideoRepository, JobSender, int | None]:
+    limit = read_str(Env.MAX_UPLOAD_BYTES, default="")
+    return (
+        VideoRepository(read_str(Env.TABLE_NAME)),
+        job_sender(),
+        read_int(Env.MAX_UPLOAD_BYTES) if limit else None,
+    )
 
 
 def job_sender(env: Mapping[str, str] | None = None) -> JobSender:
@@ -150,9 +185,9 @@ def job_sender(env: Mapping[str, str] | None = None) -> JobSender:
 
 
 def handler(event: Mapping[str, Any], _context: object) -> dict[str, list[str]]:
-    repository, jobs = _dependencies()
+    repository, jobs, max_upload_bytes = _dependencies()
     outcomes = [
-        queue_upload(created, repository, jobs)
+        queue_upload(created, repository, jobs, max_upload_bytes=max_upload_bytes)
         for created in object_created_records(event)
     ]
     return {"outcomes": outcomes}
