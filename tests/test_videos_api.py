@@ -172,6 +172,18 @@ def test_delete_removes_upload_source_outputs_and_record(env, monkeypatch):
     assert status == 404
 
 
+def test_a_video_being_transcoded_cannot_be_deleted_yet(env):
+    video = add_video(env, status=Status.PROCESSING)
+    env.s3.put_object(Bucket=env.source, Key=video.key, Body=b"original")
+    status, body = call("DELETE /videos/{id}", path={"id": video.id})
+    assert status == 409
+    assert "being transcoded" in body["message"]
+    assert env.videos.get(video.id) is not None
+    assert env.s3.get_object(Bucket=env.source, Key=video.key)["Body"].read() == (
+        b"original"
+    )
+
+
 @pytest.mark.parametrize(
     ("route_key", "body"),
     [

@@ -63,6 +63,12 @@ class VideosApi:
         """Remove the upload, the source, the outputs, and last the record, so
         that a delete that fails half way can be retried."""
         video = self._owned(owner, video_id)
+        if video.status is Status.PROCESSING:
+            # A transcode in flight would write its outputs after they were
+            # deleted and leave them behind without a record.
+            raise ApiError(
+                409, "video is being transcoded; delete it once it is READY or FAILED"
+            )
         if video.status is Status.UPLOADING and video.upload_id:
             self._objects.abort_upload(video.key, video.upload_id)
         self._objects.delete_source(video.key)
