@@ -40,6 +40,12 @@ class BadCursor(ValueError):
 _DESERIALIZER = TypeDeserializer()
 
 
+def from_wire(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item in DynamoDB's low-level format (a stream record's image, a
+    failed condition's ALL_OLD) as the resource API returns items."""
+    return {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class TransitionResult:
     #: The record after the move, or None when the move was refused.
@@ -114,40 +120,67 @@ class VideoRepository:
             allowed = allowed & frozenset(only_from)
         if not allowed:
             return TransitionResult(video=None)
-        values: dict[str, Any] = {":target": str(target), ":now": now_iso()}
-        names: dict[str, str] = {"#status": "status", "#updated": "updated_at"}
-        sets = ["#status = :target", "#updated = :now"]
-        for index, (name, value) in enumerate((fields or {}).items()):
-            names[f"#f{index}"] = name
-            values[f":f{index}"] = value
-            sets.append(f"#f{index} = :f{index}")
-        statuses = sorted(str(s) for s in allowed)
-        placeholders = []
-        for index, status in enumerate(statuses):
-            values[f":s{index}"] = status
-            placeholders.append(f":s{index}")
-        condition = f"#status IN ({', '.join(placeholders)})"
-        if owner is not None:
-            names["#owner"] = "owner"
-            values[":owner"] = owner
-            condition += " AND #owner = :owner"
-        if key is not None:
-            names["#key"] = "key"
-            values[":key"] = key
-            condition += " AND #key = :key"
+        equal = {"owner": owner, "key": key}
+        return self._conditional_update(
+            video_id,
+            fields={"status": str(target), **(fields or {})},
+            remove=remove,
+            equal={name: value for name, value in equal.items() if value is not None},
+            status_in=allowed,
+        )
+
+    def update_details(
+        self, video_id: str, owner: str, fields: Mapping[str, Any]
+    ) -> Video | None:
+        """Set user-editable fields (title, description) of an owned record."""
+        return self._conditional_update(
+            video_id, fields=fields, equal={"owner": owner}
+        ).video
+
+    def _conditional_update(
+        self,
+        video_id: str,
+        *,
+        fields: Mapping[str, Any],
+        remove: Iterable[str] = (),
+        equal: Mapping[str, Any],
+        status_in: Iterable[Status] = (),
+    ) -> TransitionResult:
+        """SET ``fields`` (and ``updated_at``) and REMOVE ``remove`` on an
+        existing record whose attributes equal ``equal`` and whose status is
+        in ``status_in`` (when given)."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+
+        def name(attribute: str) -> str:
+            placeholder = f"#n{len(names)}"
+            names[placeholder] = attribute
+            return placeholder
+
+        def value(item: Any) -> str:
+            placeholder = f":v{len(values)}"
+            values[placeholder] = item
+            return placeholder
+
+        sets = [
+            f"{name(attribute)} = {value(item)}"
+            for attribute, item in {**fields, "updated_at": now_iso()}.items()
+        ]
         expression = "SET " + ", ".join(sets)
-        removed = list(remove)
+        removed = [name(attribute) for attribute in remove]
         if removed:
-            for index, name in enumerate(removed):
-                names[f"#r{index}"] = name
-            expression += " REMOVE " + ", ".join(
-                f"#r{index}" for index in range(len(removed))
-            )
+            expression += " REMOVE " + ", ".join(removed)
+        conditions = ["attribute_exists(id)"]
+        conditions += [f"{name(a)} = {value(v)}" for a, v in equal.items()]
+        statuses = sorted(str(s) for s in status_in)
+        if statuses:
+            listed = ", ".join(value(status) for status in statuses)
+            conditions.append(f"{name('status')} IN ({listed})")
         try:
             response = self._table.update_item(
                 Key={"id": video_id},
                 UpdateExpression=expression,
-                ConditionExpression=f"attribute_exists(id) AND {condition}",
+                ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_dynamo(values),
                 ReturnValues="ALL_NEW",
@@ -155,44 +188,11 @@ class VideoRepository:
             )
         except ClientError as error:
             if _is_conditional_failure(error):
-                # The error carries the item in the low-level wire format.
                 old = error.response.get("Item")
-                current = (
-                    Video.from_item(
-                        {k: _DESERIALIZER.deserialize(v) for k, v in old.items()}
-                    )
-                    if old
-                    else None
-                )
+                current = Video.from_item(from_wire(old)) if old else None
                 return TransitionResult(video=None, current=current)
             raise
         return TransitionResult(video=Video.from_item(response["Attributes"]))
-
-    def update_details(
-        self, video_id: str, owner: str, fields: Mapping[str, Any]
-    ) -> Video | None:
-        """Set user-editable fields (title, description) of an owned record."""
-        names = {"#owner": "owner", "#updated": "updated_at"}
-        values: dict[str, Any] = {":owner": owner, ":now": now_iso()}
-        sets = ["#updated = :now"]
-        for index, (name, value) in enumerate(fields.items()):
-            names[f"#f{index}"] = name
-            values[f":f{index}"] = value
-            sets.append(f"#f{index} = :f{index}")
-        try:
-            response = self._table.update_item(
-                Key={"id": video_id},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="attribute_exists(id) AND #owner = :owner",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_dynamo(values),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                return None
-            raise
-        return Video.from_item(response["Attributes"])
 
     def delete(self, video_id: str, owner: str) -> bool:
         try:

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 
 from vod.events import (
     DETAIL_TYPE,
@@ -28,17 +27,15 @@ from vod.events import (
     event_detail,
 )
 from vod.model import Status, Video
+from vod.repository import from_wire
 from vod.settings import Env, read_str
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
-_DESERIALIZER = TypeDeserializer()
 
 
 def _image(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not raw:
-        return None
-    return {k: _DESERIALIZER.deserialize(v) for k, v in raw.items()}
+    return from_wire(raw) if raw else None
 
 
 def status_changes(

@@ -161,12 +161,11 @@ def queue_upload(
 
 
 @functools.cache
-def _dependencies() -> tuple[VideoRepository, JobSender, int | None]:
-    limit = read_str(Env.MAX_UPLOAD_BYTES, default="")
+def _dependencies() -> tuple[VideoRepository, JobSender, int]:
     return (
         VideoRepository(read_str(Env.TABLE_NAME)),
         job_sender(),
-        read_int(Env.MAX_UPLOAD_BYTES) if limit else None,
+        read_int(Env.MAX_UPLOAD_BYTES),
     )
 
 
