@@ -63,16 +63,20 @@ class VodApi:
     # Uploads
 
     def create_multipart(
-        self, *, filename: str, content_type: str, size: int
+        self, *, filename: str, content_type: str, size: int, sign_parts: int = 0
     ) -> dict[str, Any]:
-        """``{uploadId, key, videoId, partSize, partCount, expiresAt}``. Not
-        retried: a retry after a lost answer would start a second upload."""
-        return self._object(
-            "POST",
-            "/s3/multipart",
-            json={"filename": filename, "type": content_type, "size": size},
-            idempotent=False,
-        )
+        """``{uploadId, key, videoId, partSize, partCount, expiresAt}``, and
+        with ``sign_parts``, ``signedParts``: the first parts' URLs in the
+        answer of ``sign_parts``. Not retried: a retry after a lost answer
+        would start a second upload."""
+        body: dict[str, Any] = {
+            "filename": filename,
+            "type": content_type,
+            "size": size,
+        }
+        if sign_parts:
+            body["signParts"] = sign_parts
+        return self._object("POST", "/s3/multipart", json=body, idempotent=False)
 
     def sign_parts(
         self, upload_id: str, key: str, part_numbers: Sequence[int]

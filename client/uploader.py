@@ -4,8 +4,10 @@ signs, in parallel, and survives failures and interruptions.
 - Parts are sent by ``concurrency`` threads, each streaming its part straight
   from the file a block at a time, over pooled keep-alive connections.
 - A 5xx, a reset or a timeout is retried with backoff; a URL that S3 calls
-  expired is signed again. URLs are signed in pages as the upload reaches
-  them, and again when they are about to expire.
+  expired is signed again. The first page of URLs comes with the create
+  answer, so the first part leaves without a sign call in between; later
+  pages are signed as the upload reaches them, and again when they are about
+  to expire.
 - The upload ID is saved before the first part is sent, so a run that dies
   (Ctrl-C, a kill, a crash) resumes: S3's part list says which parts are
   already there, and only the others are sent.
@@ -140,7 +142,11 @@ def upload_file(
             if error.status == 409 and _completed(api, saved):
                 return _completed_result(saved)
             saved = None
-    state = saved or _start(api, store, file, content_type)
+    signed: Mapping[str, Any] | None = None
+    if saved is None:
+        state, signed = _start(api, store, file, content_type)
+    else:
+        state = saved
     job = _Upload(
         api,
         state,
@@ -149,18 +155,21 @@ def upload_file(
         backoff=backoff or Backoff(),
         timeout=timeout,
     )
-    result = job.run(listed, resumed=saved is not None)
+    result = job.run(listed, resumed=saved is not None, signed=signed)
     store.delete(state)
     return result
 
 
 def _start(
     api: VodApi, store: StateStore, file: LocalFile, content_type: str | None
-) -> UploadState:
+) -> tuple[UploadState, Mapping[str, Any] | None]:
+    """The new upload's state, saved, and the part URLs signed with it (an
+    API without ``signParts`` leaves them out, and they are signed later)."""
     created = api.create_multipart(
         filename=file.path.name,
         content_type=content_type or guess_content_type(file.path),
         size=file.size,
+        sign_parts=SIGN_PAGE_PARTS,
     )
     state = UploadState(
         api_url=api.base_url,
@@ -171,7 +180,7 @@ def _start(
         part_size=int(created["partSize"]),
     )
     store.save(state)
-    return state
+    return state, created.get("signedParts")
 
 
 def _completed(api: VodApi, saved: UploadState) -> bool:
@@ -228,7 +237,11 @@ class _Upload:
         self._resigned = 0
 
     def run(
-        self, listed: Sequence[Mapping[str, Any]], *, resumed: bool
+        self,
+        listed: Sequence[Mapping[str, Any]],
+        *,
+        resumed: bool,
+        signed: Mapping[str, Any] | None = None,
     ) -> UploadResult:
         state = self._state
         parts = plan_parts(state.file.size, state.part_size)
@@ -243,7 +256,7 @@ class _Upload:
             state.file.size, state.file.size - sum(part.size for part in missing)
         )
         try:
-            etags.update(self._send_all(missing))
+            etags.update(self._send_all(missing, signed))
         finally:
             self._s3.close()
         self._api.complete(
@@ -264,11 +277,15 @@ class _Upload:
             resumed=resumed,
         )
 
-    def _send_all(self, parts: Sequence[Part]) -> dict[int, str]:
+    def _send_all(
+        self, parts: Sequence[Part], signed: Mapping[str, Any] | None
+    ) -> dict[int, str]:
         """ETags by part number. Workers are daemon threads: when the caller
         stops (an error, Ctrl-C), a send stuck on a dead socket cannot keep
         the process alive, and the others end at their next block."""
         urls = _PartUrls(self._api, self._state, [part.number for part in parts])
+        if signed is not None:
+            urls.add(signed)
         todo: queue.SimpleQueue[Part] = queue.SimpleQueue()
         for part in parts:
             todo.put(part)
@@ -422,6 +439,11 @@ class _PartUrls:
                 self._sign_from(number)
             return self._urls[number][0]
 
+    def add(self, signed: Mapping[str, Any]) -> None:
+        """Keep the URLs of a sign answer, ``{parts, expiresAt}``."""
+        with self._lock:
+            self._keep(signed)
+
     def forget(self, number: int, url: str) -> None:
         """Drop a URL S3 refused, unless another thread already replaced it."""
         with self._lock:
@@ -448,6 +470,9 @@ class _PartUrls:
                     raise
                 self.page_size = max(1, len(wanted) // 2)
                 wanted = wanted[: self.page_size]
+        self._keep(signed)
+
+    def _keep(self, signed: Mapping[str, Any]) -> None:
         expires = datetime.fromisoformat(signed["expiresAt"]).timestamp()
         for entry in signed["parts"]:
             self._urls[int(entry["partNumber"])] = (str(entry["url"]), expires)

@@ -193,9 +193,56 @@ def test_expired_urls_are_signed_again(stack, api, video_file, tmp_path, clock):
 
     assert result.resigned == 2
     assert result.retries == 0
-    assert signs[0] == [1, 2, 3, 4, 5]
-    # Each refused part alone: the other URLs were still good.
-    assert sorted(map(len, signs[1:])) == [1, 1]
+    # The create answer carried every URL; each refused part was signed
+    # again alone, since the other URLs were still good.
+    assert sorted(map(len, signs)) == [1, 1]
+    assert sha256_in_s3(stack, result.key) == sha256_of_file(video_file)
+
+
+def test_the_first_page_of_urls_comes_with_the_upload_so_no_sign_call_waits(
+    stack, api, video_file, tmp_path
+):
+    created, signs = [], []
+    original_create, original_sign = api.create_multipart, api.sign_parts
+
+    def create(**fields):
+        created.append(original_create(**fields))
+        return created[-1]
+
+    def sign(upload_id, key, numbers):
+        signs.append(list(numbers))
+        return original_sign(upload_id, key, numbers)
+
+    api.create_multipart, api.sign_parts = create, sign
+    result = upload(api, video_file, tmp_path)
+
+    (answer,) = created
+    assert [p["partNumber"] for p in answer["signedParts"]["parts"]] == [1, 2, 3, 4, 5]
+    assert signs == []
+    assert sha256_in_s3(stack, result.key) == sha256_of_file(video_file)
+
+
+def test_an_api_without_signed_parts_on_create_is_signed_in_pages(
+    stack, api, video_file, tmp_path
+):
+    """An older API answers create without ``signedParts``: every URL then
+    comes from sign calls."""
+    signs = []
+    original_create, original_sign = api.create_multipart, api.sign_parts
+
+    def create(**fields):
+        return {
+            k: v for k, v in original_create(**fields).items() if k != "signedParts"
+        }
+
+    def sign(upload_id, key, numbers):
+        signs.append(list(numbers))
+        return original_sign(upload_id, key, numbers)
+
+    api.create_multipart, api.sign_parts = create, sign
+    result = upload(api, video_file, tmp_path)
+
+    assert signs == [[1, 2, 3, 4, 5]]
     assert sha256_in_s3(stack, result.key) == sha256_of_file(video_file)
 
 
@@ -204,9 +251,19 @@ def test_sign_pages_shrink_to_what_the_api_accepts(
 ):
     assert uploader.SIGN_PAGE_PARTS <= server_parts.MAX_PARTS_PER_CALL
     monkeypatch.setattr(server_parts, "MAX_PARTS_PER_CALL", 2)
+    asked = []
+    original = api.sign_parts
 
+    def sign(upload_id, key, numbers):
+        asked.append(list(numbers))
+        return original(upload_id, key, numbers)
+
+    api.sign_parts = sign
     result = upload(api, video_file, tmp_path)
 
+    # Create carried parts 1 and 2; three at once were refused, then the
+    # page halved.
+    assert asked == [[3, 4, 5], [3], [4], [5]]
     assert sha256_in_s3(stack, result.key) == sha256_of_file(video_file)
 
 

@@ -135,6 +135,30 @@ def test_create_without_a_size_gets_the_minimum_part_and_no_count(env):
     assert "partCount" not in upload
 
 
+def test_create_can_sign_the_first_parts_in_the_same_answer(env):
+    upload = create(size=25 * MIB, signParts=400)
+
+    signed = upload["signedParts"]
+    assert [p["partNumber"] for p in signed["parts"]] == [1, 2, 3, 4]
+    assert signed["expiresAt"].endswith("Z")
+    for entry in signed["parts"]:
+        query = parse_qs(urlsplit(entry["url"]).query)
+        assert query["partNumber"] == [str(entry["partNumber"])]
+        assert query["uploadId"] == [upload["uploadId"]]
+    etag = put_part(signed["parts"][1]["url"], b"part two")
+    parts = env.s3.list_parts(
+        Bucket=env.bucket, Key=upload["key"], UploadId=upload["uploadId"]
+    )["Parts"]
+    assert [(p["PartNumber"], p["ETag"]) for p in parts] == [(2, etag)]
+
+
+def test_create_signs_at_most_one_sign_calls_worth_of_parts(env):
+    assert "signedParts" not in create(size=25 * MIB)
+    assert len(create(size=25 * MIB, signParts=2)["signedParts"]["parts"]) == 2
+    huge = create(size=MAX_UPLOAD, signParts=10_000)["signedParts"]["parts"]
+    assert [p["partNumber"] for p in huge] == list(range(1, MAX_PARTS_PER_CALL + 1))
+
+
 def test_huge_sizes_get_parts_big_enough_to_stay_under_10000(env):
     upload = create(size=MAX_UPLOAD)
     assert upload["partSize"] == -(-MAX_UPLOAD // 10_000)

@@ -67,8 +67,13 @@ def create_multipart(api: UploadApi, request: Request) -> Any:
     body = request.json_body()
     metadata = optional_object(body.get("metadata"), "metadata")
     size = optional_int(body.get("size"), "size", low=1, high=S3_MAX_OBJECT_BYTES)
+    sign_first = optional_int(
+        body.get("signParts"), "signParts", low=1, high=S3_MAX_PARTS
+    )
     return api.create_multipart(
-        request.owner, _new_upload(api, body, metadata, size=size)
+        request.owner,
+        _new_upload(api, body, metadata, size=size),
+        sign_first=sign_first,
     )
 
 

@@ -80,6 +80,12 @@ def part_numbers(
     return numbers
 
 
+def first_parts(wanted: int, part_count: int) -> range:
+    """The part numbers whose URLs a create answer carries: from 1, at most
+    ``wanted``, the part count, and one sign call's worth."""
+    return range(1, min(wanted, part_count, MAX_PARTS_PER_CALL) + 1)
+
+
 def comma_part_numbers(text: str, *, part_count: int | None) -> list[int]:
     """``partNumbers=1,2,3`` as the Companion batch route sends it."""
     return part_numbers(

@@ -14,6 +14,7 @@ import dataclasses
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from lambdas.upload_api.parts import (
     PartPlan,
     comma_part_numbers,
     completed_parts,
+    first_parts,
     part_number,
     part_numbers,
     plan_parts,
@@ -89,8 +91,15 @@ class UploadApi:
 
     # Starting an upload: the server makes the key and the UPLOADING record.
 
-    def create_multipart(self, owner: str, new: NewUpload) -> dict[str, Any]:
+    def create_multipart(
+        self, owner: str, new: NewUpload, *, sign_first: int | None = None
+    ) -> dict[str, Any]:
+        """With ``sign_first``, the answer also carries the URLs of the first
+        parts (at most that many, the part count and one sign call's worth),
+        so that a client can start sending without a sign call in between."""
         plan = self._plan(new.size)
+        if sign_first is not None and plan.part_count is None:
+            raise ApiError(400, "signParts needs size, so that parts can be counted")
         video = self._start(owner, new, multipart=True)
         response: dict[str, Any] = {
             "uploadId": video.upload_id,
@@ -101,6 +110,10 @@ class UploadApi:
         }
         if plan.part_count is not None:
             response["partCount"] = plan.part_count
+        if sign_first is not None and plan.part_count is not None and video.upload_id:
+            response["signedParts"] = self._signed_parts(
+                video.key, video.upload_id, first_parts(sign_first, plan.part_count)
+            )
         return response
 
     def post_policy(self, owner: str, new: NewUpload) -> dict[str, Any]:
@@ -165,14 +178,7 @@ class UploadApi:
     ) -> dict[str, Any]:
         video = self._open_upload(owner, key, upload_id)
         numbers = part_numbers(raw_part_numbers, part_count=self._part_count(video))
-        expires = self.settings.presign_expires_seconds
-        return {
-            "parts": [
-                {"partNumber": n, "url": self._part_url(key, upload_id, n, expires)}
-                for n in numbers
-            ],
-            "expiresAt": _iso(int(time.time()) + expires),
-        }
+        return self._signed_parts(key, upload_id, numbers)
 
     def complete(
         self, owner: str, key: str, upload_id: str, raw_parts: object
@@ -314,6 +320,20 @@ class UploadApi:
 
     def _part_count(self, video: Video) -> int | None:
         return self._plan(video.size).part_count if video.size else None
+
+    def _signed_parts(
+        self, key: str, upload_id: str, numbers: Iterable[int]
+    ) -> dict[str, Any]:
+        """``{parts: [{partNumber, url}], expiresAt}``, as the sign route
+        answers."""
+        expires = self.settings.presign_expires_seconds
+        return {
+            "parts": [
+                {"partNumber": n, "url": self._part_url(key, upload_id, n, expires)}
+                for n in numbers
+            ],
+            "expiresAt": _iso(int(time.time()) + expires),
+        }
 
     def _part_url(self, key: str, upload_id: str, number: int, expires: int) -> str:
         # botocore's parameter order, so a URL reads like the SDK's.
