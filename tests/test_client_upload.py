@@ -179,16 +179,23 @@ def test_a_part_that_keeps_failing_ends_the_upload_with_its_reason(
     assert len(list(tmp_path.glob("upload-*.json"))) == 1
 
 
-def test_expired_urls_are_signed_again(stack, api, video_file, tmp_path, clock):
-    clock.expire_next(2)
-    signs = []
+def recorded_signs(api):
+    """The part numbers of every sign call ``api`` makes from now on, in
+    order; the calls still sign."""
+    asked = []
     original = api.sign_parts
 
-    def counting_sign(upload_id, key, numbers):
-        signs.append(list(numbers))
+    def sign(upload_id, key, numbers):
+        asked.append(list(numbers))
         return original(upload_id, key, numbers)
 
-    api.sign_parts = counting_sign
+    api.sign_parts = sign
+    return asked
+
+
+def test_expired_urls_are_signed_again(stack, api, video_file, tmp_path, clock):
+    clock.expire_next(2)
+    signs = recorded_signs(api)
     result = upload(api, video_file, tmp_path)
 
     assert result.resigned == 2
@@ -202,18 +209,15 @@ def test_expired_urls_are_signed_again(stack, api, video_file, tmp_path, clock):
 def test_the_first_page_of_urls_comes_with_the_upload_so_no_sign_call_waits(
     stack, api, video_file, tmp_path
 ):
-    created, signs = [], []
-    original_create, original_sign = api.create_multipart, api.sign_parts
+    created = []
+    original_create = api.create_multipart
 
     def create(**fields):
         created.append(original_create(**fields))
         return created[-1]
 
-    def sign(upload_id, key, numbers):
-        signs.append(list(numbers))
-        return original_sign(upload_id, key, numbers)
-
-    api.create_multipart, api.sign_parts = create, sign
+    api.create_multipart = create
+    signs = recorded_signs(api)
     result = upload(api, video_file, tmp_path)
 
     (answer,) = created
@@ -227,19 +231,15 @@ def test_an_api_without_signed_parts_on_create_is_signed_in_pages(
 ):
     """An older API answers create without ``signedParts``: every URL then
     comes from sign calls."""
-    signs = []
-    original_create, original_sign = api.create_multipart, api.sign_parts
+    original_create = api.create_multipart
 
     def create(**fields):
         return {
             k: v for k, v in original_create(**fields).items() if k != "signedParts"
         }
 
-    def sign(upload_id, key, numbers):
-        signs.append(list(numbers))
-        return original_sign(upload_id, key, numbers)
-
-    api.create_multipart, api.sign_parts = create, sign
+    api.create_multipart = create
+    signs = recorded_signs(api)
     result = upload(api, video_file, tmp_path)
 
     assert signs == [[1, 2, 3, 4, 5]]
@@ -251,14 +251,7 @@ def test_sign_pages_shrink_to_what_the_api_accepts(
 ):
     assert uploader.SIGN_PAGE_PARTS <= server_parts.MAX_PARTS_PER_CALL
     monkeypatch.setattr(server_parts, "MAX_PARTS_PER_CALL", 2)
-    asked = []
-    original = api.sign_parts
-
-    def sign(upload_id, key, numbers):
-        asked.append(list(numbers))
-        return original(upload_id, key, numbers)
-
-    api.sign_parts = sign
+    asked = recorded_signs(api)
     result = upload(api, video_file, tmp_path)
 
     # Create carried parts 1 and 2; three at once were refused, then the
