@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.conftest import client, make_queue
-from vod.jobs import JobMessage
+from vod.jobs import JobMessage, TaskKind
 from vod.ladder import DEFAULT_LADDER
 from vod.settings import Env, MissingSetting, WorkerSettings
 from worker.messages import Heartbeat, JobsQueue
@@ -32,8 +32,21 @@ def test_job_message_round_trips_in_the_agreed_shape():
         "key": "uploads/o/v1/a.mp4",
         "etag": '"abc"',
         "sequencer": "0A1",
+        "task": "video",
     }
     assert JobMessage.from_json(body) == message
+    assert message.task == "video"
+
+
+def test_chunk_and_audio_jobs_name_their_task():
+    video = JobMessage("v1", "uploads", "uploads/o/v1/a.mp4")
+    chunk = video.for_task(TaskKind.CHUNK, 3)
+    assert json.loads(chunk.to_json())["chunk"] == 3
+    assert JobMessage.from_json(chunk.to_json()) == chunk
+    assert chunk.task == "chunk-0003"
+    assert video.for_task(TaskKind.AUDIO).task == "audio"
+    with pytest.raises(ValueError, match="chunk index"):
+        video.for_task(TaskKind.CHUNK)
 
 
 def test_job_message_optional_fields_may_be_absent_or_null():
@@ -52,6 +65,9 @@ def test_job_message_optional_fields_may_be_absent_or_null():
         ('{"videoId": "", "bucket": "b", "key": "k"}', "videoId"),
         ('{"videoId": "v", "bucket": 3, "key": "k"}', "bucket"),
         ('{"videoId": "v", "bucket": "b", "key": "k", "etag": 5}', "etag"),
+        ('{"videoId": "v", "bucket": "b", "key": "k", "task": "x"}', "task"),
+        ('{"videoId": "v", "bucket": "b", "key": "k", "task": "chunk"}', "chunk"),
+        ('{"videoId": "v", "bucket": "b", "key": "k", "chunk": 1}', "no 'chunk'"),
     ],
 )
 def test_malformed_job_messages_raise_value_error_saying_why(body, message):

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+from vod.tasks import retry_state
 
 #: The table's schema, shared by the CDK construct and every reader/writer.
 TABLE_PARTITION_KEY = "id"
@@ -133,6 +136,18 @@ class Video:
     sprite: str | None = None
     thumbnails: str | None = None
     expires_at: int | None = None
+    #: The transcode plan (``vod.plan.TranscodePlan.to_dict``), from probing.
+    plan: Mapping[str, Any] | None = None
+    #: The work ledger: task name -> entry (``vod.tasks``).
+    tasks: Mapping[str, Any] | None = None
+    #: Seconds of media encoded so far, over all tasks: the progress.
+    encoded: float | None = None
+    #: Chunks finished (counted once each, with the task marked done).
+    chunks_done: int | None = None
+    #: While PROCESSING: how many seconds from the start are playable.
+    playable_until: float | None = None
+    #: At READY: what the transcode cost (``vod.costs``).
+    cost: Mapping[str, Any] | None = None
 
     @classmethod
     def new_upload(
@@ -186,16 +201,52 @@ class Video:
         raw["renditions"] = tuple(
             Rendition.from_dict(r) for r in raw.get("renditions", ())
         )
-        for int_field in ("size", "progress", "width", "height", "expires_at"):
+        for int_field in (
+            "size",
+            "progress",
+            "width",
+            "height",
+            "expires_at",
+            "chunks_done",
+        ):
             if raw.get(int_field) is not None:
                 raw[int_field] = int(raw[int_field])
-        if raw.get("duration") is not None:
-            raw["duration"] = float(raw["duration"])
+        for float_field in ("duration", "encoded", "playable_until"):
+            if raw.get(float_field) is not None:
+                raw[float_field] = float(raw[float_field])
         return cls(**raw)
 
-    def to_public(self, playback_base: str = "") -> dict[str, Any]:
-        """What the API returns: camelCase, no internal upload bookkeeping."""
+    @property
+    def percent(self) -> int:
+        """Transcode progress, 0-100: from the seconds encoded while the
+        workers run (never 100 before READY), else as stored."""
+        if self.status is Status.READY:
+            return 100
+        if self.encoded is not None and self.duration:
+            return max(0, min(99, int(self.encoded / self.duration * 100)))
+        return self.progress
+
+    @property
+    def chunk_count(self) -> int:
+        chunks = (self.plan or {}).get("chunks") or ()
+        return len(chunks) if len(chunks) > 1 else 0
+
+    @property
+    def playable(self) -> bool:
+        """READY, or PROCESSING with the start of every rendition published."""
+        return self.status is Status.READY or (
+            self.status is Status.PROCESSING and bool(self.playable_until)
+        )
+
+    def to_public(
+        self, playback_base: str = "", *, now: float | None = None
+    ) -> dict[str, Any]:
+        """What the API returns: camelCase, no internal upload or work
+        bookkeeping. ``now`` (epoch seconds) decides whether a worker's lease
+        ran out, i.e. whether the transcode is waiting to be retried."""
         base = playback_base.rstrip("/")
+        retry = retry_state(self.tasks, time.time() if now is None else now)
+        chunks = self.chunk_count
 
         def url(path: str | None) -> str | None:
             if path is None:
@@ -210,8 +261,17 @@ class Video:
             "filename": self.filename,
             "contentType": self.content_type,
             "size": self.size,
-            "progress": self.progress,
+            "progress": self.percent,
             "error": self.error,
+            "retrying": self.status is Status.PROCESSING and retry.retrying,
+            "attempts": retry.attempts,
+            "chunks": (
+                {"total": chunks, "done": self.chunks_done or 0} if chunks else None
+            ),
+            "playable": self.playable,
+            "playableUntil": (
+                self.playable_until if self.status is Status.PROCESSING else None
+            ),
             "duration": self.duration,
             "width": self.width,
             "height": self.height,
@@ -224,11 +284,12 @@ class Video:
                 }
                 for r in self.renditions
             ],
-            "playbackPath": self.playback,
-            "playbackUrl": url(self.playback),
+            "playbackPath": self.playback if self.playable else None,
+            "playbackUrl": url(self.playback) if self.playable else None,
             "posterUrl": url(self.poster),
             "spriteUrl": url(self.sprite),
             "thumbnailsUrl": url(self.thumbnails),
+            "cost": dict(self.cost) if self.cost else None,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }

@@ -149,42 +149,27 @@ class VideoRepository:
         """SET ``fields`` (and ``updated_at``) and REMOVE ``remove`` on an
         existing record whose attributes equal ``equal`` and whose status is
         in ``status_in`` (when given)."""
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
+        update = Update()
+        for attribute, item in fields.items():
+            update.set(attribute, item)
+        for attribute in remove:
+            update.remove(attribute)
+        for attribute, item in equal.items():
+            update.require_equal(attribute, item)
+        if status_in:
+            update.require_status(status_in)
+        return self.apply(video_id, update)
 
-        def name(attribute: str) -> str:
-            placeholder = f"#n{len(names)}"
-            names[placeholder] = attribute
-            return placeholder
-
-        def value(item: Any) -> str:
-            placeholder = f":v{len(values)}"
-            values[placeholder] = item
-            return placeholder
-
-        sets = [
-            f"{name(attribute)} = {value(item)}"
-            for attribute, item in {**fields, "updated_at": now_iso()}.items()
-        ]
-        expression = "SET " + ", ".join(sets)
-        removed = [name(attribute) for attribute in remove]
-        if removed:
-            expression += " REMOVE " + ", ".join(removed)
-        conditions = ["attribute_exists(id)"]
-        conditions += [f"{name(a)} = {value(v)}" for a, v in equal.items()]
-        statuses = sorted(str(s) for s in status_in)
-        if statuses:
-            listed = ", ".join(value(status) for status in statuses)
-            conditions.append(f"{name('status')} IN ({listed})")
+    def apply(self, video_id: str, update: Update) -> TransitionResult:
+        """Run ``update`` on an existing record (``updated_at`` is set too);
+        a refused condition returns the record as it was."""
+        update.set("updated_at", now_iso())
         try:
             response = self._table.update_item(
                 Key={"id": video_id},
-                UpdateExpression=expression,
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_dynamo(values),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **update.arguments(),
             )
         except ClientError as error:
             if _is_conditional_failure(error):
@@ -242,6 +227,88 @@ _INDEX_CURSOR_KEYS = frozenset(
 
 #: Attributes an UPLOADING record carries only while its upload is open.
 UPLOAD_ONLY_ATTRIBUTES = (TTL_ATTRIBUTE, "upload_id")
+
+
+class Update:
+    """One UpdateItem: SET, ADD and REMOVE on attributes or document paths
+    (``tasks.chunk-0003.owner``: each dotted part is one name), under
+    conditions that all must hold, besides the record existing."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+        self._values: dict[str, Any] = {}
+        self._sets: list[str] = []
+        self._adds: list[str] = []
+        self._removes: list[str] = []
+        self._conditions: list[str] = ["attribute_exists(id)"]
+
+    def path(self, dotted: str) -> str:
+        placeholders = []
+        for part in dotted.split("."):
+            placeholder = f"#n{len(self._names)}"
+            self._names[placeholder] = part
+            placeholders.append(placeholder)
+        return ".".join(placeholders)
+
+    def value(self, item: Any) -> str:
+        placeholder = f":v{len(self._values)}"
+        self._values[placeholder] = item
+        return placeholder
+
+    def set(self, dotted: str, item: Any) -> Update:
+        self._sets.append(f"{self.path(dotted)} = {self.value(item)}")
+        return self
+
+    def set_if_absent(self, dotted: str, item: Any) -> Update:
+        path = self.path(dotted)
+        self._sets.append(f"{path} = if_not_exists({path}, {self.value(item)})")
+        return self
+
+    def increment(self, dotted: str, by: int | float = 1) -> Update:
+        """SET path = path + by, counting from 0 when absent."""
+        path = self.path(dotted)
+        self._sets.append(
+            f"{path} = if_not_exists({path}, {self.value(0)}) + {self.value(by)}"
+        )
+        return self
+
+    def add(self, attribute: str, amount: int | float) -> Update:
+        """ADD to a top-level number (atomic; absent counts as 0)."""
+        self._adds.append(f"{self.path(attribute)} {self.value(amount)}")
+        return self
+
+    def remove(self, dotted: str) -> Update:
+        self._removes.append(self.path(dotted))
+        return self
+
+    def require(self, condition: str) -> Update:
+        """A condition in DynamoDB's syntax over this update's placeholders."""
+        self._conditions.append(condition)
+        return self
+
+    def require_equal(self, dotted: str, item: Any) -> Update:
+        return self.require(f"{self.path(dotted)} = {self.value(item)}")
+
+    def require_status(self, statuses: Iterable[Status]) -> Update:
+        listed = ", ".join(self.value(str(s)) for s in sorted(statuses))
+        return self.require(f"{self.path('status')} IN ({listed})")
+
+    def arguments(self) -> dict[str, Any]:
+        clauses = []
+        if self._sets:
+            clauses.append("SET " + ", ".join(self._sets))
+        if self._adds:
+            clauses.append("ADD " + ", ".join(self._adds))
+        if self._removes:
+            clauses.append("REMOVE " + ", ".join(self._removes))
+        arguments: dict[str, Any] = {
+            "UpdateExpression": " ".join(clauses),
+            "ConditionExpression": " AND ".join(self._conditions),
+            "ExpressionAttributeNames": self._names,
+        }
+        if self._values:
+            arguments["ExpressionAttributeValues"] = to_dynamo(self._values)
+        return arguments
 
 
 def encode_cursor(key: Mapping[str, Any]) -> str:

@@ -14,7 +14,8 @@ import os
 import tempfile
 from collections.abc import Mapping
 
-from vod.ladder import DEFAULT_LADDER, Rung, parse_ladder
+from vod.costs import FARGATE_LIST_PRICES
+from vod.ladder import DEFAULT_LADDER, SEGMENT_SECONDS, Rung, parse_ladder
 
 
 class MissingSetting(RuntimeError):
@@ -46,9 +47,21 @@ class Env:
     WORK_DIR = "VOD_WORK_DIR"
     X264_PRESET = "VOD_X264_PRESET"
     PROGRESS_INTERVAL_SECONDS = "VOD_PROGRESS_INTERVAL_SECONDS"
+    CHUNK_SECONDS = "VOD_CHUNK_SECONDS"
+    MAX_DURATION_SECONDS = "VOD_MAX_DURATION_SECONDS"
+    MAX_FRAME_SIZE = "VOD_MAX_FRAME_SIZE"
+    MAX_FRAME_RATE = "VOD_MAX_FRAME_RATE"
+    JOB_TIME_FACTOR = "VOD_JOB_TIME_FACTOR"
+    JOB_TIME_ALLOWANCE_SECONDS = "VOD_JOB_TIME_ALLOWANCE_SECONDS"
+    TASK_VCPU = "VOD_TASK_VCPU"
+    TASK_MEMORY_MIB = "VOD_TASK_MEMORY_MIB"
+    USD_PER_VCPU_HOUR = "VOD_USD_PER_VCPU_HOUR"
+    USD_PER_GB_HOUR = "VOD_USD_PER_GB_HOUR"
     # MediaConvert transcoder
     MEDIACONVERT_ROLE_ARN = "VOD_MEDIACONVERT_ROLE_ARN"
     MEDIACONVERT_JOB_TEMPLATE = "VOD_MEDIACONVERT_JOB_TEMPLATE"
+    MEDIACONVERT_BASIC_USD_PER_MINUTE = "VOD_MEDIACONVERT_BASIC_USD_PER_MINUTE"
+    MEDIACONVERT_PRO_USD_PER_MINUTE = "VOD_MEDIACONVERT_PRO_USD_PER_MINUTE"
 
 
 class Transcoder(enum.StrEnum):
@@ -88,6 +101,24 @@ def read_int(
     except ValueError:
         raise MissingSetting(
             f"environment variable {name} must be an integer, got {raw!r}"
+        ) from None
+
+
+def read_float(
+    name: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    default: float,
+) -> float:
+    source = os.environ if env is None else env
+    raw = source.get(name, "")
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise MissingSetting(
+            f"environment variable {name} must be a number, got {raw!r}"
         ) from None
 
 
@@ -179,18 +210,52 @@ def _in_range(name: str, value: int, low: int, high: int | None = None) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
+class FrameSize:
+    """A largest frame, orientation-free: a portrait 1080x1920 fits 1920x1080."""
+
+    long_side: int
+    short_side: int
+
+    @classmethod
+    def parse(cls, raw: str) -> FrameSize:
+        width, sep, height = raw.strip().lower().partition("x")
+        try:
+            sides = sorted((int(width), int(height)), reverse=True) if sep else []
+        except ValueError:
+            sides = []
+        if len(sides) != 2 or sides[1] <= 0:
+            raise ValueError(
+                f"a frame size is WIDTHxHEIGHT, e.g. 3840x2160; got {raw!r}"
+            )
+        return cls(sides[0], sides[1])
+
+    def fits(self, width: int, height: int) -> bool:
+        return (
+            max(width, height) <= self.long_side
+            and min(width, height) <= self.short_side
+        )
+
+    def __str__(self) -> str:
+        return f"{self.long_side}x{self.short_side}"
+
+
+@dataclasses.dataclass(frozen=True)
 class WorkerSettings:
     """What the FFmpeg worker reads at start. Defaults: the default ladder,
-    a heartbeat each 60 s that extends the message by 300 s, 100 s to finish
-    a job after SIGTERM, the system temp dir, and x264's veryfast preset."""
+    a heartbeat each 20 s that extends the message and the task's lease by
+    60 s, 100 s to finish a job after SIGTERM, the system temp dir, x264's
+    veryfast preset, 60 s chunks, and the limits below."""
 
     table_name: str
     source_bucket: str
     output_bucket: str
     queue_url: str
     ladder: tuple[Rung, ...] = DEFAULT_LADDER
-    heartbeat_seconds: int = 60
-    visibility_timeout_seconds: int = 300
+    heartbeat_seconds: int = 20
+    #: How long a received job stays hidden and a claimed task stays leased
+    #: without a heartbeat: a dead worker's task is taken up again this long
+    #: after its last beat.
+    visibility_timeout_seconds: int = 60
     #: Kept below ECS's stopTimeout (at most 120 s), so that the worker can
     #: still release the message after abandoning the job.
     stop_timeout_seconds: int = 100
@@ -205,10 +270,37 @@ class WorkerSettings:
     progress_interval_seconds: int = 5
     #: Free space required beyond the download, for renditions and images.
     disk_headroom_bytes: int = 2 * 1024**3
+    #: Sources longer than this are encoded in chunks of this length (a
+    #: multiple of the 6 s segment) by many workers at once.
+    chunk_seconds: int = 60
+    #: Limits checked when the source is probed; a source over one FAILS.
+    max_duration_seconds: int = 6 * 3600
+    max_frame_size: FrameSize = FrameSize(3840, 2160)
+    max_frame_rate: int = 240
+    #: A task may take this many seconds per second of media it encodes,
+    #: plus the allowance, before it is stopped and its video FAILS.
+    job_time_factor: float = 10.0
+    job_time_allowance_seconds: int = 120
+    #: The task's size and price, for the READY record's cost.
+    task_vcpu: float = 2.0
+    task_memory_mib: int = 4096
+    usd_per_vcpu_hour: float = FARGATE_LIST_PRICES["x86_64"][0]
+    usd_per_gb_hour: float = FARGATE_LIST_PRICES["x86_64"][1]
+
+    def time_budget(self, media_seconds: float) -> float:
+        """Wall seconds a task that encodes ``media_seconds`` may take."""
+        return self.job_time_factor * media_seconds + self.job_time_allowance_seconds
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
         ladder = read_str(Env.LADDER, env, default="")
+        frame_size = read_str(Env.MAX_FRAME_SIZE, env, default=str(cls.max_frame_size))
+        try:
+            max_frame_size = FrameSize.parse(frame_size)
+        except ValueError as error:
+            raise MissingSetting(
+                f"environment variable {Env.MAX_FRAME_SIZE}: {error}"
+            ) from None
         settings = cls(
             table_name=read_str(Env.TABLE_NAME, env),
             source_bucket=read_str(Env.SOURCE_BUCKET, env),
@@ -236,6 +328,32 @@ class WorkerSettings:
                 env,
                 default=cls.progress_interval_seconds,
             ),
+            chunk_seconds=read_int(Env.CHUNK_SECONDS, env, default=cls.chunk_seconds),
+            max_duration_seconds=read_int(
+                Env.MAX_DURATION_SECONDS, env, default=cls.max_duration_seconds
+            ),
+            max_frame_size=max_frame_size,
+            max_frame_rate=read_int(
+                Env.MAX_FRAME_RATE, env, default=cls.max_frame_rate
+            ),
+            job_time_factor=read_float(
+                Env.JOB_TIME_FACTOR, env, default=cls.job_time_factor
+            ),
+            job_time_allowance_seconds=read_int(
+                Env.JOB_TIME_ALLOWANCE_SECONDS,
+                env,
+                default=cls.job_time_allowance_seconds,
+            ),
+            task_vcpu=read_float(Env.TASK_VCPU, env, default=cls.task_vcpu),
+            task_memory_mib=read_int(
+                Env.TASK_MEMORY_MIB, env, default=cls.task_memory_mib
+            ),
+            usd_per_vcpu_hour=read_float(
+                Env.USD_PER_VCPU_HOUR, env, default=cls.usd_per_vcpu_hour
+            ),
+            usd_per_gb_hour=read_float(
+                Env.USD_PER_GB_HOUR, env, default=cls.usd_per_gb_hour
+            ),
         )
         _in_range(Env.MAX_RECEIVE_COUNT, settings.max_receive_count, 1, 1000)
         # SQS keeps a message invisible for at most 12 hours.
@@ -253,4 +371,23 @@ class WorkerSettings:
         )
         _in_range(Env.STOP_TIMEOUT_SECONDS, settings.stop_timeout_seconds, 0)
         _in_range(Env.PROGRESS_INTERVAL_SECONDS, settings.progress_interval_seconds, 0)
+        _in_range(Env.CHUNK_SECONDS, settings.chunk_seconds, SEGMENT_SECONDS)
+        if settings.chunk_seconds % SEGMENT_SECONDS:
+            raise MissingSetting(
+                f"environment variable {Env.CHUNK_SECONDS} must be a multiple of "
+                f"{SEGMENT_SECONDS}, got {settings.chunk_seconds}"
+            )
+        _in_range(Env.MAX_DURATION_SECONDS, settings.max_duration_seconds, 1)
+        _in_range(Env.MAX_FRAME_RATE, settings.max_frame_rate, 1)
+        _in_range(
+            Env.JOB_TIME_ALLOWANCE_SECONDS, settings.job_time_allowance_seconds, 0
+        )
+        for name, value in (
+            (Env.JOB_TIME_FACTOR, settings.job_time_factor),
+            (Env.TASK_VCPU, settings.task_vcpu),
+        ):
+            if value <= 0:
+                raise MissingSetting(
+                    f"environment variable {name} must be above 0, got {value}"
+                )
         return settings

@@ -1,0 +1,274 @@
+"""The transcode plan of one video, as the planning worker stores it on the
+record: the ladder's variants, the output frame timing and, for a long
+source, the chunks that workers encode at once.
+
+Everything is counted in output frames, so that a chunk encoded alone ends
+exactly where the next begins. A GOP is ``gop_frames`` (2 s) and a segment
+three GOPs (6 s; 6.006 s at 29.97 fps). Chunks start on segment boundaries:
+the first chunk is one segment long, so that the start of the video is
+playable first, and the others are ``chunk_seconds`` long (the last takes
+what is left). Every frame of the one-run encode is encoded by exactly one
+chunk, with the same keyframes and segment boundaries.
+
+Everything here is pure and shared: the worker plans and encodes with it,
+the dead-letter consumer and the API describe chunks with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Mapping
+from fractions import Fraction
+from typing import Any
+
+from vod.ladder import GOP_SECONDS, SEGMENT_SECONDS, Plan, Variant
+
+GOPS_PER_SEGMENT = SEGMENT_SECONDS // GOP_SECONDS
+#: The first chunk: one segment, the first thing a viewer needs.
+FIRST_CHUNK_SEGMENTS = 1
+#: At most this many chunks per video; a longer source gets longer chunks,
+#: which keeps the record's task map well inside DynamoDB's item size.
+MAX_CHUNKS = 500
+
+
+class Mode(enum.StrEnum):
+    #: One ffmpeg run encodes every rung and the audio.
+    SINGLE = "single"
+    #: Chunk jobs encode the rungs, an audio job the audio.
+    CHUNKED = "chunked"
+
+
+def gop_frames(frame_rate: Fraction) -> int:
+    return max(1, round(frame_rate * GOP_SECONDS))
+
+
+def segment_frames(frame_rate: Fraction) -> int:
+    return gop_frames(frame_rate) * GOPS_PER_SEGMENT
+
+
+def max_segments_per_run(frame_rate: Fraction) -> int:
+    """ffmpeg's HLS muxer cuts at the first keyframe past ``k * hls_time``
+    from the start of its run; with ``hls_time`` half a frame short of a
+    segment (``segmenter_seconds``) it cuts at every segment boundary for
+    this many segments, before its targets drift a whole GOP."""
+    return 2 * gop_frames(frame_rate) - 1
+
+
+def segmenter_seconds(frame_rate: Fraction) -> float:
+    """The ``-hls_time`` that makes the muxer cut at every segment boundary."""
+    return float((segment_frames(frame_rate) - Fraction(1, 2)) / frame_rate)
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    index: int
+    #: The global number of its first media segment.
+    first_segment: int
+    #: Index of its first output frame, from the video's first frame.
+    first_frame: int
+    #: How many frames it encodes; None for the last chunk, which runs to the
+    #: end of the source.
+    frames: int | None
+    #: Its range in the video, in seconds (the source's end for the last).
+    start_seconds: float
+    end_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end_seconds - self.start_seconds
+
+    def describe(self, total: int) -> str:
+        return (
+            f"chunk {self.index + 1} of {total} "
+            f"({clock(self.start_seconds)}-{clock(self.end_seconds)})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "segment": self.first_segment,
+            "firstFrame": self.first_frame,
+            "frames": self.frames,
+            "start": self.start_seconds,
+            "end": self.end_seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, index: int, raw: Mapping[str, Any]) -> Chunk:
+        frames = raw.get("frames")
+        return cls(
+            index=index,
+            first_segment=int(raw["segment"]),
+            first_frame=int(raw["firstFrame"]),
+            frames=None if frames is None else int(frames),
+            start_seconds=float(raw["start"]),
+            end_seconds=float(raw["end"]),
+        )
+
+
+def chunk_segments(duration: float, frame_rate: Fraction, chunk_seconds: int) -> int:
+    """Segments per chunk: ``chunk_seconds`` worth, more for a source that
+    would need over MAX_CHUNKS chunks, fewer where the muxer could not cut
+    them all (very low frame rates)."""
+    if chunk_seconds <= 0 or chunk_seconds % SEGMENT_SECONDS:
+        raise ValueError(
+            f"chunk length must be a positive multiple of {SEGMENT_SECONDS} s, "
+            f"got {chunk_seconds}"
+        )
+    wanted = chunk_seconds // SEGMENT_SECONDS
+    needed = math.ceil(duration / SEGMENT_SECONDS / MAX_CHUNKS)
+    return max(1, min(max(wanted, needed), max_segments_per_run(frame_rate)))
+
+
+def plan_chunks(
+    duration: float,
+    frame_rate: Fraction,
+    chunk_seconds: int,
+    *,
+    video_start: Fraction = Fraction(0),
+) -> tuple[Chunk, ...]:
+    """The chunks of a source of ``duration`` seconds (its video from
+    ``video_start``) at ``frame_rate``. A source that fits in one chunk is
+    one chunk: the one-run path."""
+    per_chunk = chunk_segments(duration, frame_rate, chunk_seconds)
+    segment = segment_frames(frame_rate)
+    total_frames = max(1, math.ceil((duration - video_start) * frame_rate))
+    total_segments = math.ceil(total_frames / segment)
+    if total_segments <= per_chunk:
+        starts = [0]
+    else:
+        starts = [0, FIRST_CHUNK_SEGMENTS]
+        while starts[-1] + per_chunk < total_segments:
+            starts.append(starts[-1] + per_chunk)
+
+    def seconds(frame: int) -> float:
+        return float(video_start + Fraction(frame) / frame_rate)
+
+    chunks = []
+    for index, first in enumerate(starts):
+        last = index == len(starts) - 1
+        first_frame = first * segment
+        frames = None if last else (starts[index + 1] - first) * segment
+        chunks.append(
+            Chunk(
+                index=index,
+                first_segment=first,
+                first_frame=first_frame,
+                frames=frames,
+                start_seconds=seconds(first_frame),
+                end_seconds=duration
+                if frames is None
+                else seconds(first_frame + frames),
+            )
+        )
+    return tuple(chunks)
+
+
+@dataclasses.dataclass(frozen=True)
+class TranscodePlan:
+    """What every task of a video encodes with, fixed once by the planner so
+    that a deploy during the transcode cannot mix two ladders or presets."""
+
+    mode: Mode
+    duration: float
+    display_width: int
+    display_height: int
+    frame_rate: Fraction
+    #: Time of the first output frame (the video may start after the audio).
+    video_start: Fraction
+    variants: tuple[Variant, ...]
+    has_audio: bool
+    video_stream: int
+    preset: str
+    #: Whether workers may read a chunk's range from the source over HTTP
+    #: (an indexed container); otherwise each downloads the source.
+    seekable: bool
+    chunks: tuple[Chunk, ...]
+    #: Source frame rate (the average when variable), for accurate seeking.
+    source_frame_rate: Fraction = Fraction(0)
+
+    @property
+    def ladder(self) -> Plan:
+        return Plan(
+            variants=self.variants,
+            frame_rate=self.frame_rate,
+            has_audio=self.has_audio,
+        )
+
+    def chunk(self, index: int) -> Chunk:
+        if not 0 <= index < len(self.chunks):
+            raise ValueError(
+                f"chunk {index} is not in the plan, which has {len(self.chunks)}"
+            )
+        return self.chunks[index]
+
+    @property
+    def gop_frames(self) -> int:
+        return gop_frames(self.frame_rate)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode.value,
+            "duration": self.duration,
+            "display": [self.display_width, self.display_height],
+            "frameRate": _fraction(self.frame_rate),
+            "videoStart": _fraction(self.video_start),
+            "sourceFrameRate": _fraction(self.source_frame_rate),
+            "variants": [
+                {
+                    "name": v.name,
+                    "width": v.width,
+                    "height": v.height,
+                    "maxBitrate": v.max_bitrate,
+                }
+                for v in self.variants
+            ],
+            "hasAudio": self.has_audio,
+            "videoStream": self.video_stream,
+            "preset": self.preset,
+            "seekable": self.seekable,
+            "chunks": [c.to_dict() for c in self.chunks],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TranscodePlan:
+        width, height = raw["display"]
+        return cls(
+            mode=Mode(raw["mode"]),
+            duration=float(raw["duration"]),
+            display_width=int(width),
+            display_height=int(height),
+            frame_rate=Fraction(raw["frameRate"]),
+            video_start=Fraction(raw.get("videoStart", "0")),
+            source_frame_rate=Fraction(raw.get("sourceFrameRate", "0")),
+            variants=tuple(
+                Variant(
+                    name=str(v["name"]),
+                    width=int(v["width"]),
+                    height=int(v["height"]),
+                    max_bitrate=int(v["maxBitrate"]),
+                )
+                for v in raw["variants"]
+            ),
+            has_audio=bool(raw["hasAudio"]),
+            video_stream=int(raw.get("videoStream", 0)),
+            preset=str(raw["preset"]),
+            seekable=bool(raw.get("seekable", False)),
+            chunks=tuple(
+                Chunk.from_dict(index, chunk)
+                for index, chunk in enumerate(raw["chunks"])
+            ),
+        )
+
+
+def _fraction(value: Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}"
+
+
+def clock(seconds: float) -> str:
+    """``1:02:03`` or ``2:03``: a time in a video, for messages."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
