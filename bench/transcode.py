@@ -1,11 +1,12 @@
 """Decode-once ladder encode vs one ffmpeg process per rendition.
 
 Run from the repository root: ``python bench/transcode.py``. Makes a 20 s
-1080p30 clip with audio, times the worker's own single ffmpeg run (every rung,
-the audio, poster and sprite) against running each rendition in its own
-process, one after another, with the same codec settings (best of three
-runs each, taking turns, since background load only adds time), and compares
-each rung's PSNR against the source scaled to that rung's size. The last line is
+1080p30 clip with audio, times the worker's own single ffmpeg run (every
+rung and the audio) against running each rendition in its own process,
+one after another, with the same codec settings (best of three runs
+each, taking turns, since background load only adds time), and compares
+each rung's PSNR against the source scaled to that rung's size. The last
+line is
 
     transcode: <ratio>x per-rendition; realtime <r>x; psnr delta <d> dB
 
@@ -33,12 +34,11 @@ from vod.ladder import DEFAULT_LADDER, Plan, Variant  # noqa: E402
 from vod.settings import WorkerSettings  # noqa: E402
 from worker.encode import (  # noqa: E402
     VARIANT_PLAYLIST,
-    audio_codec_args,
-    ffmpeg_command,
-    hls_muxer_args,
-    plan_encode,
+    audio_command,
+    single_command,
 )
 from worker.hls import MediaPlaylist  # noqa: E402
+from worker.jobs import plan_transcode  # noqa: E402
 from worker.probe import describe, run_ffprobe  # noqa: E402
 
 CLIP_SECONDS = 20
@@ -187,42 +187,23 @@ def main() -> None:
 
         single_dir = work / "single"
         single_dir.mkdir()
-        encode = plan_encode(source, media, DEFAULT_LADDER, single_dir, preset=preset)
-        plan = encode.plan
+        whole = plan_transcode(
+            media, ladder=DEFAULT_LADDER, chunk_seconds=600, preset=preset
+        )
+        plan = whole.ladder
 
         baseline_dir = work / "per-rendition"
         baseline: list[list[str]] = []
         for variant in plan.variants:
-            alone = dataclasses.replace(plan, variants=(variant,), has_audio=False)
+            alone = dataclasses.replace(whole, variants=(variant,), has_audio=False)
             baseline.append(
-                ffmpeg_command(
-                    source,
-                    alone,
-                    baseline_dir / variant.name,
-                    preset=preset,
-                    video_stream=media.video_stream,
-                )
+                single_command(str(source), alone, baseline_dir / variant.name)
             )
         if plan.has_audio:
-            baseline.append(
-                [
-                    "ffmpeg",
-                    "-hide_banner",
-                    "-nostdin",
-                    "-y",
-                    "-loglevel",
-                    "error",
-                    "-i",
-                    str(source),
-                    "-map",
-                    "0:a:0",
-                    *audio_codec_args(),
-                    *hls_muxer_args(baseline_dir / "audio", "a:0,name:audio"),
-                ]
-            )
+            baseline.append(audio_command(str(source), whole, baseline_dir))
         timings = timed(
             {
-                "single": [encode.command],
+                "single": [single_command(str(source), whole, single_dir)],
                 "baseline": baseline,
                 "decode": [decode_only_command(source, media.video_stream)],
             }

@@ -1,10 +1,12 @@
-"""The worker loop end to end against moto and real ffmpeg, in process: one
-message in, a READY (or FAILED) record and a complete HLS folder out."""
+"""The worker loop end to end against moto and real ffmpeg, in process, on
+the one-run path (a source no longer than one chunk): one message in, a
+READY (or FAILED) record and a complete HLS folder out."""
 
 from __future__ import annotations
 
 import itertools
 import re
+import time
 
 import boto3
 import pytest
@@ -13,47 +15,27 @@ from botocore.config import Config
 from tests.worker_support import AgentStub, Stack, clip, probe_json, resource
 from vod.model import Status
 from vod.repository import VideoRepository
-from worker.hls import MediaPlaylist, parse_attributes
-from worker.jobs import Transcoder
-from worker.loop import Worker
-from worker.messages import JobsQueue
+from worker.hls import MediaPlaylist
 from worker.protection import TaskProtection
-from worker.storage import IMMUTABLE_CACHE, PLAYLIST_CACHE, Storage
+from worker.storage import IMMUTABLE_CACHE, PLAYLIST_CACHE
+
+_ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
 
 
-class RecordingRepository(VideoRepository):
-    """The real table adapter, with every requested progress written down."""
+class ProgressRecorder(VideoRepository):
+    """The real table adapter, noting when each progress credit was written
+    and the progress the record showed after it."""
 
     def __init__(self, table_name, *, dynamodb):
         super().__init__(table_name, dynamodb=dynamodb)
-        self.progress = []
+        self.credits = []
 
-    def transition(self, video_id, target, **kwargs):
-        if target == Status.PROCESSING:
-            self.progress.append((kwargs.get("fields") or {}).get("progress"))
-        return super().transition(video_id, target, **kwargs)
-
-
-def make_worker(
-    stack, tmp_path, *, protection=None, s3=None, repository=None, **overrides
-):
-    settings = stack.settings(tmp_path / "work", **overrides)
-    return Worker(
-        queue=JobsQueue(
-            stack.sqs,
-            settings.queue_url,
-            visibility_timeout=settings.visibility_timeout_seconds,
-        ),
-        transcoder=Transcoder(
-            settings,
-            repository=repository or stack.repository,
-            storage=Storage(s3 or stack.s3),
-        ),
-        protection=protection or TaskProtection(None),
-        heartbeat_seconds=settings.heartbeat_seconds,
-        stop_timeout_seconds=settings.stop_timeout_seconds,
-        max_receive_count=settings.max_receive_count,
-    )
+    def apply(self, video_id, update):
+        result = super().apply(video_id, update)
+        arguments = update.arguments()
+        if result.video is not None and "ADD" in arguments["UpdateExpression"]:
+            self.credits.append((time.monotonic(), result.video.percent))
+        return result
 
 
 @pytest.fixture
@@ -64,7 +46,7 @@ def stack(moto):
 def stream_infs(master):
     lines = master.splitlines()
     return {
-        lines[i + 1]: parse_attributes(line.split(":", 1)[1])
+        lines[i + 1]: dict(_ATTRIBUTE.findall(line.split(":", 1)[1]))
         for i, line in enumerate(lines)
         if line.startswith("#EXT-X-STREAM-INF:")
     }
@@ -98,18 +80,13 @@ def keyframe_times(path):
 
 def test_a_job_ends_ready_with_a_complete_hls_folder(stack, tmp_path):
     video_id = stack.queue_video(clip(seconds=6.5))
-    repository = RecordingRepository(
-        stack.table, dynamodb=resource(stack.moto, "dynamodb")
-    )
     with AgentStub() as agent:
-        worker = make_worker(
-            stack, tmp_path, protection=TaskProtection(agent.uri), repository=repository
-        )
+        worker = stack.worker(tmp_path / "work", protection=TaskProtection(agent.uri))
         assert worker.poll_once(wait_seconds=0)
 
     video = stack.repository.get(video_id)
     assert video.status == Status.READY
-    assert video.progress == 100
+    assert video.percent == 100
     assert video.error is None
     assert video.duration == pytest.approx(6.5, abs=0.05)
     assert (video.width, video.height) == (640, 360)
@@ -127,6 +104,10 @@ def test_a_job_ends_ready_with_a_complete_hls_folder(stack, tmp_path):
     ]
     assert all(r.playlist == f"{prefix}{r.name}/index.m3u8" for r in video.renditions)
     assert all(r.frame_rate == 30.0 for r in video.renditions)
+    assert video.cost["wallSeconds"] > 0
+    assert video.cost["cpuSeconds"] > 0
+    assert video.cost["usd"] > 0
+    assert video.to_public()["cost"] == video.cost
 
     master = stack.read_output(video_id, "master.m3u8").decode()
     assert master.startswith("#EXTM3U")
@@ -148,12 +129,17 @@ def test_a_job_ends_ready_with_a_complete_hls_folder(stack, tmp_path):
     outputs = stack.outputs(video_id)
     expected = {"master.m3u8", "poster.jpg", "sprite.jpg", "thumbnails.vtt"}
     for folder in ["audio", *(r.name for r in video.renditions)]:
-        playlist = MediaPlaylist.parse(
-            stack.read_output(video_id, f"{folder}/index.m3u8").decode()
-        )
+        text = stack.read_output(video_id, f"{folder}/index.m3u8").decode()
+        assert "#EXT-X-PLAYLIST-TYPE:VOD" in text
+        assert text.rstrip().endswith("#EXT-X-ENDLIST")
+        playlist = MediaPlaylist.parse(text)
+        assert re.fullmatch(r"init-[0-9a-f]{12}\.mp4", playlist.init or "")
         expected |= {f"{folder}/index.m3u8", f"{folder}/{playlist.init}"}
         expected |= {f"{folder}/{uri}" for uri, _ in playlist.segments}
-        assert len(playlist.segments) == 2
+        assert [uri for uri, _ in playlist.segments] == [
+            "seg_00000.m4s",
+            "seg_00001.m4s",
+        ]
     assert set(outputs) == expected
     for name, head in outputs.items():
         if name.endswith(".m3u8"):
@@ -195,18 +181,47 @@ def test_a_job_ends_ready_with_a_complete_hls_folder(stack, tmp_path):
     assert vtt.count("sprite.jpg#xywh=") == 4
     assert "00:00:06.000 --> 00:00:06.500" in vtt
 
-    progress = repository.progress
-    assert progress[0] == 0
-    assert len(progress) >= 2
-    assert progress[1:] == sorted(progress[1:])
-    assert all(0 < p < 100 for p in progress[1:])
     assert agent.states() == [True, False]
     assert stack.queue_depths() == (0, 0)
+    assert (
+        list(
+            stack.s3.list_objects_v2(
+                Bucket=stack.output_bucket, Prefix=f"{prefix}thumbs/"
+            ).get("Contents", [])
+        )
+        == []
+    )
+
+
+def test_progress_moves_from_the_start_of_an_encode_with_poster_and_sprite(
+    stack, tmp_path
+):
+    """ffmpeg reports no progress until every output of its run has started;
+    the poster and sprite are not outputs of the encode, so the first credit
+    comes early and progress only grows."""
+    video_id = stack.queue_video(clip(size="1280x720", seconds=8))
+    recorder = ProgressRecorder(stack.table, dynamodb=resource(stack.moto, "dynamodb"))
+    worker = stack.worker(tmp_path / "work", repository=recorder)
+    started = time.monotonic()
+    assert worker.poll_once(wait_seconds=0)
+    finished = time.monotonic()
+
+    video = stack.repository.get(video_id)
+    assert video.status == Status.READY
+    assert video.sprite
+    assert video.poster
+    assert len(recorder.credits) >= 3
+    first_credit = recorder.credits[0][0]
+    assert first_credit - started < (finished - started) / 2
+    percents = [percent for _, percent in recorder.credits]
+    assert percents == sorted(percents)
+    assert percents[0] < 50 <= percents[-1] < 100
+    assert video.encoded == pytest.approx(8.0, abs=0.1)
 
 
 def test_a_source_without_audio_gets_video_only_variants(stack, tmp_path):
     video_id = stack.queue_video(clip(seconds=2, audio=False))
-    assert make_worker(stack, tmp_path).poll_once(wait_seconds=0)
+    assert stack.worker(tmp_path / "work").poll_once(wait_seconds=0)
     video = stack.repository.get(video_id)
     assert video.status == Status.READY
     master = stack.read_output(video_id, "master.m3u8").decode()
@@ -239,18 +254,19 @@ def test_bad_inputs_end_failed_and_leave_no_message(stack, tmp_path, content, re
     upload = tmp_path / "upload.mp4"
     upload.write_bytes(content)
     video_id = stack.queue_video(upload)
-    assert make_worker(stack, tmp_path).poll_once(wait_seconds=0)
+    assert stack.worker(tmp_path / "work").poll_once(wait_seconds=0)
     video = stack.repository.get(video_id)
     assert video.status == Status.FAILED
     assert reason in video.error
     assert str(tmp_path) not in video.error
+    assert "http" not in video.error, "no presigned URL leaks into the reason"
     assert stack.queue_depths() == (0, 0)
     assert stack.outputs(video_id) == {}
 
 
 def test_not_enough_disk_space_ends_failed(stack, tmp_path):
     video_id = stack.queue_video(clip(seconds=1))
-    worker = make_worker(stack, tmp_path, disk_headroom_bytes=10**18)
+    worker = stack.worker(tmp_path / "work", disk_headroom_bytes=10**18)
     assert worker.poll_once(wait_seconds=0)
     video = stack.repository.get(video_id)
     assert video.status == Status.FAILED
@@ -263,7 +279,7 @@ def test_a_redelivered_job_for_a_ready_video_is_acknowledged_without_work(
 ):
     video_id = stack.queue_video(clip(seconds=1), status=Status.READY)
     before = stack.repository.get(video_id)
-    assert make_worker(stack, tmp_path).poll_once(wait_seconds=0)
+    assert stack.worker(tmp_path / "work").poll_once(wait_seconds=0)
     assert stack.repository.get(video_id) == before
     assert stack.outputs(video_id) == {}
     assert stack.queue_depths() == (0, 0)
@@ -271,14 +287,14 @@ def test_a_redelivered_job_for_a_ready_video_is_acknowledged_without_work(
 
 def test_a_job_for_a_video_not_yet_queued_is_left_for_later(stack, tmp_path):
     video_id = stack.queue_video(clip(seconds=1), status=Status.UPLOADED)
-    assert make_worker(stack, tmp_path).poll_once(wait_seconds=0)
+    assert stack.worker(tmp_path / "work").poll_once(wait_seconds=0)
     assert stack.repository.get(video_id).status == Status.UPLOADED
     assert stack.queue_depths() == (1, 0)
 
 
 def test_a_malformed_message_is_left_for_the_dlq(stack, tmp_path):
     stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody='{"videoId": 3}')
-    assert make_worker(stack, tmp_path).poll_once(wait_seconds=0)
+    assert stack.worker(tmp_path / "work").poll_once(wait_seconds=0)
     assert stack.queue_depths() == (1, 0)
 
 
@@ -295,8 +311,8 @@ def unreachable_s3():
 
 def test_an_s3_outage_leaves_the_message_and_never_marks_ready(stack, tmp_path):
     video_id = stack.queue_video(clip(seconds=1))
-    unreachable = unreachable_s3()
-    assert make_worker(stack, tmp_path, s3=unreachable).poll_once(wait_seconds=0)
+    worker = stack.worker(tmp_path / "work", s3=unreachable_s3())
+    assert worker.poll_once(wait_seconds=0)
     video = stack.repository.get(video_id)
     assert video.status == Status.PROCESSING
     assert video.playback is None
@@ -305,7 +321,7 @@ def test_an_s3_outage_leaves_the_message_and_never_marks_ready(stack, tmp_path):
 
 def test_the_last_delivery_of_a_failing_job_fails_the_record_with_why(stack, tmp_path):
     video_id = stack.queue_video(clip(seconds=1))
-    worker = make_worker(stack, tmp_path, s3=unreachable_s3(), max_receive_count=1)
+    worker = stack.worker(tmp_path / "work", s3=unreachable_s3(), max_receive_count=1)
     assert worker.poll_once(wait_seconds=0)
     video = stack.repository.get(video_id)
     assert video.status == Status.FAILED

@@ -17,11 +17,7 @@ from vod.model import Status
 from vod.repository import VideoRepository
 from vod.settings import Env
 from worker.hls import MediaPlaylist
-from worker.jobs import Transcoder
-from worker.loop import Worker
 from worker.messages import JobsQueue
-from worker.protection import TaskProtection
-from worker.storage import Storage
 
 
 class ReadyCounter(VideoRepository):
@@ -29,10 +25,11 @@ class ReadyCounter(VideoRepository):
         super().__init__(table_name, dynamodb=dynamodb)
         self.ready_writes = 0
 
-    def transition(self, video_id, target, **kwargs):
-        if target == Status.READY:
+    def apply(self, video_id, update):
+        result = super().apply(video_id, update)
+        if result.video is not None and result.video.status == Status.READY:
             self.ready_writes += 1
-        return super().transition(video_id, target, **kwargs)
+        return result
 
 
 @pytest.fixture
@@ -63,7 +60,7 @@ def wait_for_status(stack, video_id, status, *, min_progress=0, timeout=30.0):
         if (
             video is not None
             and video.status == status
-            and video.progress >= min_progress
+            and video.percent >= min_progress
         ):
             return video
         time.sleep(0.05)
@@ -95,10 +92,8 @@ def group_is_gone(process):
     return False
 
 
-def test_a_killed_worker_s_job_is_redone_cleanly_by_the_next(stack, tmp_path):
+def test_a_killed_worker_s_task_is_retried_once_its_lease_runs_out(stack, tmp_path):
     video_id = stack.queue_video(clip(seconds=4))
-    stale = f"videos/{video_id}/old/seg_00042.m4s"
-    stack.s3.put_object(Bucket=stack.output_bucket, Key=stale, Body=b"half-written")
     worker = start_worker(
         stack,
         tmp_path,
@@ -106,30 +101,33 @@ def test_a_killed_worker_s_job_is_redone_cleanly_by_the_next(stack, tmp_path):
     )
     wait_for_status(stack, video_id, Status.PROCESSING)
     assert crash(worker) == -signal.SIGKILL
-    assert stack.repository.get(video_id).status == Status.PROCESSING
+    video = stack.repository.get(video_id)
+    assert video.status == Status.PROCESSING
+    assert video.to_public()["retrying"] is False
     # Still hidden by the dead worker's last heartbeat; it returns by itself.
     assert (
         JobsQueue(stack.sqs, stack.queue_url, visibility_timeout=30).receive(0) is None
     )
+    time.sleep(3.2)
+    public = stack.repository.get(video_id).to_public()
+    assert (public["retrying"], public["attempts"]) == (True, 1)
 
     repository = ReadyCounter(stack.table, dynamodb=resource(stack.moto, "dynamodb"))
-    settings = stack.settings(tmp_path / "second", visibility_timeout_seconds=3)
-    second = Worker(
-        queue=JobsQueue(stack.sqs, stack.queue_url, visibility_timeout=30),
-        transcoder=Transcoder(
-            settings, repository=repository, storage=Storage(stack.s3)
-        ),
-        protection=TaskProtection(None),
+    second = stack.worker(
+        tmp_path / "second",
+        owner="second",
+        repository=repository,
+        visibility_timeout_seconds=30,
         heartbeat_seconds=10,
-        stop_timeout_seconds=10,
     )
     assert second.poll_once(wait_seconds=10)
 
     video = stack.repository.get(video_id)
     assert video.status == Status.READY
+    assert video.tasks["video"]["attempts"] == 2
     assert repository.ready_writes == 1
+    assert video.to_public()["retrying"] is False
     outputs = stack.outputs(video_id)
-    assert stale.split("/", 2)[2] not in outputs
     for folder in ["audio", *(r.name for r in video.renditions)]:
         playlist = MediaPlaylist.parse(
             stack.read_output(video_id, f"{folder}/index.m3u8").decode()

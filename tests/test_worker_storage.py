@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import boto3
 import pytest
+import requests
+from botocore.config import Config
 
 from tests.conftest import client, make_bucket
+from worker.publish import Publisher
 from worker.storage import (
+    GROWING_PLAYLIST_CACHE,
     IMMUTABLE_CACHE,
     PLAYLIST_CACHE,
+    PreconditionFailed,
     SourceMissing,
     Storage,
     object_headers,
@@ -66,14 +72,17 @@ class RecordingS3:
         return getattr(self._s3, name)
 
 
-def test_upload_tree_puts_headers_and_the_master_last(moto, tmp_path):
+def test_upload_puts_headers_and_the_master_last(moto, tmp_path):
     bucket = make_bucket(moto, "outputs")
     s3 = client(moto, "s3")
+    files = {}
     for name in ("master.m3u8", "a/index.m3u8", "a/seg_00000.m4s", "a/seg_00001.m4s"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(name)
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name)
+        files[f"videos/v1/{name}"] = path
     recording = RecordingS3(s3)
-    assert Storage(recording).upload_tree(tmp_path, bucket, "videos/v1/") == 4
+    assert Storage(recording).upload(bucket, files) == 4
     assert recording.uploaded[-2:] == [
         "videos/v1/a/index.m3u8",
         "videos/v1/master.m3u8",
@@ -83,14 +92,51 @@ def test_upload_tree_puts_headers_and_the_master_last(moto, tmp_path):
     assert head["CacheControl"] == IMMUTABLE_CACHE
 
 
-def test_clear_deletes_only_the_prefix(moto):
+def test_a_growing_playlist_only_ever_grows(moto):
+    """Writers race to extend a playlist; a late, shorter one never wins,
+    and nothing replaces the final version."""
     bucket = make_bucket(moto, "outputs")
     s3 = client(moto, "s3")
-    for key in ("videos/v1/a.m4s", "videos/v1/b/c.m4s", "videos/v10/keep.m4s"):
-        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
-    assert Storage(s3).clear(bucket, "videos/v1/") == 2
-    left = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
-    assert left == ["videos/v10/keep.m4s"]
+    publisher = Publisher(Storage(s3), bucket)
+    key = "videos/v1/a/index.m3u8"
+
+    def written():
+        head = s3.head_object(Bucket=bucket, Key=key)
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        return body, head["Metadata"]["vod-version"], head["CacheControl"]
+
+    publisher.media_playlists(
+        "videos/v1/", {"a/index.m3u8": "two"}, version=2, final=False
+    )
+    assert written() == ("two", "2", GROWING_PLAYLIST_CACHE)
+    publisher.media_playlists(
+        "videos/v1/", {"a/index.m3u8": "one"}, version=1, final=False
+    )
+    assert written()[0] == "two"
+    publisher.media_playlists(
+        "videos/v1/", {"a/index.m3u8": "final"}, version=5, final=True
+    )
+    assert written() == ("final", "5", PLAYLIST_CACHE)
+    publisher.media_playlists(
+        "videos/v1/", {"a/index.m3u8": "four"}, version=4, final=False
+    )
+    assert written()[0] == "final"
+
+
+def test_a_conditional_write_on_a_changed_object_is_refused(moto):
+    bucket = make_bucket(moto, "outputs")
+    s3 = client(moto, "s3")
+    storage = Storage(s3)
+    storage.put(bucket, "videos/v1/master.m3u8", b"first", if_absent=True)
+    with pytest.raises(PreconditionFailed):
+        storage.put(bucket, "videos/v1/master.m3u8", b"again", if_absent=True)
+    head = storage.head(bucket, "videos/v1/master.m3u8")
+    assert head is not None
+    storage.put(bucket, "videos/v1/master.m3u8", b"second", if_match=head.etag)
+    with pytest.raises(PreconditionFailed):
+        storage.put(bucket, "videos/v1/master.m3u8", b"stale", if_match=head.etag)
+    assert storage.get(bucket, "videos/v1/master.m3u8") == b"second"
+    assert storage.head(bucket, "videos/v1/nothing.m3u8") is None
 
 
 def test_size_and_missing_source(moto, tmp_path):
@@ -103,3 +149,18 @@ def test_size_and_missing_source(moto, tmp_path):
     assert (tmp_path / "a.mp4").read_bytes() == b"12345"
     with pytest.raises(SourceMissing):
         storage.size(bucket, "uploads/o/v/gone.mp4")
+    signer = Storage(
+        boto3.client(
+            "s3",
+            endpoint_url=moto.url,
+            region_name=moto.region,
+            aws_access_key_id="AKIAFAKE",
+            aws_secret_access_key="fake",
+            config=Config(signature_version="s3v4"),
+        )
+    )
+    url = signer.url(bucket, "uploads/o/v/a.mp4", expires_seconds=600)
+    assert "X-Amz-Signature=" in url
+    assert (
+        requests.get(url, headers={"Range": "bytes=1-2"}, timeout=10).content == b"23"
+    )

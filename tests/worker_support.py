@@ -1,6 +1,6 @@
-"""Shared by the worker's tests: makes tiny lavfi clips once per session and
-seeds moto with a queued video. (pytest puts containers/ffmpeg on the path,
-as the image puts the worker beside vod/.)"""
+"""Shared by the worker's tests: makes tiny lavfi clips once per session,
+seeds moto with a queued video, and builds in-process workers. (pytest puts
+containers/ffmpeg on the path, as the image puts the worker beside vod/.)"""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint
 from tests.conftest import client, make_bucket, make_queue, make_table
@@ -26,6 +27,12 @@ from vod.ladder import Rung
 from vod.model import Status, Video, now_iso
 from vod.repository import VideoRepository
 from vod.settings import Env, WorkerSettings
+from worker.jobs import Transcoder
+from worker.ledger import Ledger
+from worker.loop import Worker
+from worker.messages import JobsQueue
+from worker.protection import TaskProtection
+from worker.storage import Storage
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_ROOT = REPO_ROOT / "containers" / "ffmpeg"
@@ -141,7 +148,14 @@ class Stack:
         self.source_bucket = make_bucket(moto, "uploads")
         self.output_bucket = make_bucket(moto, "outputs")
         self.queue_url, self.dlq_url = make_queue(moto, max_receive_count=3)
-        self.s3 = client(moto, "s3")
+        self.s3 = boto3.client(
+            "s3",
+            endpoint_url=moto.url,
+            region_name=moto.region,
+            aws_access_key_id=SETUP_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=SETUP_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=Config(signature_version="s3v4"),
+        )
         self.sqs = client(moto, "sqs")
         self.repository = VideoRepository(
             self.table, dynamodb=resource(moto, "dynamodb")
@@ -158,9 +172,46 @@ class Stack:
             "x264_preset": FAST_PRESET,
             "progress_interval_seconds": 0,
             "disk_headroom_bytes": 0,
+            # One run unless a test asks for chunks.
+            "chunk_seconds": 600,
         }
         values.update(overrides)
         return WorkerSettings(**values)
+
+    def worker(
+        self,
+        work_dir: Path,
+        *,
+        owner: str = "worker-1",
+        repository: VideoRepository | None = None,
+        s3: Any = None,
+        protection: TaskProtection | None = None,
+        **overrides: Any,
+    ) -> Worker:
+        """An in-process worker with its own id and scratch directory."""
+        settings = self.settings(work_dir, **overrides)
+        queue = JobsQueue(
+            self.sqs,
+            settings.queue_url,
+            visibility_timeout=settings.visibility_timeout_seconds,
+        )
+        return Worker(
+            queue=queue,
+            transcoder=Transcoder(
+                settings,
+                ledger=Ledger(
+                    repository or self.repository,
+                    owner=owner,
+                    lease_seconds=settings.visibility_timeout_seconds,
+                ),
+                storage=Storage(s3 or self.s3),
+                jobs=queue,
+            ),
+            protection=protection or TaskProtection(None),
+            heartbeat_seconds=settings.heartbeat_seconds,
+            stop_timeout_seconds=settings.stop_timeout_seconds,
+            max_receive_count=settings.max_receive_count,
+        )
 
     def env(self, work_dir: Path, **overrides: str) -> dict[str, str]:
         """The variables a worker process reads (plus the moto endpoint)."""
@@ -179,6 +230,7 @@ class Stack:
             Env.WORK_DIR: str(work_dir),
             Env.X264_PRESET: FAST_PRESET,
             Env.PROGRESS_INTERVAL_SECONDS: "0",
+            Env.CHUNK_SECONDS: "600",
             **overrides,
         }
 
@@ -210,6 +262,21 @@ class Stack:
             QueueUrl=self.queue_url,
             MessageBody=JobMessage(video_id, self.source_bucket, key).to_json(),
         )
+
+    def receive_all(self) -> list[Any]:
+        """Take every waiting message off the queue (hidden for a minute)."""
+        taken: list[Any] = []
+        while True:
+            response = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=60,
+                WaitTimeSeconds=0,
+            )
+            messages = response.get("Messages", [])
+            if not messages:
+                return taken
+            taken += messages
 
     def outputs(self, video_id: str) -> dict[str, dict[str, Any]]:
         """Every output object's key (relative to the video's folder) and head."""

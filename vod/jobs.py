@@ -29,6 +29,11 @@ class TaskKind(enum.StrEnum):
 #: Task names, the keys of the record's ``tasks`` map.
 VIDEO_TASK = "video"
 AUDIO_TASK = "audio"
+#: Publishing a chunked video once its last task is done: the playlists,
+#: the sprite, then READY. It has no job of its own: the worker that
+#: finishes the last task runs it, or, if that worker dies, whichever worker
+#: gets one of the finished tasks' jobs again.
+STITCH_TASK = "stitch"
 
 
 def chunk_task(index: int) -> str:

@@ -48,17 +48,13 @@ def segment_frames(frame_rate: Fraction) -> int:
     return gop_frames(frame_rate) * GOPS_PER_SEGMENT
 
 
-def max_segments_per_run(frame_rate: Fraction) -> int:
-    """ffmpeg's HLS muxer cuts at the first keyframe past ``k * hls_time``
-    from the start of its run; with ``hls_time`` half a frame short of a
-    segment (``segmenter_seconds``) it cuts at every segment boundary for
-    this many segments, before its targets drift a whole GOP."""
-    return 2 * gop_frames(frame_rate) - 1
-
-
-def segmenter_seconds(frame_rate: Fraction) -> float:
-    """The ``-hls_time`` that makes the muxer cut at every segment boundary."""
-    return float((segment_frames(frame_rate) - Fraction(1, 2)) / frame_rate)
+def segmenter_seconds(frame_rate: Fraction, frames: int) -> float:
+    """The ``-hls_time`` that makes ffmpeg's HLS muxer cut every ``frames``
+    frames (a multiple of the GOP). It cuts at the first keyframe ``k *
+    hls_time`` or more after the start of its run; 1/256 of a frame short of
+    ``frames`` keeps the k-th target past the keyframe before it for 256
+    cuts per frame of the GOP (over a thousand), more than any run makes."""
+    return float((frames - Fraction(1, 256)) / frame_rate)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,10 +103,9 @@ class Chunk:
         )
 
 
-def chunk_segments(duration: float, frame_rate: Fraction, chunk_seconds: int) -> int:
-    """Segments per chunk: ``chunk_seconds`` worth, more for a source that
-    would need over MAX_CHUNKS chunks, fewer where the muxer could not cut
-    them all (very low frame rates)."""
+def chunk_segments(duration: float, chunk_seconds: int) -> int:
+    """Segments per chunk: ``chunk_seconds`` worth, or more for a source that
+    would need over MAX_CHUNKS chunks."""
     if chunk_seconds <= 0 or chunk_seconds % SEGMENT_SECONDS:
         raise ValueError(
             f"chunk length must be a positive multiple of {SEGMENT_SECONDS} s, "
@@ -118,22 +113,20 @@ def chunk_segments(duration: float, frame_rate: Fraction, chunk_seconds: int) ->
         )
     wanted = chunk_seconds // SEGMENT_SECONDS
     needed = math.ceil(duration / SEGMENT_SECONDS / MAX_CHUNKS)
-    return max(1, min(max(wanted, needed), max_segments_per_run(frame_rate)))
+    return max(1, wanted, needed)
 
 
 def plan_chunks(
-    duration: float,
-    frame_rate: Fraction,
-    chunk_seconds: int,
-    *,
-    video_start: Fraction = Fraction(0),
+    duration: float, frame_rate: Fraction, chunk_seconds: int
 ) -> tuple[Chunk, ...]:
-    """The chunks of a source of ``duration`` seconds (its video from
-    ``video_start``) at ``frame_rate``. A source that fits in one chunk is
-    one chunk: the one-run path."""
-    per_chunk = chunk_segments(duration, frame_rate, chunk_seconds)
+    """The chunks of a source of ``duration`` seconds at ``frame_rate``. A
+    source that fits in one chunk is one chunk: the one-run path. Frames are
+    counted from the start of the file, as ffmpeg's constant-rate output
+    counts them (a video that starts late begins with copies of its first
+    frame)."""
+    per_chunk = chunk_segments(duration, chunk_seconds)
     segment = segment_frames(frame_rate)
-    total_frames = max(1, math.ceil((duration - video_start) * frame_rate))
+    total_frames = max(1, math.ceil(duration * frame_rate))
     total_segments = math.ceil(total_frames / segment)
     if total_segments <= per_chunk:
         starts = [0]
@@ -143,7 +136,7 @@ def plan_chunks(
             starts.append(starts[-1] + per_chunk)
 
     def seconds(frame: int) -> float:
-        return float(video_start + Fraction(frame) / frame_rate)
+        return float(Fraction(frame) / frame_rate)
 
     chunks = []
     for index, first in enumerate(starts):
@@ -175,8 +168,6 @@ class TranscodePlan:
     display_width: int
     display_height: int
     frame_rate: Fraction
-    #: Time of the first output frame (the video may start after the audio).
-    video_start: Fraction
     variants: tuple[Variant, ...]
     has_audio: bool
     video_stream: int
@@ -213,7 +204,6 @@ class TranscodePlan:
             "duration": self.duration,
             "display": [self.display_width, self.display_height],
             "frameRate": _fraction(self.frame_rate),
-            "videoStart": _fraction(self.video_start),
             "sourceFrameRate": _fraction(self.source_frame_rate),
             "variants": [
                 {
@@ -240,7 +230,6 @@ class TranscodePlan:
             display_width=int(width),
             display_height=int(height),
             frame_rate=Fraction(raw["frameRate"]),
-            video_start=Fraction(raw.get("videoStart", "0")),
             source_frame_rate=Fraction(raw.get("sourceFrameRate", "0")),
             variants=tuple(
                 Variant(

@@ -20,8 +20,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from vod.jobs import AUDIO_TASK, VIDEO_TASK, JobMessage, TaskKind
-from vod.plan import TranscodePlan
+from vod.jobs import (
+    AUDIO_TASK,
+    STITCH_TASK,
+    VIDEO_TASK,
+    JobMessage,
+    TaskKind,
+    chunk_task,
+)
+from vod.plan import Mode, TranscodePlan
 
 #: Attribute names of a task entry (short: the map is written often).
 OWNER = "owner"
@@ -98,6 +105,20 @@ def retry_state(tasks: Mapping[str, Any] | None, now: float) -> RetryState:
     )
 
 
+def encode_tasks(plan: TranscodePlan) -> list[str]:
+    """The tasks whose results a chunked video is stitched from."""
+    if plan.mode is not Mode.CHUNKED:
+        return []
+    names = [chunk_task(chunk.index) for chunk in plan.chunks]
+    return [*names, AUDIO_TASK] if plan.has_audio else names
+
+
+def ready_to_stitch(tasks: Mapping[str, Any] | None, plan: TranscodePlan) -> bool:
+    states = task_states(tasks)
+    names = encode_tasks(plan)
+    return bool(names) and all(states.get(name, TaskState()).done for name in names)
+
+
 def describe_task(job: JobMessage, plan: TranscodePlan | None) -> str:
     """The task in words, for a reason on the record."""
     if job.kind is TaskKind.CHUNK and job.chunk is not None:
@@ -119,10 +140,15 @@ def dead_letter_reason(
     """Why the video fails when ``job`` reached the dead-letter queue, or
     None when it should not fail for it: the task is done, or a live worker
     holds it (the dead-lettered message was a duplicate delivery)."""
-    state = task_states(tasks).get(job.task, TaskState())
+    states = task_states(tasks)
+    state = states.get(job.task, TaskState())
+    what = describe_task(job, plan)
+    if state.done and plan is not None and ready_to_stitch(tasks, plan):
+        # Its worker, or the next, was to publish the finished video.
+        state = states.get(STITCH_TASK, TaskState())
+        what = "publishing the finished video"
     if state.done or state.leased(now):
         return None
-    what = describe_task(job, plan)
     if state.attempts == 0:
         return f"{what} was never started: its job was given up after repeated tries"
     times = "once" if state.attempts == 1 else f"{state.attempts} times"

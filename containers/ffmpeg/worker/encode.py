@@ -1,166 +1,183 @@
-"""The one ffmpeg run per job: decode once, split, scale per rung, encode
-every rung and the audio into fMP4 HLS, and take the poster and the sprite
-from the same decoded frames.
+"""The ffmpeg runs of a transcode: every rung and the audio in one run (a
+short source), or one chunk's rungs, or the whole source's audio (a long
+source, encoded by many workers at once).
 
-Keyframes: every rung gets a closed GOP of exactly ``GOP_SECONDS`` (forced at
-t = 0, 2, 4, ...; no scene-cut keyframes) from identical frame timing, so the
-keyframes, and therefore the 6 s segment boundaries, line up across rungs.
-Rate control is capped CRF: constant quality, with each rung's peak held to
-its ladder cap by the VBV (-maxrate/-bufsize).
+Every run decodes once, converts to the plan's constant frame rate, splits,
+scales per rung and encodes each rung with the same x264 settings, whether
+the rung is encoded alone, beside the others, or a chunk at a time:
+
+- a closed GOP of exactly ``gop_frames`` (2 s), forced on frame numbers
+  (``n``), so that a chunk that starts on a segment boundary forces its
+  keyframes on the same frames as the one-run encode, and every rung has
+  them at the same instants (no scene-cut keyframes);
+- capped CRF: constant quality, each rung's peak held to its ladder cap by
+  the VBV (-maxrate/-bufsize). The VBV starts half full (``vbv-init``) rather
+  than x264's 90 %, so the video's first seconds do not get a burst of bits
+  over the cap; ``stitchable`` keeps every chunk's headers alike.
+
+A chunk after the first starts encoding one GOP early (the pre-roll) and that
+GOP is dropped: the rate control (VBV fill, complexity history) then enters
+the chunk about as the one-run encode does, instead of cold, which in busy
+scenes near the caps costs the first seconds of each chunk up to 1 dB. The
+chunk's run cuts a segment at every GOP so that the pre-roll is a segment of
+its own; its GOPs are joined three to a segment afterwards.
+
+The poster and the scrubbing sprite are not made here: they come from the
+encoded rungs afterwards, so every output of a run starts at once and
+ffmpeg's progress report moves from the first second.
 
 Only options that exist in ffmpeg 5.1 and behave the same in 7.x are used.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import threading
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
-from vod.keys import MASTER_PLAYLIST
 from vod.ladder import (
     AUDIO_BITRATE,
     AUDIO_CHANNELS,
     AUDIO_NAME,
     AUDIO_SAMPLE_RATE,
-    GOP_SECONDS,
-    SEGMENT_SECONDS,
-    Plan,
-    Rung,
     Variant,
-    plan_ladder,
 )
+from vod.plan import GOPS_PER_SEGMENT, Chunk, TranscodePlan, segmenter_seconds
 from worker.errors import Interrupted, Unprocessable, tool_message
-from worker.probe import Media
-from worker.thumbnails import (
-    POSTER_NAME,
-    SPRITE_NAME,
-    SpriteSheet,
-    plan_sprite,
-    poster_seconds,
-)
 
 #: x264's constant-quality target; 21 is visually clean at every rung, and
 #: the caps keep hard scenes within the ladder's rates.
 CRF = 21
+#: GOPs a chunk encodes before its first frame, then drops.
+PREROLL_GOPS = 1
+X264_PARAMS = "stitchable=1:vbv-init=0.5"
 VARIANT_PLAYLIST = "index.m3u8"
 SEGMENT_PATTERN = "seg_%05d.m4s"
-_POSTER_QUALITY = 3
-_SPRITE_QUALITY = 5
 #: Checked this often for a stop request while ffmpeg runs.
 _CANCEL_POLL_SECONDS = 0.25
+#: ffmpeg reads a source URL over HTTP range requests; a dropped connection
+#: is reopened where it broke.
+_HTTP_INPUT_OPTIONS = (
+    "-reconnect",
+    "1",
+    "-reconnect_on_network_error",
+    "1",
+    "-reconnect_delay_max",
+    "10",
+)
 
 
-@dataclasses.dataclass(frozen=True)
-class Thumbnails:
-    sprite: SpriteSheet
-    poster_seconds: float
-    poster_width: int
-    poster_height: int
+def input_args(source: str) -> list[str]:
+    """``-i source``, with reconnection for a URL."""
+    remote = source.startswith(("http://", "https://"))
+    return [*(_HTTP_INPUT_OPTIONS if remote else ()), "-i", source]
 
 
-@dataclasses.dataclass(frozen=True)
-class Encode:
-    plan: Plan
-    sprite: SpriteSheet
-    command: list[str]
-
-
-def plan_encode(
-    source: Path,
-    media: Media,
-    ladder: tuple[Rung, ...],
-    out_dir: Path,
-    *,
-    preset: str,
-) -> Encode:
-    """The job's ladder, sprite sheet and ffmpeg run for a probed source;
-    the poster is taken at the top rung's size."""
-    plan = plan_ladder(media.source, ladder)
-    duration = media.source.duration
-    sprite = plan_sprite(duration, *media.source.display_size)
-    top = plan.variants[0]
-    command = ffmpeg_command(
-        source,
-        plan,
-        out_dir,
-        preset=preset,
-        video_stream=media.video_stream,
-        thumbnails=Thumbnails(sprite, poster_seconds(duration), top.width, top.height),
-    )
-    return Encode(plan, sprite, command)
-
-
-def ffmpeg_command(
-    source: Path,
-    plan: Plan,
-    out_dir: Path,
-    *,
-    preset: str,
-    video_stream: int = 0,
-    thumbnails: Thumbnails | None = None,
-) -> list[str]:
-    """The full argument list: ``out_dir/master.m3u8``, one folder per rung
-    (and ``audio/``) with its playlist, init segment and media segments, and
-    with ``thumbnails``, ``poster.jpg`` and ``sprite.jpg``."""
-    branches = len(plan.variants) + (2 if thumbnails else 0)
-    labels = "".join(f"[s{i}]" for i in range(branches))
-    graph = [
-        f"[0:v:{video_stream}]fps={plan.frame_rate},format=yuv420p,"
-        f"split={branches}{labels}"
-    ]
-    graph += [
-        f"[s{i}]scale={v.width}:{v.height},setsar=1[v{i}]"
-        for i, v in enumerate(plan.variants)
-    ]
-    if thumbnails:
-        first = len(plan.variants)
-        graph += [
-            f"[s{first}]{thumbnails.sprite.filter()}[sprite]",
-            # The second trim ends the branch after one frame, so the rest of
-            # the video is not converted for a JPEG that is already written.
-            f"[s{first + 1}]trim=start={thumbnails.poster_seconds},trim=end_frame=1,"
-            f"scale={thumbnails.poster_width}:{thumbnails.poster_height},"
-            "setsar=1[poster]",
-        ]
-    args = [
+def _base(source: str, *, seek: list[str] | None = None) -> list[str]:
+    return [
         "ffmpeg",
         "-hide_banner",
         "-nostdin",
         "-y",
         "-loglevel",
         "error",
-        "-i",
-        str(source),
-        "-filter_complex",
-        ";".join(graph),
+        *(seek or []),
+        *input_args(source),
     ]
+
+
+def single_command(source: str, plan: TranscodePlan, out_dir: Path) -> list[str]:
+    """Every rung and the audio of a whole source in one run: one folder per
+    rung (and ``audio/``) under ``out_dir``, each with its playlist, init
+    segment and media segments."""
+    args = _base(source)
+    args += ["-filter_complex", _video_graph(plan, trim_start=False)]
+    args += _video_outputs(plan)
+    if plan.has_audio:
+        args += ["-map", "0:a:0", *audio_codec_args()]
+    entries = [f"a:0,name:{AUDIO_NAME}"] if plan.has_audio else []
+    entries += [f"v:{i},name:{v.name}" for i, v in enumerate(plan.variants)]
+    cut = segmenter_seconds(plan.frame_rate, plan.gop_frames * GOPS_PER_SEGMENT)
+    return args + hls_muxer_args(out_dir, " ".join(entries), cut)
+
+
+def chunk_command(
+    source: str, plan: TranscodePlan, chunk: Chunk, out_dir: Path
+) -> list[str]:
+    """Every rung of one chunk, one segment per GOP: the pre-roll GOP (but
+    for the first chunk), then from the chunk's first frame ``chunk.frames``
+    frames (to the end for the last chunk). A later chunk enters the source
+    just before its first frame and counts frames from there, so its output
+    frames are the one-run encode's frames from ``first_frame - preroll``;
+    the first chunk starts where the one-run encode does."""
+    preroll = preroll_frames(plan, chunk)
+    start_frame = chunk.first_frame - preroll
+    seek: list[str] = []
+    if start_frame:
+        start = Fraction(start_frame) / plan.frame_rate
+        # Half a source frame early: that frame is kept, the one before not.
+        rate = max(plan.source_frame_rate, plan.frame_rate)
+        seek = ["-ss", f"{float(start - Fraction(1, 2) / rate):.6f}"]
+    args = _base(source, seek=seek)
+    args += ["-filter_complex", _video_graph(plan, trim_start=bool(seek))]
+    args += _video_outputs(plan)
+    if chunk.frames is not None:
+        args += ["-frames:v", str(preroll + chunk.frames)]
+    entries = [f"v:{i},name:{v.name}" for i, v in enumerate(plan.variants)]
+    cut = segmenter_seconds(plan.frame_rate, plan.gop_frames)
+    return args + hls_muxer_args(out_dir, " ".join(entries), cut)
+
+
+def preroll_frames(plan: TranscodePlan, chunk: Chunk) -> int:
+    return PREROLL_GOPS * plan.gop_frames if chunk.first_frame else 0
+
+
+def audio_command(source: str, plan: TranscodePlan, out_dir: Path) -> list[str]:
+    """The audio rendition of the whole source, in ``out_dir/audio/``."""
+    args = _base(source)
+    args += ["-map", "0:a:0", "-vn", *audio_codec_args()]
+    cut = segmenter_seconds(plan.frame_rate, plan.gop_frames * GOPS_PER_SEGMENT)
+    return args + hls_muxer_args(out_dir, f"a:0,name:{AUDIO_NAME}", cut)
+
+
+def _video_graph(plan: TranscodePlan, *, trim_start: bool) -> str:
+    """Decode, constant rate, split, scale: ``[v0]``, ``[v1]``, ... After a
+    seek the first kept frame is moved to time 0, where the one-run encode's
+    frame ``first_frame`` sits relative to its own frame 0."""
+    labels = "".join(f"[s{i}]" for i in range(len(plan.variants)))
+    rebase = "setpts=PTS-STARTPTS," if trim_start else ""
+    graph = [
+        f"[0:v:{plan.video_stream}]{rebase}fps={plan.frame_rate},format=yuv420p,"
+        f"split={len(plan.variants)}{labels}"
+    ]
+    graph += [
+        f"[s{i}]scale={v.width}:{v.height},setsar=1[v{i}]"
+        for i, v in enumerate(plan.variants)
+    ]
+    return ";".join(graph)
+
+
+def _video_outputs(plan: TranscodePlan) -> list[str]:
+    args = []
     for index, variant in enumerate(plan.variants):
         args += [
             "-map",
             f"[v{index}]",
-            *video_codec_args(plan, variant, index, preset=preset),
-        ]
-    if plan.has_audio:
-        args += ["-map", "0:a:0", *audio_codec_args()]
-    args += hls_muxer_args(out_dir, var_stream_map(plan))
-    if thumbnails:
-        args += [
-            *_image_args("[sprite]", _SPRITE_QUALITY, out_dir / SPRITE_NAME),
-            *_image_args("[poster]", _POSTER_QUALITY, out_dir / POSTER_NAME),
+            *video_codec_args(
+                variant, index, gop_frames=plan.gop_frames, preset=plan.preset
+            ),
         ]
     return args
 
 
 def video_codec_args(
-    plan: Plan, variant: Variant, index: int, *, preset: str
+    variant: Variant, index: int, *, gop_frames: int, preset: str
 ) -> list[str]:
-    """x264 settings of output video stream ``index``, the same whether the
-    rung is encoded alone or beside the others."""
+    """x264 settings of output video stream ``index``."""
     stream = f"v:{index}"
-    gop = str(plan.gop_frames)
+    gop = str(gop_frames)
     return [
         f"-c:{stream}",
         "libx264",
@@ -183,7 +200,9 @@ def video_codec_args(
         f"-flags:{stream}",
         "+cgop",
         f"-force_key_frames:{stream}",
-        f"expr:gte(t,n_forced*{GOP_SECONDS})",
+        f"expr:eq(mod(n,{gop}),0)",
+        f"-x264-params:{stream}",
+        X264_PARAMS,
     ]
 
 
@@ -200,21 +219,16 @@ def audio_codec_args() -> list[str]:
     ]
 
 
-def var_stream_map(plan: Plan) -> str:
-    """ffmpeg's variant map: each video rung in the audio group when there is
-    audio, named after its rung (the name is its folder)."""
-    group = f"agroup:{AUDIO_NAME}," if plan.has_audio else ""
-    entries = [f"a:0,{group}name:{AUDIO_NAME}"] if plan.has_audio else []
-    entries += [f"v:{i},{group}name:{v.name}" for i, v in enumerate(plan.variants)]
-    return " ".join(entries)
-
-
-def hls_muxer_args(out_dir: Path, stream_map: str) -> list[str]:
+def hls_muxer_args(out_dir: Path, stream_map: str, cut_seconds: float) -> list[str]:
+    """fMP4 HLS, one folder per stream, cut every ``cut_seconds``
+    (``vod.plan.segmenter_seconds``). The playlists ffmpeg writes here are
+    read back, not published: the worker writes the published ones from what
+    was produced."""
     return [
         "-f",
         "hls",
         "-hls_time",
-        str(SEGMENT_SECONDS),
+        f"{cut_seconds:.6f}",
         "-hls_playlist_type",
         "vod",
         "-hls_segment_type",
@@ -223,25 +237,9 @@ def hls_muxer_args(out_dir: Path, stream_map: str) -> list[str]:
         "independent_segments",
         "-hls_segment_filename",
         str(out_dir / "%v" / SEGMENT_PATTERN),
-        "-master_pl_name",
-        MASTER_PLAYLIST,
         "-var_stream_map",
         stream_map,
         str(out_dir / "%v" / VARIANT_PLAYLIST),
-    ]
-
-
-def _image_args(label: str, quality: int, path: Path) -> list[str]:
-    return [
-        "-map",
-        label,
-        "-frames:v",
-        "1",
-        "-update",
-        "1",
-        "-q:v",
-        str(quality),
-        str(path),
     ]
 
 
@@ -257,43 +255,19 @@ def parse_position(line: str) -> float | None:
         return None
 
 
-class ProgressThrottle:
-    """Turns encode positions into whole percents, at most one per
-    ``interval`` seconds and only when the percent grew. 100 is left for the
-    READY write, after the uploads."""
-
-    def __init__(self, duration: float, interval: float) -> None:
-        self._duration = duration
-        self._interval = interval
-        self._last_percent = 0
-        self._last_time: float | None = None
-
-    def update(self, position: float, now: float) -> int | None:
-        percent = min(99, int(position / self._duration * 100))
-        if percent <= self._last_percent:
-            return None
-        if self._last_time is not None and now - self._last_time < self._interval:
-            return None
-        self._last_percent, self._last_time = percent, now
-        return percent
-
-
 def run_encode(
     args: list[str],
     *,
-    source: Path,
     log_path: Path,
     cancel: threading.Event,
     on_position: Callable[[float], None],
+    source_label: str = "",
 ) -> None:
-    """Run ``args``, passing each progress position (seconds) to
+    """Run ``args``, passing each progress position (seconds of output) to
     ``on_position``. Kills ffmpeg and raises Interrupted when ``cancel`` is
-    set, and raises Unprocessable when ffmpeg fails on the input. A
-    callback's exception also stops ffmpeg before it propagates.
-
-    The last position is no measure of what was decoded: at the end ffmpeg
-    reports the furthest stream end, and the sprite's one frame spans the
-    whole video."""
+    set, and raises Unprocessable when ffmpeg fails on the input (its message
+    without ``source_label``, our path or URL). A callback's exception also
+    stops ffmpeg before it propagates."""
     command = [args[0], "-progress", "pipe:1", "-nostats", *args[1:]]
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -319,10 +293,10 @@ def run_encode(
     if returncode == 0:
         return
     if cancel.is_set():
-        raise Interrupted("ffmpeg was stopped for shutdown")
+        raise Interrupted("ffmpeg was stopped")
     if returncode < 0:
         raise RuntimeError(f"ffmpeg was killed by signal {-returncode}")
-    detail = tool_message(log_path.read_text(errors="replace"), source)
+    detail = tool_message(log_path.read_text(errors="replace"), source_label)
     raise Unprocessable(f"the video could not be transcoded ({detail})")
 
 

@@ -1,33 +1,40 @@
-"""Finishing ffmpeg's master playlist.
+"""The published playlists, written from what the runs produced.
 
-ffmpeg writes BANDWIDTH (from the rate caps), RESOLUTION and usually CODECS,
-but never FRAME-RATE or AVERAGE-BANDWIDTH, which Apple's HLS authoring spec
-requires. We measure the produced segments and add what is missing, keeping
-what ffmpeg wrote, except a BANDWIDTH below the measured peak (the VBV lets a
-segment overshoot its cap a little), which the spec forbids.
+ffmpeg's own playlists are only read (for each segment's duration); the
+worker writes every published playlist itself, the same way whether the
+video was encoded in one run or in chunks:
 
-ffmpeg 5.1 also lists the audio group's playlist as an audio-only variant;
-that entry is dropped, so a player on a weak link picks the smallest video
-rung rather than a black screen, and reaches the audio through each
-variant's AUDIO group.
+- a media playlist per rung and for the audio: while a chunked video is
+  encoded, an EVENT playlist that only grows, in order, as chunks land;
+  at READY the same list as a VOD playlist with ``EXT-X-ENDLIST``. An
+  ``EXT-X-MAP`` names the init segment, again wherever it changes (it does
+  not, with x264's ``stitchable``; the tag keeps any chunk playable if it
+  ever did). Segment numbers and times run on without a discontinuity;
+- the master playlist with what Apple's HLS authoring spec asks of every
+  variant: BANDWIDTH (the peak segment rate; before READY the caps, which
+  the VBV holds, plus a tenth), AVERAGE-BANDWIDTH, CODECS, RESOLUTION and
+  FRAME-RATE, and one AAC audio rendition group when there is audio.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Sequence
+
+from vod.ladder import AUDIO_BITRATE, AUDIO_NAME, SEGMENT_SECONDS
 
 #: AAC-LC, the profile of ffmpeg's native AAC encoder.
 AAC_LC_CODEC = "mp4a.40.2"
-_STREAM_INF = "#EXT-X-STREAM-INF:"
-_ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
+AUDIO_GROUP = "group_audio"
 _MAP_URI = re.compile(r'#EXT-X-MAP:.*?URI="([^"]+)"')
 
 
 @dataclasses.dataclass(frozen=True)
 class MediaPlaylist:
+    """A media playlist as ffmpeg wrote it."""
+
     init: str | None
     segments: tuple[tuple[str, float], ...]
 
@@ -53,9 +60,43 @@ class MediaPlaylist:
 
 
 @dataclasses.dataclass(frozen=True)
+class Segment:
+    uri: str
+    duration: float
+    #: The init segment it decodes with.
+    init: str
+
+
+def media_playlist(segments: Sequence[Segment], *, complete: bool) -> str:
+    """A media playlist of ``segments``: EVENT while it grows (players start
+    at its beginning, not at its live edge), VOD with an end once
+    ``complete``."""
+    target = max([SEGMENT_SECONDS, *(math.floor(s.duration + 0.5) for s in segments)])
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:7",
+        f"#EXT-X-TARGETDURATION:{target}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        f"#EXT-X-PLAYLIST-TYPE:{'VOD' if complete else 'EVENT'}",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+    ]
+    if not complete:
+        lines.append("#EXT-X-START:TIME-OFFSET=0,PRECISE=YES")
+    init = None
+    for segment in segments:
+        if segment.init != init:
+            init = segment.init
+            lines.append(f'#EXT-X-MAP:URI="{init}"')
+        lines += [f"#EXTINF:{segment.duration:.6f},", segment.uri]
+    if complete:
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+@dataclasses.dataclass(frozen=True)
 class Rates:
-    """A playlist's measured rates in bit/s: over the whole, and its peak
-    segment (the HLS spec's definitions of AVERAGE-BANDWIDTH and BANDWIDTH)."""
+    """Measured rates in bit/s: over the whole (AVERAGE-BANDWIDTH) and of the
+    peak segment (BANDWIDTH), the HLS spec's definitions."""
 
     average: int
     peak: int
@@ -64,87 +105,70 @@ class Rates:
         return Rates(self.average + other.average, self.peak + other.peak)
 
 
-def measure(playlist: MediaPlaylist, folder: Path) -> Rates:
-    """Rates of ``playlist``'s segments, which are files under ``folder``."""
-    sizes = [(folder / uri).stat().st_size for uri, _ in playlist.segments]
-    seconds = playlist.duration
+def rates(sizes: Sequence[int], durations: Sequence[float]) -> Rates:
+    """Rates of segments of ``sizes`` bytes lasting ``durations`` seconds."""
+    seconds = sum(durations)
     if seconds <= 0:
-        raise ValueError(f"the playlist in {folder} lists no media time")
+        raise ValueError("no media time to measure")
     return Rates(
         average=round(sum(sizes) * 8 / seconds),
         peak=max(
             round(size * 8 / duration)
-            for size, (_, duration) in zip(sizes, playlist.segments, strict=True)
+            for size, duration in zip(sizes, durations, strict=True)
             if duration > 0
         ),
     )
 
 
-def avc_codec(init_segment: bytes) -> str | None:
-    """The RFC 6381 ``avc1.PPCCLL`` string from an init segment's avcC box
-    (profile, constraint flags, level), or None when there is none."""
-    at = init_segment.find(b"avcC")
-    if at < 0 or len(init_segment) < at + 8:
-        return None
-    profile, constraints, level = init_segment[at + 5 : at + 8]
-    return f"avc1.{profile:02x}{constraints:02x}{level:02x}"
-
-
 @dataclasses.dataclass(frozen=True)
-class VariantFacts:
-    rates: Rates
+class Variant:
+    """One video rung as the master playlist lists it."""
+
+    name: str
     width: int
     height: int
     codecs: str
     frame_rate: float
+    #: None before READY: the caps stand in for the measured rates.
+    rates: Rates | None
+    max_bitrate: int
 
-    def attributes(self) -> dict[str, str]:
-        return {
-            "BANDWIDTH": str(self.rates.peak),
-            "AVERAGE-BANDWIDTH": str(self.rates.average),
-            "CODECS": f'"{self.codecs}"',
-            "RESOLUTION": f"{self.width}x{self.height}",
-            "FRAME-RATE": f"{self.frame_rate:.3f}",
-        }
+    @property
+    def playlist(self) -> str:
+        return f"{self.name}/index.m3u8"
 
 
-def finish_master(text: str, facts: Mapping[str, VariantFacts]) -> str:
-    """``text`` with each variant (keyed by its URI) completed from ``facts``;
-    variants without facts are dropped. Raises ValueError when a variant in
-    ``facts`` is not in the playlist."""
-    lines = text.splitlines()
-    out: list[str] = []
-    seen: set[str] = set()
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        if not line.startswith(_STREAM_INF):
-            out.append(line)
-            index += 1
-            continue
-        uri = lines[index + 1].strip() if index + 1 < len(lines) else ""
-        index += 2
-        if uri not in facts:
-            continue
-        seen.add(uri)
-        attributes = parse_attributes(line[len(_STREAM_INF) :])
-        measured = facts[uri].attributes()
-        for name, value in measured.items():
-            attributes.setdefault(name, value)
-        attributes["BANDWIDTH"] = str(
-            max(int(attributes["BANDWIDTH"]), int(measured["BANDWIDTH"]))
+def estimated_rates(max_bitrate: int) -> Rates:
+    """Rates before the whole rendition is measured: the VBV holds segments
+    to the cap, give or take a little, so the cap plus a tenth."""
+    return Rates(max_bitrate, -(-max_bitrate * 11 // 10))
+
+
+#: The AAC encoder's target, before its segments are measured.
+ESTIMATED_AUDIO = estimated_rates(AUDIO_BITRATE)
+
+
+def master_playlist(variants: Sequence[Variant], *, audio: Rates | None) -> str:
+    """The master playlist; ``audio`` is the audio rendition's rates, or None
+    for a video without sound."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if audio is not None:
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="{AUDIO_NAME}",'
+            f'DEFAULT=YES,AUTOSELECT=YES,URI="{AUDIO_NAME}/index.m3u8"'
         )
-        out += [_STREAM_INF + format_attributes(attributes), uri]
-    missing = set(facts) - seen
-    if missing:
-        raise ValueError(f"master playlist lacks variants {sorted(missing)}")
-    return "\n".join(out).rstrip("\n") + "\n"
-
-
-def parse_attributes(text: str) -> dict[str, str]:
-    """An attribute list, values kept as written (quoted strings with quotes)."""
-    return {match.group(1): match.group(2) for match in _ATTRIBUTE.finditer(text)}
-
-
-def format_attributes(attributes: Mapping[str, str]) -> str:
-    return ",".join(f"{name}={value}" for name, value in attributes.items())
+    for variant in variants:
+        own = variant.rates or estimated_rates(variant.max_bitrate)
+        total = own + audio if audio else own
+        codecs = f"{variant.codecs},{AAC_LC_CODEC}" if audio else variant.codecs
+        attributes = [
+            f"BANDWIDTH={total.peak}",
+            f"AVERAGE-BANDWIDTH={total.average}",
+            f'CODECS="{codecs}"',
+            f"RESOLUTION={variant.width}x{variant.height}",
+            f"FRAME-RATE={variant.frame_rate:.3f}",
+        ]
+        if audio is not None:
+            attributes.append(f'AUDIO="{AUDIO_GROUP}"')
+        lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), variant.playlist]
+    return "\n".join(lines) + "\n"

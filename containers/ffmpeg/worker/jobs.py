@@ -1,63 +1,152 @@
-"""One job: from a job message to a READY (or FAILED) record.
+"""Jobs: from a job message to a task done, and a video READY or FAILED.
 
-The record is the job's lock and its idempotency key. A job only runs from
-QUEUED or PROCESSING (a redo after a crashed worker), so a redelivered
-message for a finished video is acknowledged without work. READY is written
-last, after every output (master playlist last of all) is uploaded, so a
-record never points at a half-written folder; a redo clears the folder first.
+Every task is claimed on the record before any work (``worker.ledger``), so
+a task runs once however often its job is delivered, and a dead worker's
+task is taken up by the next delivery once its lease runs out.
+
+- The ``video`` task probes the source (over a presigned URL, reading only
+  what ffprobe needs) and checks the limits. A source that fits in one
+  chunk is downloaded and encoded in one run, published and made READY
+  right there. A longer one gets a plan on the record and one job per chunk
+  and one for the audio.
+- A ``chunk`` task encodes its range of every rung, reading only that range
+  of an indexed source; its segments are numbered and timed as the whole
+  video's. It takes the sprite's thumbnails and the poster that fall in its
+  range from its own rungs.
+- The ``audio`` task encodes the whole source's audio once.
+- Whoever finishes a task extends the growing playlists, so the start of the
+  video plays while the rest is encoded; whoever finishes the last one
+  stitches: final playlists, the sprite, then READY.
+
+READY is written last, after every output it points at is in place, and
+only by the task's holder; nothing under a video's folder is ever deleted
+by a worker but its scratch thumbnails, after READY.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import enum
+import json
 import re
 import shutil
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
-from vod.jobs import JobMessage
+from vod.costs import FargatePrices, fargate_cost
+from vod.jobs import (
+    AUDIO_TASK,
+    STITCH_TASK,
+    VIDEO_TASK,
+    JobMessage,
+    TaskKind,
+    chunk_task,
+)
 from vod.keys import MASTER_PLAYLIST, output_prefix
-from vod.ladder import AUDIO_NAME, Plan
-from vod.model import TERMINAL, Rendition, Status, Video
-from vod.repository import VideoRepository
+from vod.ladder import AUDIO_NAME, plan_ladder
+from vod.ladder import Rung as LadderRung
+from vod.ladder import Variant as Rung
+from vod.model import Rendition as RecordRendition
+from vod.model import Status, Video
+from vod.plan import (
+    GOPS_PER_SEGMENT,
+    Chunk,
+    Mode,
+    TranscodePlan,
+    clock,
+    plan_chunks,
+    segment_frames,
+)
 from vod.settings import WorkerSettings
-from worker.encode import VARIANT_PLAYLIST, ProgressThrottle, plan_encode, run_encode
-from worker.errors import Interrupted, Superseded, Unprocessable
+from vod.tasks import describe_task, ready_to_stitch, task_states
+from worker import fmp4
+from worker.encode import (
+    VARIANT_PLAYLIST,
+    audio_command,
+    chunk_command,
+    preroll_frames,
+    run_encode,
+    single_command,
+)
+from worker.errors import Interrupted, OverBudget, Superseded, Unprocessable
 from worker.hls import (
     AAC_LC_CODEC,
-    MediaPlaylist,
+    ESTIMATED_AUDIO,
     Rates,
-    VariantFacts,
-    avc_codec,
-    finish_master,
-    measure,
+    Segment,
+    Variant,
+    master_playlist,
+    media_playlist,
 )
+from worker.ledger import ClaimState, Ledger
 from worker.logs import event
-from worker.probe import describe, run_ffprobe
+from worker.probe import Media, describe, run_ffprobe
+from worker.publish import Publisher
+from worker.renditions import Rendition, collect, collect_chunk
+from worker.run import TaskRun
 from worker.storage import SourceMissing, Storage
-from worker.thumbnails import POSTER_NAME, SPRITE_NAME, THUMBNAILS_NAME, webvtt
+from worker.thumbnails import (
+    POSTER_NAME,
+    SPRITE_NAME,
+    THUMBNAILS_NAME,
+    SpriteSheet,
+    extract_keyframes,
+    extract_poster,
+    join_rendition,
+    plan_sprite,
+    poster_keyframe,
+    tile,
+    webvtt,
+)
 
 #: A file that decodes to less than this share of its declared duration is
 #: cut short (an upload that stopped early, with its index up front).
 MIN_DECODED_SHARE = 0.9
-_RUNNABLE = frozenset({Status.QUEUED, Status.PROCESSING})
+#: Where a chunk leaves its share of the sprite until the video is stitched.
+THUMBS_FOLDER = "thumbs/"
+#: A presigned source URL outlives the task's budget by this much.
+_URL_SLACK_SECONDS = 600
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
 
 class Outcome(enum.Enum):
     READY = "ready"
     FAILED = "failed"
-    #: Nothing to do: the video is finished, gone, or owned by another job.
+    #: The task is finished (a chunk, the audio, a planned video).
+    DONE = "done"
+    #: Nothing to do: the task or the video is finished, or the video gone.
     SKIPPED = "skipped"
-    #: The record is not queued yet; the message comes back later.
+    #: Not now: the video is not queued yet, or another worker holds the
+    #: task; the job comes back later.
     DEFERRED = "deferred"
+    #: This worker lost the task to another: the job is left as it is.
+    SUPERSEDED = "superseded"
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    #: For DEFERRED: when to see the job again (None: its visibility timeout).
+    retry_after: float | None = None
 
     @property
     def settles_message(self) -> bool:
-        return self is not Outcome.DEFERRED
+        return self.outcome in (
+            Outcome.READY,
+            Outcome.FAILED,
+            Outcome.DONE,
+            Outcome.SKIPPED,
+        )
+
+
+class JobSender(Protocol):
+    """What a worker needs of the jobs queue to fan a video out."""
+
+    def send(self, jobs: Sequence[JobMessage]) -> None: ...
 
 
 class Transcoder:
@@ -65,141 +154,579 @@ class Transcoder:
         self,
         settings: WorkerSettings,
         *,
-        repository: VideoRepository,
+        ledger: Ledger,
         storage: Storage,
+        jobs: JobSender,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
-        self._repository = repository
+        self._ledger = ledger
         self._storage = storage
+        self._jobs = jobs
         self._clock = clock
+        self._publisher = Publisher(storage, settings.output_bucket)
 
     def give_up(self, job: JobMessage, reason: str) -> None:
-        """Fail the record of a job that will not be retried again."""
-        self._repository.transition(
-            job.video_id, Status.FAILED, fields={"error": reason}, only_from=_RUNNABLE
-        )
+        """Fail the video of a job that will not be retried again."""
+        self._ledger.fail(job.video_id, reason)
 
-    def process(self, job: JobMessage, cancel: threading.Event) -> Outcome:
-        """Run ``job``. Raises Interrupted when ``cancel`` is set mid-job, and
-        lets unexpected errors (an AWS outage) through, leaving the record in
-        PROCESSING for the message's next delivery."""
-        video = self._repository.get(job.video_id)
-        if video is None or video.status in TERMINAL:
-            event(
-                "job.skipped",
-                videoId=job.video_id,
-                status=None if video is None else str(video.status),
-            )
-            return Outcome.SKIPPED
-        if video.status not in _RUNNABLE:
-            event("job.deferred", videoId=job.video_id, status=str(video.status))
-            return Outcome.DEFERRED
+    def process(self, job: JobMessage, run: TaskRun) -> Result:
+        """Run ``job``. Raises Interrupted when the worker stops mid-task, and
+        lets unexpected errors (an AWS outage) through, for the job's next
+        delivery to redo the task."""
+        claim = self._ledger.claim(job.video_id, job.task)
+        fields: dict[str, Any] = {"videoId": job.video_id, "task": job.task}
+        if claim.state is ClaimState.GONE:
+            event("job.skipped", reason="video gone or finished", **fields)
+            return Result(Outcome.SKIPPED)
+        if claim.state is ClaimState.EARLY:
+            event("job.deferred", reason="video not queued yet", **fields)
+            return Result(Outcome.DEFERRED)
+        if claim.state is ClaimState.BUSY:
+            event("job.deferred", reason="task held", **fields)
+            return Result(Outcome.DEFERRED, retry_after=claim.wait_seconds + 1)
+        assert claim.video is not None
+        if claim.state is ClaimState.DONE:
+            return self._after_done(job, claim.video, run)
+        video = claim.video
+        self._check_source(job, video)
+        run.hold(lambda: self._ledger.renew(job.video_id, job.task))
+        plan = TranscodePlan.from_dict(video.plan) if video.plan else None
+        event("task.claimed", attempt=claim.task.attempts, **fields)
+        try:
+            with self._scratch(video.id, job.task) as job_dir:
+                if job.kind is TaskKind.VIDEO:
+                    return self._video(job, video, plan, job_dir, run)
+                if plan is None:
+                    raise RuntimeError(f"video {video.id} has no plan for {job.task}")
+                if job.kind is TaskKind.CHUNK:
+                    return self._chunk(job, video, plan, job_dir, run)
+                return self._audio(video, plan, job_dir, run)
+        except Unprocessable as error:
+            return self._fail(job, plan, error.reason)
+        except OverBudget as error:
+            return self._fail(job, plan, self._over_budget(job, plan, error))
+        except Superseded:
+            event("task.superseded", **fields)
+            return Result(Outcome.SUPERSEDED)
+
+    def _check_source(self, job: JobMessage, video: Video) -> None:
         if job.bucket != self._settings.source_bucket or job.key != video.key:
             raise ValueError(
                 f"job names s3://{job.bucket}/{job.key}, but video {video.id} was "
                 f"uploaded to s3://{self._settings.source_bucket}/{video.key}"
             )
-        started = self._repository.transition(
-            video.id,
-            Status.PROCESSING,
-            fields={"progress": 0},
-            remove=("error",),
-            only_from=_RUNNABLE,
+
+    def _fail(self, job: JobMessage, plan: TranscodePlan | None, reason: str) -> Result:
+        if job.kind is TaskKind.CHUNK:
+            reason = f"{describe_task(job, plan)}: {reason}"
+        event("job.unprocessable", videoId=job.video_id, task=job.task, reason=reason)
+        self._ledger.fail(job.video_id, reason)
+        return Result(Outcome.FAILED)
+
+    def _over_budget(
+        self, job: JobMessage, plan: TranscodePlan | None, error: OverBudget
+    ) -> str:
+        what = describe_task(job, plan)
+        return (
+            f"{what} took longer than its time budget of "
+            f"{error.budget_seconds:.0f} s ({self._settings.job_time_factor:g} s "
+            "per second of video, plus "
+            f"{self._settings.job_time_allowance_seconds} s): the source is too "
+            "slow to transcode"
         )
-        if started is None:
-            return Outcome.SKIPPED
-        job_dir = Path(self._settings.work_dir) / video.id
+
+    @contextlib.contextmanager
+    def _scratch(self, video_id: str, task: str) -> Iterator[Path]:
+        job_dir = Path(self._settings.work_dir) / f"{video_id}-{task}"
         shutil.rmtree(job_dir, ignore_errors=True)
         job_dir.mkdir(parents=True)
         try:
-            self._transcode(video, job_dir, cancel)
-        except Unprocessable as error:
-            event("job.unprocessable", videoId=video.id, reason=error.reason)
-            self._repository.transition(
-                video.id,
-                Status.FAILED,
-                fields={"error": error.reason},
-                only_from={Status.PROCESSING},
-            )
-            return Outcome.FAILED
-        except Superseded:
-            event("job.superseded", videoId=video.id)
-            return Outcome.SKIPPED
+            yield job_dir
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
-        return Outcome.READY
 
-    def _transcode(self, video: Video, job_dir: Path, cancel: threading.Event) -> None:
-        source = self._download(video, job_dir)
-        _check(cancel)
-        media = describe(run_ffprobe(source))
-        duration = media.source.duration
-        out_dir = job_dir / "out"
-        out_dir.mkdir()
-        encode = plan_encode(
-            source,
-            media,
-            self._settings.ladder,
-            out_dir,
-            preset=self._settings.x264_preset,
+    # --- the video task: probe, limits, plan; encode or fan out ----------------
+
+    def _video(
+        self,
+        job: JobMessage,
+        video: Video,
+        plan: TranscodePlan | None,
+        job_dir: Path,
+        run: TaskRun,
+    ) -> Result:
+        run.set_budget(self._settings.job_time_allowance_seconds)
+        if plan is None:
+            plan = self._plan(video, run)
+        display = (plan.display_width, plan.display_height)
+        self._ledger.set_plan(
+            video.id,
+            plan,
+            {
+                "duration": round(plan.duration, 3),
+                "width": display[0],
+                "height": display[1],
+            },
         )
-        plan = encode.plan
-        display_width, display_height = media.source.display_size
         event(
-            "encode.started",
+            "video.planned",
             videoId=video.id,
-            duration=duration,
-            source=f"{display_width}x{display_height}",
+            mode=plan.mode.value,
+            duration=plan.duration,
+            chunks=len(plan.chunks),
             frameRate=str(plan.frame_rate),
             audio=plan.has_audio,
             variants=[
                 f"{v.name}:{v.width}x{v.height}@{v.max_bitrate}" for v in plan.variants
             ],
         )
-        started = self._clock()
-        run_encode(
-            encode.command,
-            source=source,
-            log_path=job_dir / "ffmpeg.log",
-            cancel=cancel,
-            on_position=self._progress_reporter(video.id, duration),
+        if plan.mode is Mode.SINGLE:
+            run.set_budget(self._settings.time_budget(plan.duration))
+            return self._single(job, video, plan, job_dir, run)
+        first, *rest = (job.for_task(TaskKind.CHUNK, c.index) for c in plan.chunks)
+        audio = [job.for_task(TaskKind.AUDIO)] if plan.has_audio else []
+        # The start first: the first chunk and the audio make it playable.
+        self._jobs.send([first, *audio, *rest])
+        self._ledger.finish(
+            video.id,
+            VIDEO_TASK,
+            cpu_seconds=run.cpu_seconds,
+            wall_seconds=run.wall_seconds,
         )
-        encoded = _encoded_seconds(out_dir, plan.variants[0].name)
+        event("video.fanned_out", videoId=video.id, jobs=1 + len(audio) + len(rest))
+        return Result(Outcome.DONE)
+
+    def _plan(self, video: Video, run: TaskRun) -> TranscodePlan:
+        bucket = self._settings.source_bucket
+        try:
+            size = self._storage.size(bucket, video.key)
+        except SourceMissing:
+            raise Unprocessable("the uploaded file no longer exists") from None
+        if size == 0:
+            raise Unprocessable("the uploaded file is empty")
+        url = self._storage.url(
+            bucket, video.key, expires_seconds=self._settings.job_time_allowance_seconds
+        )
+        media = describe(run_ffprobe(url))
+        run.check()
+        self._check_limits(media)
+        return plan_transcode(
+            media,
+            ladder=self._settings.ladder,
+            chunk_seconds=self._settings.chunk_seconds,
+            preset=self._settings.x264_preset,
+        )
+
+    def _check_limits(self, media: Media) -> None:
+        settings = self._settings
+        source = media.source
+        if source.duration > settings.max_duration_seconds:
+            raise Unprocessable(
+                f"the video is {clock(source.duration)} long, above the "
+                f"{clock(settings.max_duration_seconds)} maximum duration "
+                "(maxSourceMinutes)"
+            )
+        width, height = source.display_size
+        if not settings.max_frame_size.fits(width, height):
+            raise Unprocessable(
+                f"the video's frames are {width}x{height}, above the largest "
+                f"frame size {settings.max_frame_size} (maxFrameSize)"
+            )
+        rate = _source_rate(media)
+        if rate > settings.max_frame_rate:
+            raise Unprocessable(
+                f"the video runs at {float(rate):.4g} frames per second, above "
+                f"the {settings.max_frame_rate} fps maximum (maxFrameRate)"
+            )
+
+    # --- one run for a short source ---------------------------------------------
+
+    def _single(
+        self,
+        job: JobMessage,
+        video: Video,
+        plan: TranscodePlan,
+        job_dir: Path,
+        run: TaskRun,
+    ) -> Result:
+        source = self._download(video, job_dir)
+        run.check()
+        out = job_dir / "out"
+        out.mkdir()
+        started = self._clock()
+        self._encode(
+            single_command(str(source), plan, out),
+            job_dir,
+            run,
+            self._credits(job, video, limit=plan.duration),
+            source_label=str(source),
+        )
+        rungs = [collect(out, v.name) for v in plan.variants]
+        audio = collect(out, AUDIO_NAME) if plan.has_audio else None
         event(
             "encode.finished",
             videoId=video.id,
             seconds=round(self._clock() - started, 2),
-            encoded=encoded,
+            encoded=rungs[0].duration,
         )
-        if encoded < duration * MIN_DECODED_SHARE:
-            raise Unprocessable(
-                f"the file is truncated or corrupt: only {encoded:.1f} s of its "
-                f"{duration:.1f} s could be decoded"
+        _check_decoded(rungs[0].duration, plan.duration)
+        prefix = output_prefix(video.id)
+        sheet = _sprite_sheet(plan)
+        keyframes = _keyframe_count(rungs[-1].duration, plan)
+        thumbs = self._thumbnails(rungs[-1], sheet, 0, keyframes, job_dir)
+        files = {**_rendition_files(prefix, rungs, audio)}
+        files[prefix + POSTER_NAME] = self._poster(rungs[0], plan, 0, job_dir)
+        sprite = tile([path for _, path in thumbs], sheet, job_dir / SPRITE_NAME)
+        files[prefix + SPRITE_NAME] = sprite
+        vtt = job_dir / THUMBNAILS_NAME
+        vtt.write_text(webvtt(sheet, plan.duration))
+        files[prefix + THUMBNAILS_NAME] = vtt
+        variants = [
+            _variant(plan, r, _codec(rung), rung.rates())
+            for r, rung in zip(plan.variants, rungs, strict=True)
+        ]
+        playlists = job_dir / "playlists"
+        texts = {
+            f"{rung.name}/{VARIANT_PLAYLIST}": media_playlist(
+                rung.published(), complete=True
             )
-        for image in (POSTER_NAME, SPRITE_NAME):
-            if not (out_dir / image).is_file():
-                raise Unprocessable(f"no frame could be decoded for the {image}")
-        (out_dir / THUMBNAILS_NAME).write_text(webvtt(encode.sprite, duration))
-        codecs = _finish_master(out_dir, plan)
-        _check(cancel)
+            for rung in [*rungs, *([audio] if audio else [])]
+        }
+        texts[MASTER_PLAYLIST] = master_playlist(
+            variants, audio=audio.rates() if audio else None
+        )
+        for name, text in texts.items():
+            path = playlists / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            files[prefix + name] = path
+        run.check()
+        uploaded = self._storage.upload(self._settings.output_bucket, files)
+        event("outputs.uploaded", videoId=video.id, files=uploaded)
+        self._ready(video, plan, variants, run, task=VIDEO_TASK)
+        return Result(Outcome.READY)
+
+    # --- chunks and audio ------------------------------------------------------------
+
+    def _chunk(
+        self,
+        job: JobMessage,
+        video: Video,
+        plan: TranscodePlan,
+        job_dir: Path,
+        run: TaskRun,
+    ) -> Result:
+        assert job.chunk is not None
+        chunk = plan.chunk(job.chunk)
+        budget = self._settings.time_budget(chunk.seconds)
+        run.set_budget(budget)
+        source = self._source(video, plan, job_dir, expires=budget)
+        out = job_dir / "out"
+        out.mkdir()
+        started = self._clock()
+        self._encode(
+            chunk_command(source, plan, chunk, out),
+            job_dir,
+            run,
+            self._credits(job, video, limit=chunk.seconds),
+            source_label=source,
+        )
+        rungs = [
+            collect_chunk(
+                out,
+                v.name,
+                first_segment=chunk.first_segment,
+                first_frame=chunk.first_frame,
+                frame_rate=plan.frame_rate,
+                preroll_gops=preroll_frames(plan, chunk) // plan.gop_frames,
+                gops_per_segment=GOPS_PER_SEGMENT,
+            )
+            for v in plan.variants
+        ]
+        _check_chunk(chunk, plan, rungs[0])
+        prefix = output_prefix(video.id)
+        files = _rendition_files(prefix, rungs, None)
+        first_key = chunk.first_frame // plan.gop_frames
+        keyframes = _keyframe_count(rungs[0].duration, plan)
+        sheet = _sprite_sheet(plan)
+        for index, path in self._thumbnails(
+            rungs[-1], sheet, first_key, keyframes, job_dir
+        ):
+            files[f"{prefix}{THUMBS_FOLDER}{index:05d}.jpg"] = path
+        poster = poster_keyframe(plan.duration, sheet.gop_seconds)
+        if first_key <= poster < first_key + keyframes:
+            files[prefix + POSTER_NAME] = self._poster(
+                rungs[0], plan, first_key, job_dir
+            )
+        run.check()
+        self._storage.upload(self._settings.output_bucket, files)
+        facts = {
+            "durations": [seconds for _, seconds in rungs[0].segments],
+            "rungs": {
+                rung.name: {
+                    "init": rung.init,
+                    "codec": _codec(rung),
+                    "bytes": sum(rung.sizes()),
+                    "peak": rung.rates().peak if rung.segments else 0,
+                }
+                for rung in rungs
+            },
+        }
+        done = self._ledger.finish(
+            video.id,
+            job.task,
+            cpu_seconds=run.cpu_seconds,
+            wall_seconds=run.wall_seconds,
+            facts=json.dumps(facts, separators=(",", ":")),
+            count_chunk=True,
+        )
+        event(
+            "chunk.finished",
+            videoId=video.id,
+            chunk=chunk.index,
+            seconds=round(self._clock() - started, 2),
+            segments=len(rungs[0].segments),
+        )
+        return self._advance(done, run)
+
+    def _audio(
+        self,
+        video: Video,
+        plan: TranscodePlan,
+        job_dir: Path,
+        run: TaskRun,
+    ) -> Result:
+        budget = self._settings.time_budget(plan.duration)
+        run.set_budget(budget)
+        source = self._source(video, plan, job_dir, expires=budget)
+        out = job_dir / "out"
+        out.mkdir()
+        self._encode(
+            audio_command(source, plan, out),
+            job_dir,
+            run,
+            lambda _position: None,
+            source_label=source,
+        )
+        audio = collect(out, AUDIO_NAME)
+        if not audio.segments:
+            raise Unprocessable("the audio track could not be decoded")
+        prefix = output_prefix(video.id)
+        self._storage.upload(
+            self._settings.output_bucket, _rendition_files(prefix, [], audio)
+        )
+        measured = audio.rates()
+        facts = {
+            "durations": [seconds for _, seconds in audio.segments],
+            "init": audio.init,
+            "bytes": sum(audio.sizes()),
+            "peak": measured.peak,
+        }
+        done = self._ledger.finish(
+            video.id,
+            AUDIO_TASK,
+            cpu_seconds=run.cpu_seconds,
+            wall_seconds=run.wall_seconds,
+            facts=json.dumps(facts, separators=(",", ":")),
+        )
+        event("audio.finished", videoId=video.id, segments=len(audio.segments))
+        return self._advance(done, run)
+
+    # --- growing, then stitching -------------------------------------------------
+
+    def _after_done(self, job: JobMessage, video: Video, run: TaskRun) -> Result:
+        """A job whose task is done: only the stitch may be left to do, if the
+        worker that was to do it died."""
+        if video.status is Status.PROCESSING and video.plan:
+            plan = TranscodePlan.from_dict(video.plan)
+            if ready_to_stitch(video.tasks, plan):
+                return self._stitch(video, run)
+        event("job.skipped", reason="task done", videoId=job.video_id, task=job.task)
+        return Result(Outcome.SKIPPED)
+
+    def _advance(self, video: Video, run: TaskRun) -> Result:
+        """After a task of a chunked video: stitch when it was the last,
+        else publish what is newly playable from the start."""
+        assert video.plan is not None
+        plan = TranscodePlan.from_dict(video.plan)
+        if ready_to_stitch(video.tasks, plan):
+            return self._stitch(video, run)
+        self._grow(video, plan)
+        return Result(Outcome.DONE)
+
+    def _grow(self, video: Video, plan: TranscodePlan) -> None:
+        facts = _Facts.of(video, plan)
+        ready = facts.ready_chunks()
+        if not ready or (plan.has_audio and facts.audio is None):
+            return
+        until = plan.chunks[ready - 1].end_seconds
+        if video.playable_until is not None and video.playable_until >= until:
+            return
+        prefix = output_prefix(video.id)
+        variants = facts.variants(ready, measured=False)
+        texts = {
+            f"{v.name}/{VARIANT_PLAYLIST}": media_playlist(
+                facts.segments(v.name, ready), complete=False
+            )
+            for v in plan.variants
+        }
+        if facts.audio is not None:
+            texts[f"{AUDIO_NAME}/{VARIANT_PLAYLIST}"] = media_playlist(
+                facts.audio_segments(until), complete=False
+            )
+        self._publisher.media_playlists(prefix, texts, version=ready, final=False)
+        self._publisher.master(
+            prefix,
+            master_playlist(
+                variants, audio=ESTIMATED_AUDIO if plan.has_audio else None
+            ),
+            final=False,
+        )
+        if self._ledger.mark_playable(
+            video.id, until=until, playback=prefix + MASTER_PLAYLIST
+        ):
+            event("video.playable", videoId=video.id, chunks=ready, until=until)
+
+    def _stitch(self, video: Video, run: TaskRun) -> Result:
+        claim = self._ledger.claim(video.id, STITCH_TASK)
+        if claim.state is ClaimState.BUSY:
+            return Result(Outcome.DEFERRED, retry_after=claim.wait_seconds + 1)
+        if claim.state is not ClaimState.CLAIMED:
+            return Result(Outcome.SKIPPED)
+        assert claim.video is not None
+        video = claim.video
+        run.hold(lambda: self._ledger.renew(video.id, STITCH_TASK))
+        run.set_budget(self._settings.job_time_allowance_seconds)
+        plan = TranscodePlan.from_dict(video.plan or {})
+        facts = _Facts.of(video, plan)
+        total = len(plan.chunks)
+        try:
+            _check_decoded(facts.video_seconds(total), plan.duration)
+            with self._scratch(video.id, STITCH_TASK) as job_dir:
+                self._publish_final(video, plan, facts, job_dir, run)
+        except Unprocessable as error:
+            self._ledger.fail(video.id, error.reason)
+            return Result(Outcome.FAILED)
+        return Result(Outcome.READY)
+
+    def _publish_final(
+        self,
+        video: Video,
+        plan: TranscodePlan,
+        facts: _Facts,
+        job_dir: Path,
+        run: TaskRun,
+    ) -> None:
         prefix = output_prefix(video.id)
         bucket = self._settings.output_bucket
-        cleared = self._storage.clear(bucket, prefix)
-        uploaded = self._storage.upload_tree(out_dir, bucket, prefix)
-        event("outputs.uploaded", videoId=video.id, files=uploaded, cleared=cleared)
-        ready = self._repository.transition(
-            video.id,
-            Status.READY,
-            fields=_ready_fields(
-                prefix, duration, (display_width, display_height), plan, codecs
-            ),
-            remove=("error",),
-            only_from={Status.PROCESSING},
+        sheet = _sprite_sheet(plan)
+        thumb_keys = [f"{prefix}{THUMBS_FOLDER}{i:05d}.jpg" for i in range(sheet.count)]
+        thumbs = []
+        for index, key in enumerate(thumb_keys):
+            path = job_dir / f"thumb_{index:05d}.jpg"
+            path.write_bytes(self._storage.get(bucket, key))
+            thumbs.append(path)
+        sprite = tile(thumbs, sheet, job_dir / SPRITE_NAME)
+        vtt = job_dir / THUMBNAILS_NAME
+        vtt.write_text(webvtt(sheet, plan.duration))
+        self._storage.upload(
+            bucket, {prefix + SPRITE_NAME: sprite, prefix + THUMBNAILS_NAME: vtt}
         )
-        if ready is None:
-            raise Superseded
-        event("job.ready", videoId=video.id, renditions=len(plan.variants))
+        total = len(plan.chunks)
+        texts = {
+            f"{v.name}/{VARIANT_PLAYLIST}": media_playlist(
+                facts.segments(v.name, total), complete=True
+            )
+            for v in plan.variants
+        }
+        if facts.audio is not None:
+            texts[f"{AUDIO_NAME}/{VARIANT_PLAYLIST}"] = media_playlist(
+                facts.audio_segments(None), complete=True
+            )
+        run.check()
+        self._publisher.media_playlists(prefix, texts, version=total + 1, final=True)
+        variants = facts.variants(total, measured=True)
+        self._publisher.master(
+            prefix,
+            master_playlist(variants, audio=facts.audio_rates()),
+            final=True,
+        )
+        self._ready(video, plan, variants, run, task=STITCH_TASK)
+        self._storage.delete(bucket, thumb_keys)
+
+    def _ready(
+        self,
+        video: Video,
+        plan: TranscodePlan,
+        variants: Sequence[Variant],
+        run: TaskRun,
+        *,
+        task: str,
+    ) -> None:
+        cpu, wall = run.cpu_seconds, run.wall_seconds
+        for name, state in task_states(video.tasks).items():
+            if name != task and state.done:
+                cpu += state.cpu_seconds
+                wall += state.wall_seconds
+        settings = self._settings
+        cost = fargate_cost(
+            cpu_seconds=cpu,
+            wall_seconds=wall,
+            task_vcpu=settings.task_vcpu,
+            task_memory_gib=settings.task_memory_mib / 1024,
+            prices=FargatePrices(settings.usd_per_vcpu_hour, settings.usd_per_gb_hour),
+        )
+        prefix = output_prefix(video.id)
+        frame_rate = round(float(plan.frame_rate), 3)
+        fields: dict[str, Any] = {
+            "progress": 100,
+            "duration": round(plan.duration, 3),
+            "width": plan.display_width,
+            "height": plan.display_height,
+            "renditions": [
+                RecordRendition(
+                    name=v.name,
+                    width=v.width,
+                    height=v.height,
+                    bitrate=v.max_bitrate,
+                    playlist=f"{prefix}{v.playlist}",
+                    codecs=(
+                        f"{v.codecs},{AAC_LC_CODEC}" if plan.has_audio else v.codecs
+                    ),
+                    frame_rate=frame_rate,
+                ).to_dict()
+                for v in variants
+            ],
+            "playback": prefix + MASTER_PLAYLIST,
+            "poster": prefix + POSTER_NAME,
+            "sprite": prefix + SPRITE_NAME,
+            "thumbnails": prefix + THUMBNAILS_NAME,
+            "cost": cost,
+        }
+        self._ledger.ready(
+            video.id,
+            task,
+            fields,
+            cpu_seconds=run.cpu_seconds,
+            wall_seconds=run.wall_seconds,
+        )
+        event("job.ready", videoId=video.id, renditions=len(variants), cost=cost["usd"])
+
+    # --- pieces ---------------------------------------------------------------------
+
+    def _source(
+        self, video: Video, plan: TranscodePlan, job_dir: Path, *, expires: float
+    ) -> str:
+        """Where ffmpeg reads the source: a presigned URL it reads ranges of,
+        for an indexed container; else a download."""
+        if plan.seekable:
+            return self._storage.url(
+                self._settings.source_bucket,
+                video.key,
+                expires_seconds=int(expires) + _URL_SLACK_SECONDS,
+            )
+        return str(self._download(video, job_dir))
 
     def _download(self, video: Video, job_dir: Path) -> Path:
         bucket = self._settings.source_bucket
@@ -230,102 +757,303 @@ class Transcoder:
         )
         return source
 
-    def _progress_reporter(
-        self, video_id: str, duration: float
-    ) -> Callable[[float], None]:
-        throttle = ProgressThrottle(duration, self._settings.progress_interval_seconds)
-
-        def report(position: float) -> None:
-            percent = throttle.update(position, self._clock())
-            if percent is None:
-                return
-            updated = self._repository.transition(
-                video_id,
-                Status.PROCESSING,
-                fields={"progress": percent},
-                only_from={Status.PROCESSING},
+    def _encode(
+        self,
+        args: list[str],
+        job_dir: Path,
+        run: TaskRun,
+        on_position: Callable[[float], None],
+        *,
+        source_label: str,
+    ) -> None:
+        try:
+            run_encode(
+                args,
+                log_path=job_dir / "ffmpeg.log",
+                cancel=run.cancel,
+                on_position=on_position,
+                source_label=source_label,
             )
-            if updated is None:
-                raise Superseded
+        except Interrupted:
+            run.check()
+            raise
 
-        return report
-
-
-def _check(cancel: threading.Event) -> None:
-    if cancel.is_set():
-        raise Interrupted("stop requested")
-
-
-def _encoded_seconds(out_dir: Path, rung: str) -> float:
-    """How much video the rung's playlist holds: what could be decoded."""
-    playlist = out_dir / rung / VARIANT_PLAYLIST
-    if not playlist.is_file():
-        return 0.0
-    return MediaPlaylist.parse(playlist.read_text()).duration
-
-
-def _finish_master(out_dir: Path, plan: Plan) -> dict[str, str]:
-    """Complete ``master.m3u8`` from the produced files; returns each rung's
-    CODECS."""
-    audio = Rates(0, 0)
-    if plan.has_audio:
-        folder = out_dir / AUDIO_NAME
-        audio = measure(
-            MediaPlaylist.parse((folder / VARIANT_PLAYLIST).read_text()), folder
+    def _credits(
+        self, job: JobMessage, video: Video, *, limit: float
+    ) -> ProgressCredits:
+        state = task_states(video.tasks).get(job.task)
+        return ProgressCredits(
+            lambda credited, now: self._ledger.credit(
+                video.id, job.task, credited=credited, now=now
+            ),
+            credited=state.credited if state else 0.0,
+            limit=limit,
+            interval=self._settings.progress_interval_seconds,
+            clock=self._clock,
         )
-    facts = {}
-    codecs = {}
-    for variant in plan.variants:
-        folder = out_dir / variant.name
-        playlist = MediaPlaylist.parse((folder / VARIANT_PLAYLIST).read_text())
-        video_codec = (
-            avc_codec((folder / playlist.init).read_bytes()) if playlist.init else None
+
+    def _thumbnails(
+        self,
+        rung: Rendition,
+        sheet: SpriteSheet,
+        first_key: int,
+        keyframes: int,
+        job_dir: Path,
+    ) -> list[tuple[int, Path]]:
+        """The sprite's thumbnails among this run's keyframes (numbered from
+        ``first_key`` in the whole video), from its smallest rung."""
+        indices = sheet.keyframes(first_key, keyframes)
+        if not indices:
+            return []
+        joined = join_rendition(
+            rung.folder / rung.init, rung.paths(), job_dir / "thumbs-source.mp4"
         )
-        if video_codec is None:
-            raise RuntimeError(f"rung {variant.name} has no H.264 init segment")
-        codecs[variant.name] = (
-            f"{video_codec},{AAC_LC_CODEC}" if plan.has_audio else video_codec
+        frames = extract_keyframes(
+            joined,
+            [index * sheet.step - first_key for index in indices],
+            job_dir / "thumbs",
+            width=sheet.tile_width,
+            height=sheet.tile_height,
         )
-        facts[f"{variant.name}/{VARIANT_PLAYLIST}"] = VariantFacts(
-            rates=measure(playlist, folder) + audio,
+        return list(zip(indices, frames, strict=True))
+
+    def _poster(
+        self, top: Rendition, plan: TranscodePlan, first_key: int, job_dir: Path
+    ) -> Path:
+        keyframe = poster_keyframe(plan.duration, _sprite_sheet(plan).gop_seconds)
+        joined = join_rendition(top.folder / top.init, top.paths(), job_dir / "top.mp4")
+        variant = plan.variants[0]
+        return extract_poster(
+            joined,
+            keyframe - first_key,
+            job_dir / POSTER_NAME,
             width=variant.width,
             height=variant.height,
-            codecs=codecs[variant.name],
-            frame_rate=float(plan.frame_rate),
         )
-    master = out_dir / MASTER_PLAYLIST
-    master.write_text(finish_master(master.read_text(), facts))
-    return codecs
 
 
-def _ready_fields(
-    prefix: str,
-    duration: float,
-    size: tuple[int, int],
-    plan: Plan,
-    codecs: dict[str, str],
-) -> dict[str, Any]:
-    frame_rate = round(float(plan.frame_rate), 3)
-    renditions = [
-        Rendition(
-            name=v.name,
-            width=v.width,
-            height=v.height,
-            bitrate=v.max_bitrate,
-            playlist=f"{prefix}{v.name}/{VARIANT_PLAYLIST}",
-            codecs=codecs[v.name],
-            frame_rate=frame_rate,
-        ).to_dict()
-        for v in plan.variants
-    ]
-    return {
-        "progress": 100,
-        "duration": round(duration, 3),
-        "width": size[0],
-        "height": size[1],
-        "renditions": renditions,
-        "playback": prefix + MASTER_PLAYLIST,
-        "poster": prefix + POSTER_NAME,
-        "sprite": prefix + SPRITE_NAME,
-        "thumbnails": prefix + THUMBNAILS_NAME,
-    }
+def plan_transcode(
+    media: Media, *, ladder: tuple[LadderRung, ...], chunk_seconds: int, preset: str
+) -> TranscodePlan:
+    """The plan of a probed source: its ladder, and one run or chunks."""
+    rungs = plan_ladder(media.source, ladder)
+    source = media.source
+    chunks = plan_chunks(source.duration, rungs.frame_rate, chunk_seconds)
+    width, height = source.display_size
+    return TranscodePlan(
+        mode=Mode.CHUNKED if len(chunks) > 1 else Mode.SINGLE,
+        duration=source.duration,
+        display_width=width,
+        display_height=height,
+        frame_rate=rungs.frame_rate,
+        variants=rungs.variants,
+        has_audio=rungs.has_audio,
+        video_stream=media.video_stream,
+        preset=preset,
+        seekable=media.seekable,
+        chunks=chunks,
+        source_frame_rate=_source_rate(media),
+    )
+
+
+class ProgressCredits:
+    """Turns ffmpeg's positions (seconds of output) into progress credits on
+    the record: the first as soon as anything is encoded, then at most one
+    per ``interval``, only for media not credited before (a redone task
+    adds nothing until it passes where the last attempt got)."""
+
+    def __init__(
+        self,
+        credit: Callable[[float, float], None],
+        *,
+        credited: float,
+        limit: float,
+        interval: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._credit = credit
+        self._credited = credited
+        self._limit = limit
+        self._interval = interval
+        self._clock = clock
+        self._last: float | None = None
+
+    def __call__(self, position: float) -> None:
+        position = round(min(position, self._limit), 3)
+        if position <= self._credited:
+            return
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            return
+        self._credit(self._credited, position)
+        self._credited, self._last = position, now
+
+
+@dataclasses.dataclass(frozen=True)
+class _Facts:
+    """What the finished tasks of a chunked video reported."""
+
+    plan: TranscodePlan
+    chunks: Mapping[int, Mapping[str, Any]]
+    audio: Mapping[str, Any] | None
+
+    @classmethod
+    def of(cls, video: Video, plan: TranscodePlan) -> _Facts:
+        states = task_states(video.tasks)
+        chunks = {}
+        for chunk in plan.chunks:
+            state = states.get(chunk_task(chunk.index))
+            if state is not None and state.done:
+                chunks[chunk.index] = state.parsed_facts()
+        audio = states.get(AUDIO_TASK)
+        return cls(
+            plan=plan,
+            chunks=chunks,
+            audio=audio.parsed_facts() if audio is not None and audio.done else None,
+        )
+
+    def ready_chunks(self) -> int:
+        """How many chunks from the first are done."""
+        count = 0
+        while count in self.chunks:
+            count += 1
+        return count
+
+    def segments(self, rung: str, chunks: int) -> list[Segment]:
+        published = []
+        for index in range(chunks):
+            chunk = self.plan.chunks[index]
+            facts = self.chunks[index]
+            init = facts["rungs"][rung]["init"]
+            for number, seconds in enumerate(facts["durations"]):
+                published.append(
+                    Segment(
+                        f"seg_{chunk.first_segment + number:05d}.m4s", seconds, init
+                    )
+                )
+        return published
+
+    def video_seconds(self, chunks: int) -> float:
+        return sum(sum(self.chunks[i]["durations"]) for i in range(chunks))
+
+    def audio_segments(self, until: float | None) -> list[Segment]:
+        assert self.audio is not None
+        published = []
+        start = 0.0
+        for number, seconds in enumerate(self.audio["durations"]):
+            if until is not None and start >= until:
+                break
+            published.append(
+                Segment(f"seg_{number:05d}.m4s", seconds, self.audio["init"])
+            )
+            start += seconds
+        return published
+
+    def audio_rates(self) -> Rates | None:
+        if self.audio is None:
+            return None
+        seconds = sum(self.audio["durations"])
+        return Rates(round(self.audio["bytes"] * 8 / seconds), int(self.audio["peak"]))
+
+    def variants(self, chunks: int, *, measured: bool) -> list[Variant]:
+        seconds = self.video_seconds(chunks)
+        variants = []
+        for variant in self.plan.variants:
+            reports = [self.chunks[i]["rungs"][variant.name] for i in range(chunks)]
+            rates = (
+                Rates(
+                    round(sum(r["bytes"] for r in reports) * 8 / seconds),
+                    max(int(r["peak"]) for r in reports),
+                )
+                if measured
+                else None
+            )
+            variants.append(
+                Variant(
+                    name=variant.name,
+                    width=variant.width,
+                    height=variant.height,
+                    codecs=reports[0]["codec"],
+                    frame_rate=float(self.plan.frame_rate),
+                    rates=rates,
+                    max_bitrate=variant.max_bitrate,
+                )
+            )
+        return variants
+
+
+def _variant(plan: TranscodePlan, rung: Rung, codec: str, rates: Rates) -> Variant:
+    return Variant(
+        name=rung.name,
+        width=rung.width,
+        height=rung.height,
+        codecs=codec,
+        frame_rate=float(plan.frame_rate),
+        rates=rates,
+        max_bitrate=rung.max_bitrate,
+    )
+
+
+def _codec(rung: Rendition) -> str:
+    codec = fmp4.avc_codec((rung.folder / rung.init).read_bytes())
+    if codec is None:
+        raise RuntimeError(f"rung {rung.name} has no H.264 init segment")
+    return codec
+
+
+def _rendition_files(
+    prefix: str, rungs: Sequence[Rendition], audio: Rendition | None
+) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for rendition in [*rungs, *([audio] if audio else [])]:
+        files.update(rendition.files(prefix))
+    return files
+
+
+def _sprite_sheet(plan: TranscodePlan) -> SpriteSheet:
+    return plan_sprite(
+        plan.duration,
+        plan.display_width,
+        plan.display_height,
+        gop_frames=plan.gop_frames,
+        frame_rate=plan.frame_rate,
+    )
+
+
+def _keyframe_count(seconds: float, plan: TranscodePlan) -> int:
+    """Keyframes in ``seconds`` of a rung: one per GOP begun."""
+    frames = round(Fraction(seconds) * plan.frame_rate)
+    return -(-frames // plan.gop_frames)
+
+
+def _source_rate(media: Media) -> Fraction:
+    """The source's frame rate: its average, which a variable-rate source's
+    declared rate (a timestamp resolution) can exceed a thousandfold."""
+    source = media.source
+    return source.average_frame_rate or source.frame_rate
+
+
+def _check_decoded(encoded: float, duration: float) -> None:
+    if encoded < duration * MIN_DECODED_SHARE:
+        raise Unprocessable(
+            f"the file is truncated or corrupt: only {encoded:.1f} s of its "
+            f"{duration:.1f} s could be decoded"
+        )
+
+
+def _check_chunk(chunk: Chunk, plan: TranscodePlan, rung: Rendition) -> None:
+    """A chunk before the last must end exactly where the next begins."""
+    if chunk.frames is None:
+        return
+    frames = round(Fraction(rung.duration) * plan.frame_rate)
+    if frames < chunk.frames:
+        raise Unprocessable(
+            f"the file is truncated or corrupt: only {float(rung.duration):.1f} s "
+            f"of this chunk's {chunk.seconds:.1f} s could be decoded"
+        )
+    expected = -(-chunk.frames // segment_frames(plan.frame_rate))
+    if len(rung.segments) != expected:
+        raise RuntimeError(
+            f"chunk {chunk.index} came out in {len(rung.segments)} segments, "
+            f"not {expected}"
+        )

@@ -6,13 +6,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from vod.jobs import JobMessage
 from worker.logs import event
 
 #: SQS's longest long poll: fewest empty receives while the queue is idle.
 WAIT_SECONDS = 20
+#: SQS keeps a message hidden for at most 12 hours.
+MAX_VISIBILITY_SECONDS = 43200
+_SEND_BATCH = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,11 +61,31 @@ class JobsQueue:
             VisibilityTimeout=self._visibility,
         )
 
-    def release(self, message: Received) -> None:
-        """Make the message visible now, for another worker to take."""
+    def release(self, message: Received, *, after_seconds: float = 0) -> None:
+        """Make the message visible again, now or ``after_seconds`` from now,
+        for a worker to take."""
         self._sqs.change_message_visibility(
-            QueueUrl=self._url, ReceiptHandle=message.receipt, VisibilityTimeout=0
+            QueueUrl=self._url,
+            ReceiptHandle=message.receipt,
+            VisibilityTimeout=max(0, min(MAX_VISIBILITY_SECONDS, round(after_seconds))),
         )
+
+    def send(self, jobs: Sequence[JobMessage]) -> None:
+        """Queue ``jobs`` in order, ten per request; raises when SQS refused
+        any (the sender's job is then retried, and sends them all again:
+        a task runs once however often its job arrives)."""
+        for start in range(0, len(jobs), _SEND_BATCH):
+            batch = jobs[start : start + _SEND_BATCH]
+            response = self._sqs.send_message_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(index), "MessageBody": job.to_json()}
+                    for index, job in enumerate(batch)
+                ],
+            )
+            failed = response.get("Failed", [])
+            if failed:
+                raise RuntimeError(f"SQS refused {len(failed)} jobs: {failed[0]}")
 
     def delete(self, message: Received) -> None:
         self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message.receipt)

@@ -19,16 +19,28 @@ from worker.errors import Unprocessable, tool_message
 _PROBE_TIMEOUT_SECONDS = 120
 
 
+#: Containers with an index that ffmpeg seeks in over HTTP range requests,
+#: so a chunk reads only its range of the source.
+SEEKABLE_FORMATS = frozenset({"mov", "mp4", "matroska", "webm"})
+
+
 @dataclasses.dataclass(frozen=True)
 class Media:
     source: Source
     #: Position of the chosen stream among the file's video streams, for
     #: ffmpeg's ``0:v:N`` (cover art is a video stream too).
     video_stream: int
+    #: ffprobe's format names, e.g. ``mov,mp4,m4a,3gp,3g2,mj2``.
+    format_name: str = ""
+
+    @property
+    def seekable(self) -> bool:
+        return bool(SEEKABLE_FORMATS & set(self.format_name.split(",")))
 
 
-def run_ffprobe(path: Path) -> Mapping[str, Any]:
-    """ffprobe's streams and format; Unprocessable when it cannot read the file."""
+def run_ffprobe(path: Path | str) -> Mapping[str, Any]:
+    """ffprobe's streams and format of a file or URL; Unprocessable when it
+    cannot read it."""
     result = subprocess.run(
         [
             "ffprobe",
@@ -87,6 +99,7 @@ def describe(probe: Mapping[str, Any]) -> Media:
             sample_aspect_ratio=_ratio(video.get("sample_aspect_ratio")),
         ),
         video_stream=video_stream,
+        format_name=str(fmt.get("format_name", "")),
     )
 
 

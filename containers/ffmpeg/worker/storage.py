@@ -1,14 +1,18 @@
-"""S3 in and out: the source download and the output prefix.
+"""S3 in and out: the source (its size, a download, or a URL that ffmpeg
+reads ranges of) and the video's output folder.
 
-Uploads go in dependency order: media (init and segments) and images first,
-then the variant playlists that list them, then the master playlist that
-lists those, so a player that finds a playlist finds everything it names.
+Outputs go up in dependency order: media (init and segments) and images
+first, then the media playlists that list them, then the master playlist
+that lists those, so a player that finds a playlist finds everything it
+names. Playlists that grow while a chunked video is encoded are replaced
+only by a longer version (a conditional write on the ETag).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +20,12 @@ from botocore.exceptions import ClientError
 
 from vod.keys import MASTER_PLAYLIST
 
-#: Playlists are short-lived in caches so that a redone job shows up; media
-#: and images never change under a key once READY points at them.
+#: Playlists are short-lived in caches so that a redone job shows up; a
+#: playlist that grows while a chunked video is encoded lives 2 s, so a
+#: player reloading it each segment sees the new segments. Media and images
+#: never change under a key once written.
 PLAYLIST_CACHE = "max-age=60"
+GROWING_PLAYLIST_CACHE = "max-age=2"
 IMMUTABLE_CACHE = "max-age=31536000, immutable"
 _HEADERS = {
     ".m3u8": ("application/vnd.apple.mpegurl", PLAYLIST_CACHE),
@@ -35,6 +42,16 @@ class SourceMissing(Exception):
     """The object the job names is not (or no longer) in the bucket."""
 
 
+class PreconditionFailed(Exception):
+    """A conditional write found the object changed (or present)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Head:
+    etag: str
+    metadata: Mapping[str, str]
+
+
 def object_headers(name: str) -> tuple[str, str]:
     """(Content-Type, Cache-Control) for an output file; ValueError for a file
     the worker never produces, so nothing is served with a guessed type."""
@@ -44,12 +61,12 @@ def object_headers(name: str) -> tuple[str, str]:
     return _HEADERS[suffix]
 
 
-def upload_order(names: list[str]) -> list[list[str]]:
-    """Batches to upload one after another: media and images, variant
+def upload_order(names: Iterable[str]) -> list[list[str]]:
+    """Batches to upload one after another: media and images, media
     playlists, then the master playlist alone."""
     ranked: list[list[str]] = [[], [], []]
     for name in sorted(names):
-        if name == MASTER_PLAYLIST:
+        if name.rsplit("/", 1)[-1] == MASTER_PLAYLIST:
             ranked[2].append(name)
         elif name.endswith(".m3u8"):
             ranked[1].append(name)
@@ -74,35 +91,31 @@ class Storage:
     def download(self, bucket: str, key: str, path: Path) -> None:
         self._s3.download_file(bucket, key, str(path))
 
-    def clear(self, bucket: str, prefix: str) -> int:
-        """Delete everything under ``prefix``; returns how many objects."""
-        keys = list(self._keys(bucket, prefix))
-        for start in range(0, len(keys), _DELETE_BATCH):
-            batch = keys[start : start + _DELETE_BATCH]
-            self._s3.delete_objects(
-                Bucket=bucket,
-                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
-            )
-        return len(keys)
+    def url(self, bucket: str, key: str, *, expires_seconds: int) -> str:
+        """A presigned GET that ffmpeg reads ranges of (SigV4: the client is
+        made with ``signature_version="s3v4"``)."""
+        url: str = self._s3.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": bucket, "Key": key},
+            ExpiresIn=max(60, min(expires_seconds, 7 * 24 * 3600)),
+        )
+        return url
 
-    def upload_tree(self, folder: Path, bucket: str, prefix: str) -> int:
-        """Upload every file under ``folder`` to ``prefix`` in upload order;
-        returns how many files."""
-        names = [
-            p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
-        ]
+    def upload(self, bucket: str, files: Mapping[str, Path]) -> int:
+        """Upload ``files`` (key -> local path) in upload order; returns how
+        many."""
         with concurrent.futures.ThreadPoolExecutor(_UPLOAD_THREADS) as pool:
-            for batch in upload_order(names):
+            for batch in upload_order(files):
                 futures = [
-                    pool.submit(self._put, folder / name, bucket, prefix + name)
-                    for name in batch
+                    pool.submit(self._put_file, files[key], bucket, key)
+                    for key in batch
                 ]
                 for future in futures:
                     future.result()
-        return len(names)
+        return len(files)
 
-    def _put(self, path: Path, bucket: str, key: str) -> None:
-        content_type, cache_control = object_headers(path.name)
+    def _put_file(self, path: Path, bucket: str, key: str) -> None:
+        content_type, cache_control = object_headers(key)
         self._s3.upload_file(
             str(path),
             bucket,
@@ -110,7 +123,63 @@ class Storage:
             ExtraArgs={"ContentType": content_type, "CacheControl": cache_control},
         )
 
-    def _keys(self, bucket: str, prefix: str) -> Iterator[str]:
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        if_match: str | None = None,
+        if_absent: bool = False,
+        cache_control: str | None = None,
+    ) -> None:
+        """One object from memory; with ``if_match`` (an ETag) or
+        ``if_absent`` it is written only if the object is still that version
+        (or absent), else PreconditionFailed."""
+        content_type, default_cache = object_headers(key)
+        conditions: dict[str, str] = {}
+        if if_match is not None:
+            conditions["IfMatch"] = if_match
+        elif if_absent:
+            conditions["IfNoneMatch"] = "*"
+        try:
+            self._s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                CacheControl=cache_control or default_cache,
+                Metadata=dict(metadata or {}),
+                **conditions,
+            )
+        except ClientError as error:
+            if _status(error) in (409, 412):
+                raise PreconditionFailed(f"s3://{bucket}/{key}") from None
+            raise
+
+    def head(self, bucket: str, key: str) -> Head | None:
+        try:
+            head = self._s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if _status(error) in (403, 404):
+                return None
+            raise
+        return Head(etag=str(head["ETag"]), metadata=head.get("Metadata", {}))
+
+    def get(self, bucket: str, key: str) -> bytes:
+        body: bytes = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+    def delete(self, bucket: str, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = keys[start : start + _DELETE_BATCH]
+            self._s3.delete_objects(
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+            )
+
+    def keys(self, bucket: str, prefix: str) -> Iterator[str]:
         paginator = self._s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):

@@ -1,0 +1,544 @@
+"""Chunked encoding end to end, in process, against moto and real ffmpeg: a
+source long enough for five 6 s chunks, encoded once in one run and once in
+chunks, must give the same video; the start plays while the rest is encoded;
+chunks delivered out of order, twice, or after a crash make the video READY
+exactly once; a chunk that fails for good fails the video; the limits hold."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import random
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.worker_support import Stack, clip, probe_json, resource
+from vod.jobs import JobMessage
+from vod.model import Status
+from vod.repository import VideoRepository
+from worker import fmp4
+from worker.hls import MediaPlaylist
+from worker.ledger import Ledger
+
+SECONDS = 26
+SIZE = "426x240"
+RUNGS = ("240p", "144p")
+FRAME_SECONDS = 1 / 30
+
+
+def source() -> Path:
+    return clip(size=SIZE, seconds=SECONDS)
+
+
+class ReadyCounter(VideoRepository):
+    def __init__(self, table_name, *, dynamodb):
+        super().__init__(table_name, dynamodb=dynamodb)
+        self.ready_writes = 0
+
+    def apply(self, video_id, update):
+        arguments = update.arguments()
+        result = super().apply(video_id, update)
+        sets_ready = (
+            str(Status.READY) in arguments.get("ExpressionAttributeValues", {}).values()
+            and "status" in arguments["ExpressionAttributeNames"].values()
+        )
+        if result.video is not None and sets_ready:
+            self.ready_writes += 1
+        return result
+
+
+@dataclasses.dataclass
+class Encoded:
+    stack: Stack
+    single: str
+    chunked: str
+    folders: dict[str, Path]
+    #: (record, {playlist name: text}) after each chunked job.
+    snapshots: list[tuple[Any, dict[str, str]]]
+
+
+def download(stack, video_id, folder):
+    for name in stack.outputs(video_id):
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(stack.read_output(video_id, name))
+    return folder
+
+
+def playlists(stack, video_id):
+    texts = {}
+    for name in (
+        "master.m3u8",
+        "audio/index.m3u8",
+        *(f"{r}/index.m3u8" for r in RUNGS),
+    ):
+        with contextlib.suppress(stack.s3.exceptions.NoSuchKey):
+            texts[name] = stack.read_output(video_id, name).decode()
+    return texts
+
+
+@pytest.fixture(scope="module")
+def encoded(moto, tmp_path_factory) -> Encoded:
+    base = tmp_path_factory.mktemp("chunks")
+    stack = Stack(moto)
+    single = stack.queue_video(source())
+    one_run = stack.worker(base / "one-run", x264_preset="veryfast")
+    assert one_run.poll_once(wait_seconds=0)
+    chunked = stack.queue_video(source())
+    worker = stack.worker(base / "chunks", x264_preset="veryfast", chunk_seconds=6)
+    snapshots = []
+    while worker.poll_once(wait_seconds=0):
+        snapshots.append((stack.repository.get(chunked), playlists(stack, chunked)))
+    return Encoded(
+        stack=stack,
+        single=single,
+        chunked=chunked,
+        folders={
+            "single": download(stack, single, base / "single"),
+            "chunked": download(stack, chunked, base / "chunked"),
+        },
+        snapshots=snapshots,
+    )
+
+
+def count_frames(playlist: Path) -> int:
+    stream = probe_json(
+        playlist,
+        "-count_frames",
+        "-select_streams",
+        "v",
+        "-show_entries",
+        "stream=nb_read_frames",
+    )["streams"][0]
+    return int(stream["nb_read_frames"])
+
+
+def psnr(playlist: Path, width: int, height: int) -> float:
+    result = subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-i",
+            str(playlist),
+            "-i",
+            str(source()),
+            "-lavfi",
+            f"[1:v]scale={width}:{height}[ref];[0:v][ref]psnr",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return float(re.findall(r"average:([0-9.]+)", result.stderr)[-1])
+
+
+def keyframes(playlist: Path) -> list[float]:
+    frames = probe_json(
+        playlist,
+        "-select_streams",
+        "v",
+        "-skip_frame",
+        "nokey",
+        "-show_entries",
+        "frame=pts_time",
+    )["frames"]
+    return [round(float(f["pts_time"]), 3) for f in frames]
+
+
+def test_the_chunked_video_is_the_one_run_video(encoded):
+    stack = encoded.stack
+    single = stack.repository.get(encoded.single)
+    chunked = stack.repository.get(encoded.chunked)
+    assert single.status == chunked.status == Status.READY
+    assert single.plan["mode"] == "single"
+    assert chunked.plan["mode"] == "chunked"
+    assert len(chunked.plan["chunks"]) == 5
+    assert chunked.chunks_done == 5
+    assert [r.name for r in chunked.renditions] == list(RUNGS)
+
+    def shape(video):
+        return [
+            (r.name, r.width, r.height, r.bitrate, r.codecs, r.frame_rate)
+            for r in video.renditions
+        ]
+
+    assert shape(chunked) == shape(single)
+    for rung in chunked.renditions:
+        one = encoded.folders["single"] / rung.name / "index.m3u8"
+        many = encoded.folders["chunked"] / rung.name / "index.m3u8"
+        assert count_frames(many) == count_frames(one) == SECONDS * 30
+        assert psnr(many, rung.width, rung.height) == pytest.approx(
+            psnr(one, rung.width, rung.height), abs=0.1
+        )
+        durations = [
+            sum(s for _, s in MediaPlaylist.parse(path.read_text()).segments)
+            for path in (one, many)
+        ]
+        assert durations[0] == pytest.approx(durations[1], abs=FRAME_SECONDS)
+        assert keyframes(many) == keyframes(one)
+    audio = [
+        (encoded.folders[kind] / "audio" / "index.m3u8").read_text()
+        for kind in ("single", "chunked")
+    ]
+    assert (
+        MediaPlaylist.parse(audio[0]).segments == MediaPlaylist.parse(audio[1]).segments
+    )
+
+
+def test_segments_run_on_without_gaps_duplicates_or_discontinuities(encoded):
+    folder = encoded.folders["chunked"]
+    keyframe_times = []
+    for rung in RUNGS:
+        text = (folder / rung / "index.m3u8").read_text()
+        assert "#EXT-X-DISCONTINUITY" not in text
+        assert text.count("#EXT-X-MAP:") == 1
+        assert "#EXT-X-PLAYLIST-TYPE:VOD" in text
+        assert "#EXT-X-ENDLIST" in text
+        playlist = MediaPlaylist.parse(text)
+        names = [uri for uri, _ in playlist.segments]
+        assert names == [f"seg_{n:05d}.m4s" for n in range(len(names))]
+        init = (folder / rung / playlist.init).read_bytes()
+        timescale = fmp4.timescale(init)
+        expected = 0
+        for uri, seconds in playlist.segments:
+            data = (folder / rung / uri).read_bytes()
+            decode_times = [
+                int.from_bytes(data[b.payload + 4 : b.payload + 12], "big")
+                for b in fmp4.boxes(data)
+                if b.kind == b"tfdt"
+            ]
+            assert decode_times[0] == expected, uri
+            expected += round(seconds * timescale)
+        keyframe_times.append(keyframes(folder / rung / "index.m3u8"))
+    assert keyframe_times[0] == keyframe_times[1]
+    assert len(keyframe_times[0]) == SECONDS // 2
+    steps = {round(b - a, 3) for a, b in itertools.pairwise(keyframe_times[0])}
+    assert steps == {2.0}
+
+
+def test_the_master_playlist_decodes_without_an_error(encoded):
+    result = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(encoded.folders["chunked"] / "master.m3u8"),
+            "-map",
+            "0",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stderr == ""
+
+
+def test_the_start_plays_while_the_rest_is_encoded(encoded):
+    growing = [
+        (record, texts)
+        for record, texts in encoded.snapshots
+        if record.status == Status.PROCESSING and record.playable
+    ]
+    assert growing, "the video was playable before it was READY"
+    first_record, first_texts = growing[0]
+    public = first_record.to_public("https://cdn.example.com")
+    assert public["playable"] is True
+    assert public["playbackUrl"] == (
+        f"https://cdn.example.com/videos/{encoded.chunked}/master.m3u8"
+    )
+    assert public["playableUntil"] == pytest.approx(6.0)
+    assert public["chunks"] == {"total": 5, "done": first_record.chunks_done}
+    for rung in RUNGS:
+        text = first_texts[f"{rung}/index.m3u8"]
+        assert "#EXT-X-PLAYLIST-TYPE:EVENT" in text
+        assert "#EXT-X-ENDLIST" not in text
+        assert "#EXT-X-START:TIME-OFFSET=0" in text
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in first_texts["audio/index.m3u8"]
+    assert "master.m3u8" in first_texts
+    # Each playlist only grows, segment by segment, from the start.
+    for name in ("audio/index.m3u8", *(f"{r}/index.m3u8" for r in RUNGS)):
+        listed = [
+            [uri for uri, _ in MediaPlaylist.parse(texts[name]).segments]
+            for _, texts in encoded.snapshots
+            if name in texts
+        ]
+        for before, after in itertools.pairwise(listed):
+            assert after[: len(before)] == before
+    untils = [record.playable_until for record, _ in growing]
+    assert untils == sorted(untils)
+    percents = [record.percent for record, _ in encoded.snapshots]
+    assert percents == sorted(percents)
+    assert encoded.snapshots[-1][0].status == Status.READY
+
+
+def test_the_ready_record_carries_the_summed_cost_of_every_task(encoded):
+    video = encoded.stack.repository.get(encoded.chunked)
+    tasks = video.tasks
+    assert set(tasks) == {
+        "video",
+        "audio",
+        "stitch",
+        *(f"chunk-{n:04d}" for n in range(5)),
+    }
+    wall = sum(float(task["wall"]) for task in tasks.values())
+    assert video.cost["wallSeconds"] == pytest.approx(wall, abs=0.2)
+    assert video.cost["cpuSeconds"] > 0
+    assert video.cost["usd"] > 0
+
+
+# --- delivery order, duplicates, crashes ---------------------------------------
+
+
+@pytest.fixture
+def stack(moto):
+    return Stack(moto)
+
+
+def plan_chunks(stack, tmp_path, path, **overrides):
+    """Queue ``path``, run its video task, and take its chunk and audio jobs
+    off the queue; returns the video id and those jobs."""
+    video_id = stack.queue_video(path)
+    worker = stack.worker(tmp_path / "planner", chunk_seconds=6, **overrides)
+    assert worker.poll_once(wait_seconds=0)
+    assert stack.repository.get(video_id).tasks["video"]["done"]
+    jobs = [JobMessage.from_json(m["Body"]) for m in stack.receive_all()]
+    stack.sqs.purge_queue(QueueUrl=stack.queue_url)
+    return video_id, jobs
+
+
+def run_until_empty(stack, workers, *, settle_seconds=4.0):
+    """Poll with every worker in turn until the queue stays empty (a job
+    that had to wait comes back once its wait is over)."""
+    idle_since = None
+    while True:
+        busy = False
+        for worker in workers:
+            if worker.poll_once(wait_seconds=0):
+                busy = True
+        if busy:
+            idle_since = None
+        elif sum(stack.queue_depths()[:1]) == 0:
+            return
+        else:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > settle_seconds * 4:
+                raise AssertionError("jobs stay in the queue but none comes back")
+            time.sleep(0.2)
+
+
+def test_out_of_order_duplicated_and_crashed_chunks_make_one_ready(stack, tmp_path):
+    video_id, jobs = plan_chunks(stack, tmp_path, clip(size="320x180", seconds=20))
+    assert [job.task for job in jobs] == [
+        "chunk-0000",
+        "audio",
+        "chunk-0001",
+        "chunk-0002",
+        "chunk-0003",
+    ]
+    # A worker took chunk 2, wrote half a segment, and died: its lease ran out.
+    dead = Ledger(stack.repository, owner="dead-worker", lease_seconds=0)
+    assert dead.claim(video_id, "chunk-0002").state.value == "claimed"
+    stack.s3.put_object(
+        Bucket=stack.output_bucket,
+        Key=f"videos/{video_id}/144p/seg_00002.m4s",
+        Body=b"half a segment",
+    )
+    deliveries = [*jobs, jobs[3], jobs[0], jobs[4]]
+    random.Random(7).shuffle(deliveries)
+    for job in deliveries:
+        stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=job.to_json())
+    counter = ReadyCounter(stack.table, dynamodb=resource(stack.moto, "dynamodb"))
+    workers = [
+        stack.worker(
+            tmp_path / f"w{n}",
+            owner=f"w{n}",
+            repository=counter,
+            chunk_seconds=6,
+            visibility_timeout_seconds=2,
+        )
+        for n in (1, 2)
+    ]
+    run_until_empty(stack, workers)
+
+    video = stack.repository.get(video_id)
+    assert video.status == Status.READY
+    assert counter.ready_writes == 1
+    assert video.chunks_done == 4
+    assert video.tasks["chunk-0002"]["attempts"] == 2
+    assert video.tasks["stitch"]["attempts"] == 1
+    folder = download(stack, video_id, tmp_path / "out")
+    for name in ("144p", "audio"):
+        playlist = MediaPlaylist.parse((folder / name / "index.m3u8").read_text())
+        for uri, _ in playlist.segments:
+            assert fmp4.fragment_count((folder / name / uri).read_bytes()) >= 1
+    result = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(folder / "master.m3u8"),
+            "-map",
+            "0",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stderr == ""
+    assert stack.queue_depths() == (0, 0)
+
+
+def test_a_chunk_that_fails_for_good_fails_the_video_with_its_reason(stack, tmp_path):
+    whole = clip(size="320x180", seconds=20)
+    video_id, jobs = plan_chunks(stack, tmp_path, whole)
+    # The source loses its second half under the transcode.
+    data = whole.read_bytes()
+    key = stack.repository.get(video_id).key
+    stack.s3.put_object(
+        Bucket=stack.source_bucket, Key=key, Body=data[: len(data) // 2]
+    )
+    for job in jobs:
+        stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=job.to_json())
+    run_until_empty(stack, [stack.worker(tmp_path / "w", chunk_seconds=6)])
+    video = stack.repository.get(video_id)
+    assert video.status == Status.FAILED
+    assert re.match(r"chunk \d of 4 \(0:\d\d-0:\d\d\): ", video.error), video.error
+    assert stack.queue_depths() == (0, 0)
+
+
+def test_jobs_of_a_deleted_video_do_nothing(stack, tmp_path):
+    video_id, jobs = plan_chunks(stack, tmp_path, clip(size="320x180", seconds=20))
+    stack.repository.delete(video_id, "owner-1")
+    for job in jobs:
+        stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=job.to_json())
+    run_until_empty(stack, [stack.worker(tmp_path / "w", chunk_seconds=6)])
+    assert stack.outputs(video_id) == {}
+    assert stack.queue_depths() == (0, 0)
+
+
+def test_a_duplicated_video_job_transcodes_once_and_outputs_never_vanish(
+    stack, tmp_path
+):
+    video_id = stack.queue_video(clip(seconds=4))
+    stack.send_job(video_id, stack.repository.get(video_id).key)
+    first, second = (
+        stack.worker(
+            tmp_path / f"w{n}",
+            owner=f"w{n}",
+            visibility_timeout_seconds=3,
+            heartbeat_seconds=1,
+        )
+        for n in (1, 2)
+    )
+    threads = [
+        threading.Thread(target=lambda w=w: w.poll_once(wait_seconds=0))
+        for w in (first, second)
+    ]
+    for thread in threads:
+        thread.start()
+    missing = []
+
+    def watch_master():
+        while any(t.is_alive() for t in threads):
+            video = stack.repository.get(video_id)
+            if video.status == Status.READY:
+                try:
+                    stack.s3.head_object(Bucket=stack.output_bucket, Key=video.playback)
+                except stack.s3.exceptions.ClientError:
+                    missing.append(time.monotonic())
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch_master)
+    watcher.start()
+    for thread in threads:
+        thread.join()
+    watcher.join()
+    # The delivery that found the task held comes back after the lease.
+    run_until_empty(stack, [second, first])
+    video = stack.repository.get(video_id)
+    assert video.status == Status.READY
+    assert video.tasks["video"]["attempts"] == 1
+    assert missing == []
+    assert stack.queue_depths() == (0, 0)
+
+
+# --- limits ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path", "reason"),
+    [
+        (
+            {"max_duration_seconds": 2},
+            lambda: clip(seconds=3),
+            "above the 0:02 maximum duration (maxSourceMinutes)",
+        ),
+        (
+            {"max_frame_size": "320x180"},
+            lambda: clip(seconds=1),
+            "frames are 640x360, above the largest frame size 320x180 (maxFrameSize)",
+        ),
+        (
+            {"max_frame_rate": 24},
+            lambda: clip(seconds=1),
+            "30 frames per second, above the 24 fps maximum (maxFrameRate)",
+        ),
+    ],
+    ids=["duration", "frame-size", "frame-rate"],
+)
+def test_a_source_over_a_limit_fails_naming_it(
+    stack, tmp_path, overrides, path, reason
+):
+    from vod.settings import FrameSize
+
+    if "max_frame_size" in overrides:
+        overrides = {"max_frame_size": FrameSize.parse(overrides["max_frame_size"])}
+    video_id = stack.queue_video(path())
+    assert stack.worker(tmp_path / "w", **overrides).poll_once(wait_seconds=0)
+    video = stack.repository.get(video_id)
+    assert video.status == Status.FAILED
+    assert reason in video.error
+    assert stack.outputs(video_id) == {}
+    assert stack.queue_depths() == (0, 0)
+
+
+def test_a_task_over_its_time_budget_fails_the_video(stack, tmp_path):
+    video_id = stack.queue_video(clip(size="1280x720", seconds=8))
+    worker = stack.worker(
+        tmp_path / "w",
+        job_time_factor=0.001,
+        job_time_allowance_seconds=0,
+        heartbeat_seconds=1,
+    )
+    started = time.monotonic()
+    assert worker.poll_once(wait_seconds=0)
+    video = stack.repository.get(video_id)
+    assert video.status == Status.FAILED
+    assert "took longer than its time budget" in video.error
+    assert time.monotonic() - started < 4
+    assert stack.queue_depths() == (0, 0)
