@@ -22,7 +22,7 @@ from cdk_app.events import VideoEvents
 from cdk_app.mediaconvert import MediaConvertTranscoder
 from cdk_app.monitoring import Monitoring
 from cdk_app.storage import VideoStorage
-from cdk_app.transcoder import FargateTranscoder, WorkerSize
+from cdk_app.transcoder import FargateTranscoder, TranscodeLimits, WorkerSize
 from cdk_app.upload_api import ExternalIssuer, UploadApi, UploadLimits
 from vod.settings import Transcoder
 
@@ -111,6 +111,14 @@ class VodStack(Stack):
                     max_tasks=config.worker_max_tasks,
                     spot_percent=config.worker_spot_percent,
                 ),
+                limits=TranscodeLimits(
+                    chunk_seconds=config.chunk_seconds,
+                    max_source_minutes=config.max_source_minutes,
+                    max_frame_size=config.max_frame_size,
+                    max_frame_rate=config.max_frame_rate,
+                    job_time_budget_factor=config.job_time_budget_factor,
+                ),
+                prices=config.fargate_prices,
                 max_upload_bytes=config.max_upload_bytes,
                 max_receive_count=config.jobs_max_receive_count,
                 removal_policy=stateless_removal,

@@ -22,7 +22,8 @@ from cdk_app.config import Architecture
 from cdk_app.database import VideoTable
 from cdk_app.functions import LOG_RETENTION, ROOT, PythonLambda
 from cdk_app.storage import VideoStorage
-from vod.settings import Env
+from vod.costs import FargatePrices
+from vod.settings import Env, FrameSize
 
 INGEST_HANDLER = "lambdas.ingest.app.handler"
 WORKER_DOCKERFILE = "containers/ffmpeg/Dockerfile"
@@ -35,11 +36,12 @@ WORKER_IMAGE_EXCLUDE = [
     "**/__pycache__",
     "**/*.pyc",
 ]
-#: The worker extends a message's visibility every HEARTBEAT seconds by
-#: VISIBILITY seconds; the queue's own timeout covers the gap before the first
-#: beat, and a dead worker's job reappears at most VISIBILITY seconds later.
-HEARTBEAT = Duration.seconds(60)
-VISIBILITY = Duration.minutes(5)
+#: The worker extends a message's visibility, and renews its task's lease,
+#: every HEARTBEAT by VISIBILITY; the queue's own timeout covers the gap
+#: before the first beat. A dead worker's job reappears, and its lease runs
+#: out, at most VISIBILITY after its last beat: within a minute.
+HEARTBEAT = Duration.seconds(20)
+VISIBILITY = Duration.seconds(60)
 #: Fargate's ceiling for the SIGTERM-to-SIGKILL grace period. The worker
 #: gives up a job 20 s before it, to release the message in time.
 STOP_TIMEOUT = Duration.seconds(120)
@@ -54,8 +56,20 @@ class WorkerSize:
     memory_mib: int = 4096
     architecture: Architecture = Architecture.X86_64
     ephemeral_storage_gib: int = 50
-    max_tasks: int = 4
+    max_tasks: int = 10
     spot_percent: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TranscodeLimits:
+    """What the workers accept, how they split it and how long they may take;
+    see the README's knob table."""
+
+    chunk_seconds: int
+    max_source_minutes: int
+    max_frame_size: FrameSize
+    max_frame_rate: int
+    job_time_budget_factor: float
 
 
 class FargateTranscoder(Construct):
@@ -74,6 +88,8 @@ class FargateTranscoder(Construct):
         storage: VideoStorage,
         videos: VideoTable,
         size: WorkerSize,
+        limits: TranscodeLimits,
+        prices: FargatePrices,
         max_upload_bytes: int,
         max_receive_count: int = 3,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
@@ -196,6 +212,15 @@ class FargateTranscoder(Construct):
                 Env.STOP_TIMEOUT_SECONDS: str(WORKER_STOP_SECONDS),
                 Env.MAX_RECEIVE_COUNT: str(max_receive_count),
                 Env.WORK_DIR: "/tmp",  # noqa: S108 - the task's ephemeral disk
+                Env.CHUNK_SECONDS: str(limits.chunk_seconds),
+                Env.MAX_DURATION_SECONDS: str(limits.max_source_minutes * 60),
+                Env.MAX_FRAME_SIZE: str(limits.max_frame_size),
+                Env.MAX_FRAME_RATE: str(limits.max_frame_rate),
+                Env.JOB_TIME_FACTOR: f"{limits.job_time_budget_factor:g}",
+                Env.TASK_VCPU: f"{size.cpu / 1024:g}",
+                Env.TASK_MEMORY_MIB: str(size.memory_mib),
+                Env.USD_PER_VCPU_HOUR: str(prices.usd_per_vcpu_hour),
+                Env.USD_PER_GB_HOUR: str(prices.usd_per_gb_hour),
             },
             stop_timeout=STOP_TIMEOUT,
         )
