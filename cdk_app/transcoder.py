@@ -1,11 +1,12 @@
-"""The Fargate transcoder: an S3 event queues one job per upload, and FFmpeg
-workers on Fargate, scaled from zero on the queue's backlog, turn each job into
-an adaptive HLS ladder."""
+"""The Fargate transcoder: the ingest function queues one job per upload, and
+FFmpeg workers on Fargate, scaled from zero on the queue's backlog, turn each
+job into an adaptive HLS ladder."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -22,10 +23,10 @@ from cdk_app.config import Architecture
 from cdk_app.database import VideoTable
 from cdk_app.functions import LOG_RETENTION, ROOT, PythonLambda
 from cdk_app.storage import VideoStorage
+from cdk_app.transcoding import AlarmSpec
 from vod.costs import FargatePrices
-from vod.settings import Env, FrameSize
+from vod.settings import Env, FrameSize, Transcoder
 
-INGEST_HANDLER = "lambdas.ingest.app.handler"
 WORKER_DOCKERFILE = "containers/ffmpeg/Dockerfile"
 #: The image's build context is the repository root, narrowed to what the
 #: Dockerfile copies: the worker and the shared `vod` package.
@@ -46,6 +47,7 @@ VISIBILITY = Duration.seconds(60)
 #: gives up a job 20 s before it, to release the message in time.
 STOP_TIMEOUT = Duration.seconds(120)
 WORKER_STOP_SECONDS = 100
+DEFAULT_OLDEST_JOB_ALARM = Duration.minutes(30)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,11 +75,15 @@ class TranscodeLimits:
 
 
 class FargateTranscoder(Construct):
-    """Ingest Lambda -> jobs queue (+DLQ) -> FFmpeg workers on Fargate.
+    """Jobs queue (+DLQ) -> FFmpeg workers on Fargate; a ``VideoTranscoder``.
 
     :param max_receive_count: Default 3. Deliveries of one job before it moves
         to the dead-letter queue (known-bad inputs never get there: the worker
         marks them FAILED and deletes the message).
+    :param oldest_job_alarm: Default 30 minutes. Alarm when a job has waited
+        this long for a worker.
+    :param removal_policy: Default DESTROY. What happens to the log groups
+        when the stack is deleted.
     """
 
     def __init__(
@@ -90,11 +96,13 @@ class FargateTranscoder(Construct):
         size: WorkerSize,
         limits: TranscodeLimits,
         prices: FargatePrices,
-        max_upload_bytes: int,
         max_receive_count: int = 3,
+        oldest_job_alarm: Duration = DEFAULT_OLDEST_JOB_ALARM,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.max_receive_count = max_receive_count
+        self.oldest_job_alarm = oldest_job_alarm
         self.dead_letter_queue = sqs.Queue(
             self,
             "JobsDeadLetterQueue",
@@ -113,22 +121,6 @@ class FargateTranscoder(Construct):
                 queue=self.dead_letter_queue, max_receive_count=max_receive_count
             ),
         )
-
-        self.ingest_function = PythonLambda(
-            self,
-            "IngestFunction",
-            handler=INGEST_HANDLER,
-            description="Queues one transcode job per completed upload",
-            environment={
-                Env.TABLE_NAME: videos.dynamodb_table.table_name,
-                Env.JOBS_QUEUE_URL: self.jobs_queue.queue_url,
-                Env.MAX_UPLOAD_BYTES: str(max_upload_bytes),
-            },
-            removal_policy=removal_policy,
-        )
-        videos.grant_update_items(self.ingest_function.role)
-        self.jobs_queue.grant(self.ingest_function.role, "sqs:SendMessage")
-        storage.notify_on_upload(self.ingest_function.lambda_function)
 
         self.vpc = ec2.Vpc(
             self,
@@ -273,6 +265,81 @@ class FargateTranscoder(Construct):
             scaling_steps=_steps(size.max_tasks),
             cooldown=Duration.minutes(1),
         )
+
+    # --- VideoTranscoder ---------------------------------------------------
+
+    @property
+    def ingest_environment(self) -> Mapping[str, str]:
+        return {
+            Env.TRANSCODER: Transcoder.FARGATE.value,
+            Env.JOBS_QUEUE_URL: self.jobs_queue.queue_url,
+        }
+
+    def grant_submit(self, grantee: iam.IGrantable) -> None:
+        """SendMessage to the jobs queue."""
+        self.jobs_queue.grant(grantee, "sqs:SendMessage")
+
+    @property
+    def functions(self) -> Sequence[PythonLambda]:
+        return ()
+
+    def alarms(self) -> Sequence[AlarmSpec]:
+        return (
+            AlarmSpec(
+                "DeadLetterQueueNotEmpty",
+                self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
+                threshold=0,
+                description=(
+                    f"Transcode jobs failed {self.max_receive_count} times and "
+                    "wait in the DLQ"
+                ),
+            ),
+            AlarmSpec(
+                "OldestJobAge",
+                self.jobs_queue.metric_approximate_age_of_oldest_message(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
+                threshold=self.oldest_job_alarm.to_seconds(),
+                description="A transcode job has waited too long for a worker",
+            ),
+        )
+
+    def dashboard_widgets(self) -> Sequence[cloudwatch.IWidget]:
+        queue = self.jobs_queue
+        return (
+            cloudwatch.GraphWidget(
+                title="Transcode queue",
+                left=[
+                    queue.metric_approximate_number_of_messages_visible(),
+                    queue.metric_approximate_number_of_messages_not_visible(),
+                    self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                        label="Dead-letter queue"
+                    ),
+                ],
+                right=[queue.metric_approximate_age_of_oldest_message()],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Running worker tasks",
+                # Each running task reports one CPU sample per period, so the
+                # sample count is the number of tasks.
+                left=[
+                    self.fargate_service.metric_cpu_utilization(
+                        statistic="SampleCount",
+                        period=Duration.minutes(1),
+                        label="Running tasks",
+                    )
+                ],
+                width=12,
+            ),
+        )
+
+    def outputs(self) -> Mapping[str, str]:
+        return {"JobsQueueUrl": self.jobs_queue.queue_url}
+
+    # --- its parts ------------------------------------------------------------
 
     @property
     def task_arn_pattern(self) -> str:

@@ -50,7 +50,7 @@ def _actions(statements: list[dict[str, Any]]) -> set[str]:
 
 
 def test_uploads_notify_the_ingest_function_for_every_create_kind(synth):
-    ingest, _ = _one(synth, "AWS::Lambda::Function", "TranscoderIngestFunction")
+    ingest, _ = _one(synth, "AWS::Lambda::Function", "IngestFunction")
     _, notifications = _one(synth, "Custom::S3BucketNotifications")
     props = notifications["Properties"]
     assert props["BucketName"] == {"Ref": "StorageSourceBucketB2F37168"}
@@ -249,7 +249,7 @@ def test_every_scaling_alarm_watches_the_jobs_backlog(synth):
 
 def test_ingest_function_may_only_update_records_and_send_jobs(synth):
     queue, _ = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
-    statements = _statements(synth, "TranscoderIngestFunctionRoleDefaultPolicy")
+    statements = _statements(synth, "IngestFunctionRoleDefaultPolicy")
     assert _actions(statements) == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -325,7 +325,6 @@ def graviton_spot() -> dict[str, Any]:
             job_time_budget_factor=2.5,
         ),
         prices=FargatePrices.list_price("arm64"),
-        max_upload_bytes=1024**3,
         max_receive_count=5,
     )
     return dict(Template.from_stack(stack).to_json())

@@ -34,7 +34,7 @@ OUTPUT = "StorageOutputBucketCD2EEB3A"
 TABLE = "VideosTable41110721"
 QUEUE = "TranscoderJobsQueue80B55895"
 DLQ = "TranscoderJobsDeadLetterQueue6147221E"
-INGEST = "TranscoderIngestFunction8106D5D6"
+INGEST = "IngestFunction83726A21"
 
 
 @pytest.fixture(scope="module")

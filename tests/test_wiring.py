@@ -22,7 +22,7 @@ from vod.keys import UPLOADS_PREFIX
 SOURCE = "StorageSourceBucketB2F37168"
 OUTPUT = "StorageOutputBucketCD2EEB3A"
 UPLOAD = "UploadApiUploadFunction29DF3109"
-INGEST = "TranscoderIngestFunction8106D5D6"
+INGEST = "IngestFunction83726A21"
 TIMEOUT = 10
 
 
