@@ -15,6 +15,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -28,6 +29,12 @@ from vod.costs import FargatePrices
 from vod.settings import Env, FrameSize, Transcoder
 
 WORKER_DOCKERFILE = "containers/ffmpeg/Dockerfile"
+DEAD_JOBS_HANDLER = "lambdas.dead_jobs.app.handler"
+#: Each message is one read and at most one write of a record.
+DEAD_JOBS_TIMEOUT = Duration.seconds(30)
+#: Lambda's advice for a queue it polls: a visibility timeout of six times
+#: the function's timeout, so that a retried batch is not seen twice at once.
+DEAD_LETTER_VISIBILITY = Duration.seconds(6 * 30)
 #: The image's build context is the repository root, narrowed to what the
 #: Dockerfile copies: the worker and the shared `vod` package.
 WORKER_IMAGE_EXCLUDE = [
@@ -109,6 +116,7 @@ class FargateTranscoder(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
+            visibility_timeout=DEAD_LETTER_VISIBILITY,
         )
         self.jobs_queue = sqs.Queue(
             self,
@@ -120,6 +128,24 @@ class FargateTranscoder(Construct):
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=max_receive_count
             ),
+        )
+        # A dead-lettered job's video would stay PROCESSING forever: no job
+        # for its task is left. This consumer fails it, with the reason.
+        self.dead_jobs_function = PythonLambda(
+            self,
+            "DeadJobsFunction",
+            handler=DEAD_JOBS_HANDLER,
+            description="Fails the video of each dead-lettered transcode job",
+            environment={Env.TABLE_NAME: videos.dynamodb_table.table_name},
+            timeout=DEAD_JOBS_TIMEOUT,
+            removal_policy=removal_policy,
+        )
+        videos.grant_read_items(self.dead_jobs_function.role)
+        videos.grant_update_items(self.dead_jobs_function.role)
+        self.dead_jobs_function.lambda_function.add_event_source(
+            sources.SqsEventSource(
+                self.dead_letter_queue, batch_size=10, report_batch_item_failures=True
+            )
         )
 
         self.vpc = ec2.Vpc(
@@ -281,19 +307,23 @@ class FargateTranscoder(Construct):
 
     @property
     def functions(self) -> Sequence[PythonLambda]:
-        return ()
+        return (self.dead_jobs_function,)
 
     def alarms(self) -> Sequence[AlarmSpec]:
         return (
+            # The consumer empties the dead-letter queue at once, so its depth
+            # says nothing; every message that arrives is received, though.
             AlarmSpec(
-                "DeadLetterQueueNotEmpty",
-                self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(1), statistic="Maximum"
+                "JobsDeadLettered",
+                self.dead_letter_queue.metric_number_of_messages_received(
+                    period=Duration.minutes(5), statistic="Sum"
                 ),
                 threshold=0,
                 description=(
-                    f"Transcode jobs failed {self.max_receive_count} times and "
-                    "wait in the DLQ"
+                    f"A transcode job was delivered {self.max_receive_count} "
+                    "times without finishing and went to the dead-letter "
+                    "queue; the dead-jobs function failed its video with the "
+                    "reason, unless its task got done after all"
                 ),
             ),
             AlarmSpec(
@@ -314,8 +344,8 @@ class FargateTranscoder(Construct):
                 left=[
                     queue.metric_approximate_number_of_messages_visible(),
                     queue.metric_approximate_number_of_messages_not_visible(),
-                    self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                        label="Dead-letter queue"
+                    self.dead_letter_queue.metric_number_of_messages_received(
+                        label="Dead-lettered jobs", statistic="Sum"
                     ),
                 ],
                 right=[queue.metric_approximate_age_of_oldest_message()],

@@ -96,7 +96,8 @@ def test_the_switch_only_touches_the_transcoder_the_ingest_grants_and_monitoring
     monitoring = {c for c in changed if c.startswith("Monitoring")}
     assert {c[:-8] for c in monitoring} == {  # logical ids end in a hash
         "MonitoringDashboard",
-        "MonitoringDeadLetterQueueNotEmpty",
+        "MonitoringJobsDeadLettered",
+        "MonitoringDeadJobsFunctionErrors",
         "MonitoringOldestJobAge",
         "MonitoringStatusFunctionErrors",
     }

@@ -260,6 +260,56 @@ def test_ingest_function_may_only_update_records_and_send_jobs(synth):
     assert send["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
 
 
+def test_dead_lettered_jobs_feed_the_dead_jobs_function(synth):
+    dlq, dlq_resource = _one(synth, "AWS::SQS::Queue", "TranscoderJobsDeadLetterQueue")
+    function, resource = _one(synth, "AWS::Lambda::Function", "TranscoderDeadJobs")
+    props = resource["Properties"]
+    assert props["Handler"] == "lambdas.dead_jobs.app.handler"
+    assert props["Environment"]["Variables"] == {
+        Env.TABLE_NAME: {"Ref": "VideosTable41110721"}
+    }
+    (mapping,) = [
+        m["Properties"]
+        for m in synth.resources(STACK, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [dlq, "Arn"]}
+    ]
+    assert mapping["FunctionName"] == {"Ref": function}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 10
+    # Lambda wants the queue to hide a received batch for longer than the
+    # function may take on it.
+    visibility = dlq_resource["Properties"]["VisibilityTimeout"]
+    assert visibility >= 6 * props["Timeout"]
+
+
+def test_the_dead_jobs_function_reads_and_updates_records_and_consumes_the_dlq(
+    synth,
+):
+    dlq, _ = _one(synth, "AWS::SQS::Queue", "TranscoderJobsDeadLetterQueue")
+    statements = _statements(synth, "TranscoderDeadJobsFunctionRoleDefaultPolicy")
+    by_action = {}
+    for statement in statements:
+        for action in _actions([statement]):
+            by_action[action] = statement
+    assert set(by_action) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "sqs:ReceiveMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueUrl",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    }
+    for action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+        assert by_action[action]["Resource"] == {
+            "Fn::GetAtt": ["VideosTable41110721", "Arn"]
+        }
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
+        assert by_action[action]["Resource"] == {"Fn::GetAtt": [dlq, "Arn"]}
+
+
 def test_task_role_has_exactly_the_workers_rights(synth):
     queue, _ = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
     statements = _statements(synth, "TranscoderWorkerTaskTaskRoleDefaultPolicy")
