@@ -151,6 +151,14 @@ def _acknowledge_mediaconvert(
         "MediaConvert assigns at submission, so IAM can name it only with a "
         "wildcard; the job template and the queue are named exactly.",
     )
+    _acknowledge(
+        _default_policy(transcoder.status_function.role),
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:mediaconvert:"
+        "<AWS::Region>:<AWS::AccountId>:jobs/*]",
+        "mediaconvert:GetJob on the account's jobs, to read a finished job's "
+        "acceleration (its price tier): job ids are assigned at submission, "
+        "so IAM can name them only with a wildcard. GetJob only reads.",
+    )
 
 
 def acknowledge_events(video_events: VideoEvents) -> None:

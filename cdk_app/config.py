@@ -17,7 +17,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from vod.costs import FargatePrices
+from vod.costs import (
+    MEDIACONVERT_BASIC_USD_PER_MINUTE,
+    MEDIACONVERT_PRO_USD_PER_MINUTE,
+    FargatePrices,
+)
 from vod.ladder import SEGMENT_SECONDS
 from vod.settings import FrameSize, Transcoder
 
@@ -404,6 +408,22 @@ KNOBS: tuple[Knob, ...] = (
         _optional(_positive_number()),
     ),
     Knob(
+        "mediaConvertBasicUsdPerMinute",
+        MEDIACONVERT_BASIC_USD_PER_MINUTE,
+        "a number above 0",
+        "Price of a MediaConvert Basic-tier normalized minute, for the READY "
+        "record's cost (default: us-east-1 on-demand list price).",
+        _positive_number(),
+    ),
+    Knob(
+        "mediaConvertProUsdPerMinute",
+        MEDIACONVERT_PRO_USD_PER_MINUTE,
+        "a number above 0",
+        "Price of a MediaConvert Professional-tier normalized minute (what an "
+        "accelerated job bills), for the READY record's cost.",
+        _positive_number(),
+    ),
+    Knob(
         "playbackKeyGroupId",
         None,
         "null, or a CloudFront key group id",
@@ -464,6 +484,8 @@ class PlatformConfig:
     job_time_budget_factor: float
     fargate_usd_per_vcpu_hour: float | None
     fargate_usd_per_gb_hour: float | None
+    media_convert_basic_usd_per_minute: float
+    media_convert_pro_usd_per_minute: float
     playback_key_group_id: tuple[str, ...] | None
     events_email: tuple[str, ...] | None
     alarm_email: tuple[str, ...] | None

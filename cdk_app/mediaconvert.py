@@ -21,8 +21,10 @@ from cdk_app.storage import VideoStorage
 from cdk_app.transcoding import AlarmSpec
 from lambdas.mediaconvert.job import (
     HANDLED_STATUSES,
+    LIST_PRICES,
     PIPELINE_KEY,
     STATUS_UPDATE_INTERVAL,
+    TierPrices,
     template_settings,
 )
 from vod.settings import Env, Transcoder
@@ -42,6 +44,9 @@ class MediaConvertTranscoder(Construct):
     matches it, so jobs of other stacks in the account never reach the status
     Lambda. The ladder is the shared default (``vod.ladder``).
 
+    :param prices: Default the us-east-1 list prices. USD per normalized
+        minute in the Basic and the Professional tier, for the READY
+        record's cost.
     :param removal_policy: Default DESTROY. What happens to the functions'
         log groups when the stack is deleted.
     """
@@ -53,6 +58,7 @@ class MediaConvertTranscoder(Construct):
         *,
         storage: VideoStorage,
         videos: VideoTable,
+        prices: TierPrices = LIST_PRICES,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -81,10 +87,20 @@ class MediaConvertTranscoder(Construct):
             "StatusFunction",
             handler=STATUS_HANDLER,
             description="Moves video records on MediaConvert job state changes",
-            environment={Env.TABLE_NAME: videos.dynamodb_table.table_name},
+            environment={
+                Env.TABLE_NAME: videos.dynamodb_table.table_name,
+                Env.MEDIACONVERT_BASIC_USD_PER_MINUTE: str(prices.basic_usd_per_minute),
+                Env.MEDIACONVERT_PRO_USD_PER_MINUTE: str(prices.pro_usd_per_minute),
+            },
             removal_policy=removal_policy,
         )
         videos.grant_update_items(self.status_function.role)
+        # A finished job's tier, for its cost: the events do not carry it.
+        iam.Grant.add_to_principal(
+            grantee=self.status_function.role,
+            actions=["mediaconvert:GetJob"],
+            resource_arns=[self.job_arn_pattern],
+        )
         self.job_state_rule = events.Rule(
             self,
             "JobStateRule",

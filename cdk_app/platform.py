@@ -26,6 +26,7 @@ from cdk_app.storage import VideoStorage
 from cdk_app.transcoder import FargateTranscoder, TranscodeLimits, WorkerSize
 from cdk_app.transcoding import VideoTranscoder
 from cdk_app.upload_api import ExternalIssuer, UploadApi, UploadLimits
+from lambdas.mediaconvert.job import TierPrices
 from vod.settings import Env, Transcoder
 
 STACK_NAME = "Vod"
@@ -145,6 +146,10 @@ class VodStack(Stack):
                 "Transcoder",
                 storage=self.storage,
                 videos=self.videos,
+                prices=TierPrices(
+                    basic_usd_per_minute=config.media_convert_basic_usd_per_minute,
+                    pro_usd_per_minute=config.media_convert_pro_usd_per_minute,
+                ),
                 removal_policy=removal_policy,
             )
         return FargateTranscoder(

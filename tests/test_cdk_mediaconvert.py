@@ -167,7 +167,12 @@ def test_the_rule_sends_only_our_jobs_state_changes_to_the_status_function(synth
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "dynamodb:UpdateItem",
+        "mediaconvert:GetJob",
     }
+    assert json.dumps(grants["mediaconvert:GetJob"]["Resource"]).endswith(':jobs/*"]]}')
+    env = function["Properties"]["Environment"]["Variables"]
+    assert float(env[Env.MEDIACONVERT_BASIC_USD_PER_MINUTE]) == 0.0075
+    assert float(env[Env.MEDIACONVERT_PRO_USD_PER_MINUTE]) == 0.012
 
 
 def test_no_queue_or_fargate_workers_exist_in_this_mode(synth):

@@ -86,6 +86,7 @@ def test_transcode_limits_and_prices_arrive_as_strings_and_are_parsed():
             maxFrameRate="120",
             jobTimeBudgetFactor="2.5",
             fargateUsdPerVcpuHour="0.05",
+            mediaConvertProUsdPerMinute="0.02",
         )
     )
     assert config.chunk_seconds == 30
@@ -93,6 +94,7 @@ def test_transcode_limits_and_prices_arrive_as_strings_and_are_parsed():
     assert config.max_frame_size == FrameSize(1920, 1080), "orientation-free"
     assert config.max_frame_rate == 120
     assert config.job_time_budget_factor == 2.5
+    assert config.media_convert_pro_usd_per_minute == 0.02
 
 
 def test_fargate_prices_default_to_the_list_price_of_the_architecture():
@@ -148,6 +150,8 @@ def test_a_json_list_of_origins_is_accepted():
         ("jobTimeBudgetFactor", True, "a number from 1 to 100"),
         ("fargateUsdPerVcpuHour", 0, "a number above 0"),
         ("fargateUsdPerGbHour", "cheap", "a number above 0"),
+        ("mediaConvertBasicUsdPerMinute", -0.01, "a number above 0"),
+        ("mediaConvertProUsdPerMinute", "inf", "a number above 0"),
     ],
 )
 def test_bad_values_name_the_knob_the_value_and_the_range(key, value, allowed):
