@@ -8,6 +8,7 @@ acknowledgement names one finding on one construct and says why it is true.
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, App, CfnResource, Stack, Validations
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
@@ -17,6 +18,7 @@ from cdk_app.events import VideoEvents
 from cdk_app.mediaconvert import MediaConvertTranscoder
 from cdk_app.storage import VideoStorage
 from cdk_app.transcoder import FargateTranscoder
+from cdk_app.transcoding import VideoTranscoder
 from cdk_app.upload_api import UploadApi
 from vod.keys import OUTPUTS_PREFIX, UPLOADS_PREFIX
 
@@ -96,8 +98,20 @@ def acknowledge_upload_api(api: UploadApi, storage: VideoStorage) -> None:
 
 
 def acknowledge_transcoder(
-    transcoder: FargateTranscoder, storage: VideoStorage
+    transcoder: VideoTranscoder, storage: VideoStorage, *, submitter: iam.IRole
 ) -> None:
+    """The transcoder's own findings, and those of the grant that lets
+    ``submitter`` (the ingest function's role) hand it uploads. Only here do
+    the kinds of transcoder differ: their findings do."""
+    if isinstance(transcoder, FargateTranscoder):
+        _acknowledge_fargate(transcoder, storage)
+    elif isinstance(transcoder, MediaConvertTranscoder):
+        _acknowledge_mediaconvert(transcoder, storage, submitter)
+    else:
+        raise TypeError(f"no acknowledgements known for {type(transcoder).__name__}")
+
+
+def _acknowledge_fargate(transcoder: FargateTranscoder, storage: VideoStorage) -> None:
     task_policy = _default_policy(transcoder.task_definition.task_role)
     _acknowledge_prefix_grants(task_policy, _source_and_output(storage))
     _acknowledge(
@@ -123,19 +137,27 @@ def acknowledge_transcoder(
     )
 
 
-def acknowledge_mediaconvert(
-    transcoder: MediaConvertTranscoder, storage: VideoStorage
+def _acknowledge_mediaconvert(
+    transcoder: MediaConvertTranscoder, storage: VideoStorage, submitter: iam.IRole
 ) -> None:
     _acknowledge_prefix_grants(
         _default_policy(transcoder.mediaconvert_role), _source_and_output(storage)
     )
     _acknowledge(
-        _default_policy(transcoder.ingest_function.role),
+        _default_policy(submitter),
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:mediaconvert:"
         "<AWS::Region>:<AWS::AccountId>:jobs/*]",
         "mediaconvert:CreateJob authorizes the new job's ARN, whose id "
         "MediaConvert assigns at submission, so IAM can name it only with a "
         "wildcard; the job template and the queue are named exactly.",
+    )
+    _acknowledge(
+        _default_policy(transcoder.status_function.role),
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:mediaconvert:"
+        "<AWS::Region>:<AWS::AccountId>:jobs/*]",
+        "mediaconvert:GetJob on the account's jobs, to read a finished job's "
+        "acceleration (its price tier): job ids are assigned at submission, "
+        "so IAM can name them only with a wildcard. GetJob only reads.",
     )
 
 

@@ -12,11 +12,18 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from vod.settings import Transcoder
+from vod.costs import (
+    MEDIACONVERT_BASIC_USD_PER_MINUTE,
+    MEDIACONVERT_PRO_USD_PER_MINUTE,
+    FargatePrices,
+)
+from vod.ladder import SEGMENT_SECONDS
+from vod.settings import FrameSize, Transcoder
 
 GIB = 1024**3
 MIB = 1024**2
@@ -86,6 +93,63 @@ def _int_range(low: int, high: int) -> Callable[[str, Any], int]:
         if not low <= number <= high:
             raise _fail(key, value, f"an integer from {low} to {high}")
         return number
+
+    return parse
+
+
+def _int_multiple(step: int, high: int) -> Callable[[str, Any], int]:
+    allowed = f"a multiple of {step} from {step} to {high}"
+
+    def parse(key: str, value: Any) -> int:
+        try:
+            number = _int_range(step, high)(key, value)
+        except ConfigError:
+            raise _fail(key, value, allowed) from None
+        if number % step:
+            raise _fail(key, value, allowed)
+        return number
+
+    return parse
+
+
+def _number(
+    allowed: str, accepts: Callable[[float], bool]
+) -> Callable[[str, Any], float]:
+    def parse(key: str, value: Any) -> float:
+        if isinstance(value, bool):
+            raise _fail(key, value, allowed)
+        try:
+            number = float(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            raise _fail(key, value, allowed) from None
+        if not math.isfinite(number) or not accepts(number):
+            raise _fail(key, value, allowed)
+        return number
+
+    return parse
+
+
+def _number_range(low: float, high: float) -> Callable[[str, Any], float]:
+    return _number(f"a number from {low:g} to {high:g}", lambda n: low <= n <= high)
+
+
+def _positive_number() -> Callable[[str, Any], float]:
+    return _number("a number above 0", lambda n: n > 0)
+
+
+def _frame_size(low: int, high: int) -> Callable[[str, Any], FrameSize]:
+    allowed = f"WIDTHxHEIGHT like 3840x2160, each side from {low} to {high}"
+
+    def parse(key: str, value: Any) -> FrameSize:
+        if not isinstance(value, str):
+            raise _fail(key, value, allowed)
+        try:
+            size = FrameSize.parse(value)
+        except ValueError:
+            raise _fail(key, value, allowed) from None
+        if not low <= size.short_side <= size.long_side <= high:
+            raise _fail(key, value, allowed)
+        return size
 
     return parse
 
@@ -275,9 +339,10 @@ KNOBS: tuple[Knob, ...] = (
     ),
     Knob(
         "workerMaxTasks",
-        4,
+        10,
         "1 to 100",
-        "Most worker tasks running at once; the service scales from 0 on queue depth.",
+        "Most worker tasks running at once; the service scales from 0 on the "
+        "jobs queue's backlog, and every chunk of a long video is a job.",
         _int_range(1, 100),
     ),
     Knob(
@@ -287,6 +352,76 @@ KNOBS: tuple[Knob, ...] = (
         "Share of worker tasks placed on Fargate Spot. The worker hands its job "
         "back on Spot's SIGTERM, so interruptions only cost time.",
         _int_range(0, 100),
+    ),
+    Knob(
+        "chunkSeconds",
+        60,
+        f"a multiple of {SEGMENT_SECONDS} from {SEGMENT_SECONDS} to 600",
+        "A source longer than this is encoded in chunks of this many seconds, "
+        "each a job of its own, by up to workerMaxTasks workers at once.",
+        _int_multiple(SEGMENT_SECONDS, 600),
+    ),
+    Knob(
+        "maxSourceMinutes",
+        360,
+        "1 to 1440",
+        "Longest source the workers transcode; a longer one ends FAILED.",
+        _int_range(1, 1440),
+    ),
+    Knob(
+        "maxFrameSize",
+        "3840x2160",
+        "WIDTHxHEIGHT, each side 16 to 8192",
+        "Largest source frame the workers transcode, in either orientation; a "
+        "larger one ends FAILED.",
+        _frame_size(16, 8192),
+    ),
+    Knob(
+        "maxFrameRate",
+        240,
+        "1 to 1000",
+        "Highest source frame rate the workers transcode; a higher one ends FAILED.",
+        _int_range(1, 1000),
+    ),
+    Knob(
+        "jobTimeBudgetFactor",
+        10,
+        "a number from 1 to 100",
+        "A worker task may take this many seconds per second of media it "
+        "encodes, plus 120 s, before it is stopped and its video FAILS.",
+        _number_range(1, 100),
+    ),
+    Knob(
+        "fargateUsdPerVcpuHour",
+        None,
+        "null, or a number above 0",
+        "Price of a worker vCPU-hour for the READY record's cost; null is the "
+        "us-east-1 on-demand list price for workerArchitecture.",
+        _optional(_positive_number()),
+    ),
+    Knob(
+        "fargateUsdPerGbHour",
+        None,
+        "null, or a number above 0",
+        "Price of a worker GB-hour of memory for the READY record's cost; null "
+        "is the us-east-1 on-demand list price for workerArchitecture.",
+        _optional(_positive_number()),
+    ),
+    Knob(
+        "mediaConvertBasicUsdPerMinute",
+        MEDIACONVERT_BASIC_USD_PER_MINUTE,
+        "a number above 0",
+        "Price of a MediaConvert Basic-tier normalized minute, for the READY "
+        "record's cost (default: us-east-1 on-demand list price).",
+        _positive_number(),
+    ),
+    Knob(
+        "mediaConvertProUsdPerMinute",
+        MEDIACONVERT_PRO_USD_PER_MINUTE,
+        "a number above 0",
+        "Price of a MediaConvert Professional-tier normalized minute (what an "
+        "accelerated job bills), for the READY record's cost.",
+        _positive_number(),
     ),
     Knob(
         "playbackKeyGroupId",
@@ -342,6 +477,15 @@ class PlatformConfig:
     worker_ephemeral_storage_gib: int
     worker_max_tasks: int
     worker_spot_percent: int
+    chunk_seconds: int
+    max_source_minutes: int
+    max_frame_size: FrameSize
+    max_frame_rate: int
+    job_time_budget_factor: float
+    fargate_usd_per_vcpu_hour: float | None
+    fargate_usd_per_gb_hour: float | None
+    media_convert_basic_usd_per_minute: float
+    media_convert_pro_usd_per_minute: float
     playback_key_group_id: tuple[str, ...] | None
     events_email: tuple[str, ...] | None
     alarm_email: tuple[str, ...] | None
@@ -378,6 +522,17 @@ class PlatformConfig:
     @property
     def alarm_address(self) -> str | None:
         return self.alarm_email[0] if self.alarm_email else None
+
+    @property
+    def fargate_prices(self) -> FargatePrices:
+        """The price knobs, each null one replaced by the list price for the
+        workers' architecture."""
+        listed = FargatePrices.list_price(self.worker_architecture.value)
+        vcpu, gb = self.fargate_usd_per_vcpu_hour, self.fargate_usd_per_gb_hour
+        return FargatePrices(
+            usd_per_vcpu_hour=listed.usd_per_vcpu_hour if vcpu is None else vcpu,
+            usd_per_gb_hour=listed.usd_per_gb_hour if gb is None else gb,
+        )
 
     @property
     def is_prod(self) -> bool:

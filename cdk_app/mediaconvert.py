@@ -1,10 +1,14 @@
-"""The MediaConvert transcoder: an S3 event submits one MediaConvert job per
-upload from a job template that mirrors the Fargate ladder, and MediaConvert's
-job state changes, through EventBridge, move the video's record."""
+"""The MediaConvert transcoder: the ingest function submits one MediaConvert
+job per upload from a job template that mirrors the Fargate ladder, and
+MediaConvert's job state changes, through EventBridge, move the video's
+record."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -14,11 +18,13 @@ from constructs import Construct
 from cdk_app.database import VideoTable
 from cdk_app.functions import PythonLambda
 from cdk_app.storage import VideoStorage
-from cdk_app.transcoder import INGEST_HANDLER
+from cdk_app.transcoding import AlarmSpec
 from lambdas.mediaconvert.job import (
     HANDLED_STATUSES,
+    LIST_PRICES,
     PIPELINE_KEY,
     STATUS_UPDATE_INTERVAL,
+    TierPrices,
     template_settings,
 )
 from vod.settings import Env, Transcoder
@@ -31,13 +37,16 @@ QUEUE_NAME = "Default"
 
 
 class MediaConvertTranscoder(Construct):
-    """Ingest Lambda -> MediaConvert job -> EventBridge -> status Lambda.
+    """MediaConvert job -> EventBridge -> status Lambda; a ``VideoTranscoder``.
 
     The job template's name doubles as this stack's mark on its jobs: the
     ingest Lambda puts it in each job's UserMetadata and the EventBridge rule
     matches it, so jobs of other stacks in the account never reach the status
     Lambda. The ladder is the shared default (``vod.ladder``).
 
+    :param prices: Default the us-east-1 list prices. USD per normalized
+        minute in the Basic and the Professional tier, for the READY
+        record's cost.
     :param removal_policy: Default DESTROY. What happens to the functions'
         log groups when the stack is deleted.
     """
@@ -49,7 +58,7 @@ class MediaConvertTranscoder(Construct):
         *,
         storage: VideoStorage,
         videos: VideoTable,
-        max_upload_bytes: int,
+        prices: TierPrices = LIST_PRICES,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -71,34 +80,27 @@ class MediaConvertTranscoder(Construct):
         storage.grant_read_uploads(self.mediaconvert_role)
         storage.grant_write_outputs(self.mediaconvert_role)
 
-        self.ingest_function = PythonLambda(
-            self,
-            "IngestFunction",
-            handler=INGEST_HANDLER,
-            description="Submits one MediaConvert job per completed upload",
-            environment={
-                Env.TABLE_NAME: videos.dynamodb_table.table_name,
-                Env.TRANSCODER: Transcoder.MEDIACONVERT.value,
-                Env.MAX_UPLOAD_BYTES: str(max_upload_bytes),
-                Env.OUTPUT_BUCKET: storage.output_bucket.bucket_name,
-                Env.MEDIACONVERT_ROLE_ARN: self.mediaconvert_role.role_arn,
-                Env.MEDIACONVERT_JOB_TEMPLATE: template_name,
-            },
-            removal_policy=removal_policy,
-        )
-        videos.grant_update_items(self.ingest_function.role)
-        self.grant_submit(self.ingest_function.role)
-        storage.notify_on_upload(self.ingest_function.lambda_function)
+        self._output_bucket = storage.output_bucket
 
         self.status_function = PythonLambda(
             self,
             "StatusFunction",
             handler=STATUS_HANDLER,
             description="Moves video records on MediaConvert job state changes",
-            environment={Env.TABLE_NAME: videos.dynamodb_table.table_name},
+            environment={
+                Env.TABLE_NAME: videos.dynamodb_table.table_name,
+                Env.MEDIACONVERT_BASIC_USD_PER_MINUTE: str(prices.basic_usd_per_minute),
+                Env.MEDIACONVERT_PRO_USD_PER_MINUTE: str(prices.pro_usd_per_minute),
+            },
             removal_policy=removal_policy,
         )
         videos.grant_update_items(self.status_function.role)
+        # A finished job's tier, for its cost: the events do not carry it.
+        iam.Grant.add_to_principal(
+            grantee=self.status_function.role,
+            actions=["mediaconvert:GetJob"],
+            resource_arns=[self.job_arn_pattern],
+        )
         self.job_state_rule = events.Rule(
             self,
             "JobStateRule",
@@ -114,19 +116,16 @@ class MediaConvertTranscoder(Construct):
             targets=[targets.LambdaFunction(self.status_function.lambda_function)],
         )
 
-    @property
-    def queue_arn(self) -> str:
-        return Stack.of(self).format_arn(
-            service="mediaconvert", resource="queues", resource_name=QUEUE_NAME
-        )
+    # --- VideoTranscoder ---------------------------------------------------
 
     @property
-    def job_arn_pattern(self) -> str:
-        """Every job of the account (ids are assigned at submission, so IAM
-        can only name a new job with a wildcard)."""
-        return Stack.of(self).format_arn(
-            service="mediaconvert", resource="jobs", resource_name="*"
-        )
+    def ingest_environment(self) -> Mapping[str, str]:
+        return {
+            Env.TRANSCODER: Transcoder.MEDIACONVERT.value,
+            Env.OUTPUT_BUCKET: self._output_bucket.bucket_name,
+            Env.MEDIACONVERT_ROLE_ARN: self.mediaconvert_role.role_arn,
+            Env.MEDIACONVERT_JOB_TEMPLATE: self.job_template.attr_name,
+        }
 
     def grant_submit(self, grantee: iam.IGrantable) -> None:
         """CreateJob from this construct's template on the default queue, and
@@ -146,4 +145,35 @@ class MediaConvertTranscoder(Construct):
             actions=["iam:PassRole"],
             resource_arns=[self.mediaconvert_role.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": MEDIACONVERT_SERVICE}},
+        )
+
+    @property
+    def functions(self) -> Sequence[PythonLambda]:
+        return (self.status_function,)
+
+    def alarms(self) -> Sequence[AlarmSpec]:
+        """None beyond the status function's errors: a failed job fails its
+        video, which the lifecycle events report."""
+        return ()
+
+    def dashboard_widgets(self) -> Sequence[cloudwatch.IWidget]:
+        return ()
+
+    def outputs(self) -> Mapping[str, str]:
+        return {"MediaConvertJobTemplateName": self.job_template.attr_name}
+
+    # --- its parts ------------------------------------------------------------
+
+    @property
+    def queue_arn(self) -> str:
+        return Stack.of(self).format_arn(
+            service="mediaconvert", resource="queues", resource_name=QUEUE_NAME
+        )
+
+    @property
+    def job_arn_pattern(self) -> str:
+        """Every job of the account (ids are assigned at submission, so IAM
+        can only name a new job with a wildcard)."""
+        return Stack.of(self).format_arn(
+            service="mediaconvert", resource="jobs", resource_name="*"
         )

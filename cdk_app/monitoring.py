@@ -9,20 +9,18 @@ from aws_cdk import Duration
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
-from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app.events import VideoEvents
 from cdk_app.functions import PythonLambda
+from cdk_app.transcoding import AlarmSpec, VideoTranscoder
 from vod.model import Status
 
 FIVE_MINUTES = Duration.minutes(5)
-DEFAULT_OLDEST_JOB_ALARM = Duration.minutes(30)
 #: Alarm when more than this share of API requests fail on the server side.
 API_5XX_RATE_PERCENT = 1
 
@@ -30,12 +28,10 @@ API_5XX_RATE_PERCENT = 1
 class Monitoring(Construct):
     """A dashboard and alarms, all to one SNS topic.
 
-    Alarms: the dead-letter queue is not empty; the oldest job waited longer
-    than ``oldest_job_alarm`` (Default 30 minutes); the API's 5xx rate is
-    above 1 % over 5 minutes; any function reports an error.
+    Alarms: the API's 5xx rate is above 1 % over 5 minutes; any function
+    reports an error; and whatever the transcoder names about its own health.
 
-    :param jobs_queue, dead_letter_queue, worker_service: Default None (the
-        MediaConvert mode has no queue and no workers).
+    :param functions: every function of the platform, the transcoder's too.
     :param alarm_email: Default None. An address subscribed to the alarms
         topic (the subscription must be confirmed).
     """
@@ -48,10 +44,7 @@ class Monitoring(Construct):
         http_api: apigwv2.HttpApi,
         functions: Sequence[PythonLambda],
         video_events: VideoEvents,
-        jobs_queue: sqs.IQueue | None = None,
-        dead_letter_queue: sqs.IQueue | None = None,
-        worker_service: ecs.FargateService | None = None,
-        oldest_job_alarm: Duration = DEFAULT_OLDEST_JOB_ALARM,
+        transcoder: VideoTranscoder,
         alarm_email: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -84,37 +77,25 @@ class Monitoring(Construct):
             label="API 5xx rate (%)",
         )
         self._alarm(
-            "Api5xxRate",
-            error_rate,
-            threshold=API_5XX_RATE_PERCENT,
-            description=f"Over {API_5XX_RATE_PERCENT}% of API requests got a 5xx",
+            AlarmSpec(
+                "Api5xxRate",
+                error_rate,
+                threshold=API_5XX_RATE_PERCENT,
+                description=f"Over {API_5XX_RATE_PERCENT}% of API requests got a 5xx",
+            )
         )
         for function in functions:
             name = function.node.id
             self._alarm(
-                f"{name}Errors",
-                function.lambda_function.metric_errors(period=FIVE_MINUTES),
-                threshold=0,
-                description=f"{name} reported errors",
+                AlarmSpec(
+                    f"{name}Errors",
+                    function.lambda_function.metric_errors(period=FIVE_MINUTES),
+                    threshold=0,
+                    description=f"{name} reported errors",
+                )
             )
-        if dead_letter_queue is not None:
-            self._alarm(
-                "DeadLetterQueueNotEmpty",
-                dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(1), statistic="Maximum"
-                ),
-                threshold=0,
-                description="Transcode jobs failed 3 times and wait in the DLQ",
-            )
-        if jobs_queue is not None:
-            self._alarm(
-                "OldestJobAge",
-                jobs_queue.metric_approximate_age_of_oldest_message(
-                    period=Duration.minutes(1), statistic="Maximum"
-                ),
-                threshold=oldest_job_alarm.to_seconds(),
-                description="A transcode job has waited too long for a worker",
-            )
+        for spec in transcoder.alarms():
+            self._alarm(spec)
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", period_override=None)
         self.dashboard.add_widgets(
@@ -168,59 +149,23 @@ class Monitoring(Construct):
                 width=12,
             ),
         )
-        if jobs_queue is not None and dead_letter_queue is not None:
-            queue_widgets: list[cloudwatch.IWidget] = [
-                cloudwatch.GraphWidget(
-                    title="Transcode queue",
-                    left=[
-                        jobs_queue.metric_approximate_number_of_messages_visible(),
-                        jobs_queue.metric_approximate_number_of_messages_not_visible(),
-                        dead_letter_queue.metric_approximate_number_of_messages_visible(
-                            label="Dead-letter queue"
-                        ),
-                    ],
-                    right=[jobs_queue.metric_approximate_age_of_oldest_message()],
-                    width=12,
-                )
-            ]
-            if worker_service is not None:
-                queue_widgets.append(
-                    cloudwatch.GraphWidget(
-                        title="Running worker tasks",
-                        # Each running task reports one CPU sample per period,
-                        # so the sample count is the number of tasks.
-                        left=[
-                            worker_service.metric_cpu_utilization(
-                                statistic="SampleCount",
-                                period=Duration.minutes(1),
-                                label="Running tasks",
-                            )
-                        ],
-                        width=12,
-                    )
-                )
-            self.dashboard.add_widgets(*queue_widgets)
+        transcoding = transcoder.dashboard_widgets()
+        if transcoding:
+            self.dashboard.add_widgets(*transcoding)
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(alarms=self.alarms, title="Alarms", width=24)
         )
 
-    def _alarm(
-        self,
-        construct_id: str,
-        metric: cloudwatch.IMetric,
-        *,
-        threshold: float,
-        description: str,
-    ) -> None:
+    def _alarm(self, spec: AlarmSpec) -> None:
         alarm = cloudwatch.Alarm(
             self,
-            construct_id,
-            metric=metric,
-            threshold=threshold,
+            spec.construct_id,
+            metric=spec.metric,
+            threshold=spec.threshold,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=description,
+            alarm_description=spec.description,
         )
         alarm.add_alarm_action(actions.SnsAction(self.alarm_topic))
         self.alarms.append(alarm)

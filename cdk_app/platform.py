@@ -19,14 +19,18 @@ from cdk_app.config import PlatformConfig
 from cdk_app.database import VideoTable
 from cdk_app.delivery import VideoDelivery
 from cdk_app.events import VideoEvents
+from cdk_app.functions import PythonLambda
 from cdk_app.mediaconvert import MediaConvertTranscoder
 from cdk_app.monitoring import Monitoring
 from cdk_app.storage import VideoStorage
-from cdk_app.transcoder import FargateTranscoder, WorkerSize
+from cdk_app.transcoder import FargateTranscoder, TranscodeLimits, WorkerSize
+from cdk_app.transcoding import VideoTranscoder
 from cdk_app.upload_api import ExternalIssuer, UploadApi, UploadLimits
-from vod.settings import Transcoder
+from lambdas.mediaconvert.job import TierPrices
+from vod.settings import Env, Transcoder
 
 STACK_NAME = "Vod"
+INGEST_HANDLER = "lambdas.ingest.app.handler"
 
 
 class VodStack(Stack):
@@ -84,38 +88,27 @@ class VodStack(Stack):
         )
         compliance.acknowledge_upload_api(self.upload_api, self.storage)
 
-        # One construct id in both modes, so that switching modes updates the
-        # ingest function and its S3 notification in place.
-        self.transcoder: FargateTranscoder | MediaConvertTranscoder
-        if config.transcoder is Transcoder.MEDIACONVERT:
-            self.transcoder = MediaConvertTranscoder(
-                self,
-                "Transcoder",
-                storage=self.storage,
-                videos=self.videos,
-                max_upload_bytes=config.max_upload_bytes,
-                removal_policy=stateless_removal,
-            )
-            compliance.acknowledge_mediaconvert(self.transcoder, self.storage)
-        else:
-            self.transcoder = FargateTranscoder(
-                self,
-                "Transcoder",
-                storage=self.storage,
-                videos=self.videos,
-                size=WorkerSize(
-                    cpu=config.worker_cpu,
-                    memory_mib=config.worker_memory_mib,
-                    architecture=config.worker_architecture,
-                    ephemeral_storage_gib=config.worker_ephemeral_storage_gib,
-                    max_tasks=config.worker_max_tasks,
-                    spot_percent=config.worker_spot_percent,
-                ),
-                max_upload_bytes=config.max_upload_bytes,
-                max_receive_count=config.jobs_max_receive_count,
-                removal_policy=stateless_removal,
-            )
-            compliance.acknowledge_transcoder(self.transcoder, self.storage)
+        self.transcoder = self._transcoder(config, stateless_removal)
+        # The ingest function is the stack's, not the transcoder's: switching
+        # `transcoder` updates it and the S3 notification in place.
+        self.ingest_function = PythonLambda(
+            self,
+            "IngestFunction",
+            handler=INGEST_HANDLER,
+            description="Hands every completed upload to the transcoder",
+            environment={
+                Env.TABLE_NAME: self.videos.dynamodb_table.table_name,
+                Env.MAX_UPLOAD_BYTES: str(config.max_upload_bytes),
+                **self.transcoder.ingest_environment,
+            },
+            removal_policy=stateless_removal,
+        )
+        self.videos.grant_update_items(self.ingest_function.role)
+        self.transcoder.grant_submit(self.ingest_function.role)
+        compliance.acknowledge_transcoder(
+            self.transcoder, self.storage, submitter=self.ingest_function.role
+        )
+        self.storage.notify_on_upload(self.ingest_function.lambda_function)
         compliance.acknowledge_bucket_notifications(self)
 
         self.video_events = VideoEvents(
@@ -126,31 +119,64 @@ class VodStack(Stack):
             notification_email=config.events_address,
         )
         compliance.acknowledge_events(self.video_events)
-        functions = [
-            self.upload_api.upload_function,
-            self.upload_api.videos_function,
-            self.transcoder.ingest_function,
-            self.video_events.publisher,
-        ]
-        fargate = (
-            self.transcoder if isinstance(self.transcoder, FargateTranscoder) else None
-        )
-        if isinstance(self.transcoder, MediaConvertTranscoder):
-            functions.append(self.transcoder.status_function)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
             http_api=self.upload_api.api_gateway_http_api,
-            functions=functions,
+            functions=[
+                self.upload_api.upload_function,
+                self.upload_api.videos_function,
+                self.ingest_function,
+                self.video_events.publisher,
+                *self.transcoder.functions,
+            ],
             video_events=self.video_events,
-            jobs_queue=fargate.jobs_queue if fargate else None,
-            dead_letter_queue=fargate.dead_letter_queue if fargate else None,
-            worker_service=fargate.fargate_service if fargate else None,
-            oldest_job_alarm=Duration.minutes(config.oldest_job_alarm_minutes),
+            transcoder=self.transcoder,
             alarm_email=config.alarm_address,
         )
         compliance.acknowledge_delivery(self.delivery)
         self._outputs()
+
+    def _transcoder(
+        self, config: PlatformConfig, removal_policy: RemovalPolicy
+    ) -> VideoTranscoder:
+        if config.transcoder is Transcoder.MEDIACONVERT:
+            return MediaConvertTranscoder(
+                self,
+                "Transcoder",
+                storage=self.storage,
+                videos=self.videos,
+                prices=TierPrices(
+                    basic_usd_per_minute=config.media_convert_basic_usd_per_minute,
+                    pro_usd_per_minute=config.media_convert_pro_usd_per_minute,
+                ),
+                removal_policy=removal_policy,
+            )
+        return FargateTranscoder(
+            self,
+            "Transcoder",
+            storage=self.storage,
+            videos=self.videos,
+            size=WorkerSize(
+                cpu=config.worker_cpu,
+                memory_mib=config.worker_memory_mib,
+                architecture=config.worker_architecture,
+                ephemeral_storage_gib=config.worker_ephemeral_storage_gib,
+                max_tasks=config.worker_max_tasks,
+                spot_percent=config.worker_spot_percent,
+            ),
+            limits=TranscodeLimits(
+                chunk_seconds=config.chunk_seconds,
+                max_source_minutes=config.max_source_minutes,
+                max_frame_size=config.max_frame_size,
+                max_frame_rate=config.max_frame_rate,
+                job_time_budget_factor=config.job_time_budget_factor,
+            ),
+            prices=config.fargate_prices,
+            max_receive_count=config.jobs_max_receive_count,
+            oldest_job_alarm=Duration.minutes(config.oldest_job_alarm_minutes),
+            removal_policy=removal_policy,
+        )
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.upload_api.url)
@@ -161,14 +187,8 @@ class VodStack(Stack):
             self, "OutputBucketName", value=self.storage.output_bucket.bucket_name
         )
         CfnOutput(self, "VideoTableName", value=self.videos.dynamodb_table.table_name)
-        if isinstance(self.transcoder, FargateTranscoder):
-            CfnOutput(self, "JobsQueueUrl", value=self.transcoder.jobs_queue.queue_url)
-        else:
-            CfnOutput(
-                self,
-                "MediaConvertJobTemplateName",
-                value=self.transcoder.job_template.attr_name,
-            )
+        for output_id, value in self.transcoder.outputs().items():
+            CfnOutput(self, output_id, value=value)
         CfnOutput(
             self,
             "DistributionDomainName",

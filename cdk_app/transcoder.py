@@ -1,11 +1,12 @@
-"""The Fargate transcoder: an S3 event queues one job per upload, and FFmpeg
-workers on Fargate, scaled from zero on the queue's backlog, turn each job into
-an adaptive HLS ladder."""
+"""The Fargate transcoder: the ingest function queues one job per upload, and
+FFmpeg workers on Fargate, scaled from zero on the queue's backlog, turn each
+job into an adaptive HLS ladder."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -14,6 +15,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -22,10 +24,17 @@ from cdk_app.config import Architecture
 from cdk_app.database import VideoTable
 from cdk_app.functions import LOG_RETENTION, ROOT, PythonLambda
 from cdk_app.storage import VideoStorage
-from vod.settings import Env
+from cdk_app.transcoding import AlarmSpec
+from vod.costs import FargatePrices
+from vod.settings import Env, FrameSize, Transcoder
 
-INGEST_HANDLER = "lambdas.ingest.app.handler"
 WORKER_DOCKERFILE = "containers/ffmpeg/Dockerfile"
+DEAD_JOBS_HANDLER = "lambdas.dead_jobs.app.handler"
+#: Each message is one read and at most one write of a record.
+DEAD_JOBS_TIMEOUT = Duration.seconds(30)
+#: Lambda's advice for a queue it polls: a visibility timeout of six times
+#: the function's timeout, so that a retried batch is not seen twice at once.
+DEAD_LETTER_VISIBILITY = Duration.seconds(6 * 30)
 #: The image's build context is the repository root, narrowed to what the
 #: Dockerfile copies: the worker and the shared `vod` package.
 WORKER_IMAGE_EXCLUDE = [
@@ -35,15 +44,17 @@ WORKER_IMAGE_EXCLUDE = [
     "**/__pycache__",
     "**/*.pyc",
 ]
-#: The worker extends a message's visibility every HEARTBEAT seconds by
-#: VISIBILITY seconds; the queue's own timeout covers the gap before the first
-#: beat, and a dead worker's job reappears at most VISIBILITY seconds later.
-HEARTBEAT = Duration.seconds(60)
-VISIBILITY = Duration.minutes(5)
+#: The worker extends a message's visibility, and renews its task's lease,
+#: every HEARTBEAT by VISIBILITY; the queue's own timeout covers the gap
+#: before the first beat. A dead worker's job reappears, and its lease runs
+#: out, at most VISIBILITY after its last beat: within a minute.
+HEARTBEAT = Duration.seconds(20)
+VISIBILITY = Duration.seconds(60)
 #: Fargate's ceiling for the SIGTERM-to-SIGKILL grace period. The worker
 #: gives up a job 20 s before it, to release the message in time.
 STOP_TIMEOUT = Duration.seconds(120)
 WORKER_STOP_SECONDS = 100
+DEFAULT_OLDEST_JOB_ALARM = Duration.minutes(30)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,16 +65,32 @@ class WorkerSize:
     memory_mib: int = 4096
     architecture: Architecture = Architecture.X86_64
     ephemeral_storage_gib: int = 50
-    max_tasks: int = 4
+    max_tasks: int = 10
     spot_percent: int = 0
 
 
+@dataclasses.dataclass(frozen=True)
+class TranscodeLimits:
+    """What the workers accept, how they split it and how long they may take;
+    see the README's knob table."""
+
+    chunk_seconds: int
+    max_source_minutes: int
+    max_frame_size: FrameSize
+    max_frame_rate: int
+    job_time_budget_factor: float
+
+
 class FargateTranscoder(Construct):
-    """Ingest Lambda -> jobs queue (+DLQ) -> FFmpeg workers on Fargate.
+    """Jobs queue (+DLQ) -> FFmpeg workers on Fargate; a ``VideoTranscoder``.
 
     :param max_receive_count: Default 3. Deliveries of one job before it moves
         to the dead-letter queue (known-bad inputs never get there: the worker
         marks them FAILED and deletes the message).
+    :param oldest_job_alarm: Default 30 minutes. Alarm when a job has waited
+        this long for a worker.
+    :param removal_policy: Default DESTROY. What happens to the log groups
+        when the stack is deleted.
     """
 
     def __init__(
@@ -74,17 +101,22 @@ class FargateTranscoder(Construct):
         storage: VideoStorage,
         videos: VideoTable,
         size: WorkerSize,
-        max_upload_bytes: int,
+        limits: TranscodeLimits,
+        prices: FargatePrices,
         max_receive_count: int = 3,
+        oldest_job_alarm: Duration = DEFAULT_OLDEST_JOB_ALARM,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.max_receive_count = max_receive_count
+        self.oldest_job_alarm = oldest_job_alarm
         self.dead_letter_queue = sqs.Queue(
             self,
             "JobsDeadLetterQueue",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
+            visibility_timeout=DEAD_LETTER_VISIBILITY,
         )
         self.jobs_queue = sqs.Queue(
             self,
@@ -97,22 +129,24 @@ class FargateTranscoder(Construct):
                 queue=self.dead_letter_queue, max_receive_count=max_receive_count
             ),
         )
-
-        self.ingest_function = PythonLambda(
+        # A dead-lettered job's video would stay PROCESSING forever: no job
+        # for its task is left. This consumer fails it, with the reason.
+        self.dead_jobs_function = PythonLambda(
             self,
-            "IngestFunction",
-            handler=INGEST_HANDLER,
-            description="Queues one transcode job per completed upload",
-            environment={
-                Env.TABLE_NAME: videos.dynamodb_table.table_name,
-                Env.JOBS_QUEUE_URL: self.jobs_queue.queue_url,
-                Env.MAX_UPLOAD_BYTES: str(max_upload_bytes),
-            },
+            "DeadJobsFunction",
+            handler=DEAD_JOBS_HANDLER,
+            description="Fails the video of each dead-lettered transcode job",
+            environment={Env.TABLE_NAME: videos.dynamodb_table.table_name},
+            timeout=DEAD_JOBS_TIMEOUT,
             removal_policy=removal_policy,
         )
-        videos.grant_update_items(self.ingest_function.role)
-        self.jobs_queue.grant(self.ingest_function.role, "sqs:SendMessage")
-        storage.notify_on_upload(self.ingest_function.lambda_function)
+        videos.grant_read_items(self.dead_jobs_function.role)
+        videos.grant_update_items(self.dead_jobs_function.role)
+        self.dead_jobs_function.lambda_function.add_event_source(
+            sources.SqsEventSource(
+                self.dead_letter_queue, batch_size=10, report_batch_item_failures=True
+            )
+        )
 
         self.vpc = ec2.Vpc(
             self,
@@ -196,6 +230,15 @@ class FargateTranscoder(Construct):
                 Env.STOP_TIMEOUT_SECONDS: str(WORKER_STOP_SECONDS),
                 Env.MAX_RECEIVE_COUNT: str(max_receive_count),
                 Env.WORK_DIR: "/tmp",  # noqa: S108 - the task's ephemeral disk
+                Env.CHUNK_SECONDS: str(limits.chunk_seconds),
+                Env.MAX_DURATION_SECONDS: str(limits.max_source_minutes * 60),
+                Env.MAX_FRAME_SIZE: str(limits.max_frame_size),
+                Env.MAX_FRAME_RATE: str(limits.max_frame_rate),
+                Env.JOB_TIME_FACTOR: f"{limits.job_time_budget_factor:g}",
+                Env.TASK_VCPU: f"{size.cpu / 1024:g}",
+                Env.TASK_MEMORY_MIB: str(size.memory_mib),
+                Env.USD_PER_VCPU_HOUR: str(prices.usd_per_vcpu_hour),
+                Env.USD_PER_GB_HOUR: str(prices.usd_per_gb_hour),
             },
             stop_timeout=STOP_TIMEOUT,
         )
@@ -248,6 +291,85 @@ class FargateTranscoder(Construct):
             scaling_steps=_steps(size.max_tasks),
             cooldown=Duration.minutes(1),
         )
+
+    # --- VideoTranscoder ---------------------------------------------------
+
+    @property
+    def ingest_environment(self) -> Mapping[str, str]:
+        return {
+            Env.TRANSCODER: Transcoder.FARGATE.value,
+            Env.JOBS_QUEUE_URL: self.jobs_queue.queue_url,
+        }
+
+    def grant_submit(self, grantee: iam.IGrantable) -> None:
+        """SendMessage to the jobs queue."""
+        self.jobs_queue.grant(grantee, "sqs:SendMessage")
+
+    @property
+    def functions(self) -> Sequence[PythonLambda]:
+        return (self.dead_jobs_function,)
+
+    def alarms(self) -> Sequence[AlarmSpec]:
+        return (
+            # The consumer empties the dead-letter queue at once, so its depth
+            # says nothing; every message that arrives is received, though.
+            AlarmSpec(
+                "JobsDeadLettered",
+                self.dead_letter_queue.metric_number_of_messages_received(
+                    period=Duration.minutes(5), statistic="Sum"
+                ),
+                threshold=0,
+                description=(
+                    f"A transcode job was delivered {self.max_receive_count} "
+                    "times without finishing and went to the dead-letter "
+                    "queue; the dead-jobs function failed its video with the "
+                    "reason, unless its task got done after all"
+                ),
+            ),
+            AlarmSpec(
+                "OldestJobAge",
+                self.jobs_queue.metric_approximate_age_of_oldest_message(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
+                threshold=self.oldest_job_alarm.to_seconds(),
+                description="A transcode job has waited too long for a worker",
+            ),
+        )
+
+    def dashboard_widgets(self) -> Sequence[cloudwatch.IWidget]:
+        queue = self.jobs_queue
+        return (
+            cloudwatch.GraphWidget(
+                title="Transcode queue",
+                left=[
+                    queue.metric_approximate_number_of_messages_visible(),
+                    queue.metric_approximate_number_of_messages_not_visible(),
+                    self.dead_letter_queue.metric_number_of_messages_received(
+                        label="Dead-lettered jobs", statistic="Sum"
+                    ),
+                ],
+                right=[queue.metric_approximate_age_of_oldest_message()],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Running worker tasks",
+                # Each running task reports one CPU sample per period, so the
+                # sample count is the number of tasks.
+                left=[
+                    self.fargate_service.metric_cpu_utilization(
+                        statistic="SampleCount",
+                        period=Duration.minutes(1),
+                        label="Running tasks",
+                    )
+                ],
+                width=12,
+            ),
+        )
+
+    def outputs(self) -> Mapping[str, str]:
+        return {"JobsQueueUrl": self.jobs_queue.queue_url}
+
+    # --- its parts ------------------------------------------------------------
 
     @property
     def task_arn_pattern(self) -> str:

@@ -1,15 +1,25 @@
-"""Lambda's poller for a DynamoDB stream event source, run locally: the
-table's stream is read from its start (or its end) and handed to the
-function in batches of the mapping's size, as Lambda hands it.
+"""Lambda's pollers for event sources, run locally.
 
-As Lambda does for a mapping with ``ReportBatchItemFailures``, a batch whose
-answer names failed items is retried from the first of them; a batch that
-raises is retried whole. After the mapping's retry attempts the batch is
-given up, and its description goes to the on-failure queue, if there is one.
+A DynamoDB stream: the table's stream is read from its start (or its end)
+and handed to the function in batches of the mapping's size, as Lambda
+hands it. As Lambda does for a mapping with ``ReportBatchItemFailures``, a
+batch whose answer names failed items is retried from the first of them; a
+batch that raises is retried whole. After the mapping's retry attempts the
+batch is given up, and its description goes to the on-failure queue, if
+there is one.
+
+An SQS queue: the queue is long-polled and each batch of messages handed to
+the function in Lambda's SQS event shape. The messages of a batch that
+succeeded are deleted; with ``ReportBatchItemFailures``, those the answer
+names stay, and an answer naming a message that is not in the batch fails
+the whole batch, as Lambda treats it. A message that is not deleted comes
+back after the queue's visibility timeout, and its queue's redrive policy,
+if any, applies as it does in AWS.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -17,7 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from local.template import StreamMappingSpec
+from local.template import REGION, QueueMappingSpec, StreamMappingSpec
 
 log = logging.getLogger(__name__)
 
@@ -170,3 +180,130 @@ class DynamoStreamPoller:
                 }
             ),
         )
+
+
+#: How long one receive waits for messages: Lambda waits 20 s, but a shorter
+#: wait lets the local run stop without delay.
+LONG_POLL_SECONDS = 1
+#: SQS hands out at most this many messages per receive.
+SQS_MAX_MESSAGES = 10
+
+
+def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """A received message (boto3's shape) as Lambda passes it to a function."""
+    attributes = {}
+    for name, value in message.get("MessageAttributes", {}).items():
+        converted: dict[str, Any] = {
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value["DataType"],
+        }
+        if "StringValue" in value:
+            converted["stringValue"] = value["StringValue"]
+        if "BinaryValue" in value:
+            converted["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+        attributes[name] = converted
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": attributes,
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+def succeeded(result: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of a batch to delete, from the function's partial-batch
+    answer: all but the ones it names, or none when it names one that is
+    not in the batch (or names one badly)."""
+    failures = result.get("batchItemFailures") if isinstance(result, dict) else None
+    if not failures:
+        return records
+    ids = {record["messageId"] for record in records}
+    failed = set()
+    for failure in failures:
+        identifier = (
+            failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        )
+        if not isinstance(identifier, str) or identifier not in ids:
+            return []
+        failed.add(identifier)
+    return [record for record in records if record["messageId"] not in failed]
+
+
+class SqsQueuePoller:
+    """Feeds one queue to one function on a thread of its own.
+
+    :param sqs: a boto3 SQS client of the local server
+    """
+
+    def __init__(
+        self,
+        spec: QueueMappingSpec,
+        *,
+        queue_url: str,
+        queue_arn: str,
+        sqs: Any,
+        invoke: Invoke,
+    ) -> None:
+        self.spec = spec
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self._sqs = sqs
+        self._invoke = invoke
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"queue-{spec.logical_id}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                messages = self._sqs.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=min(self.spec.batch_size, SQS_MAX_MESSAGES),
+                    WaitTimeSeconds=LONG_POLL_SECONDS,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception:
+                log.exception("receiving from %s failed", self.queue_url)
+                self._stopping.wait(RETRY_SECONDS)
+                continue
+            if messages:
+                self._deliver([sqs_record(m, self.queue_arn) for m in messages])
+
+    def _deliver(self, records: list[dict[str, Any]]) -> None:
+        try:
+            result = self._invoke(self.spec.function, {"Records": records})
+        except Exception as error:
+            log.warning("%s failed on a queue batch: %s", self.spec.function, error)
+            return
+        done = succeeded(result, records) if self.spec.partial else records
+        if len(done) < len(records):
+            log.info(
+                "%s: %d of %d messages stay in the queue",
+                self.spec.function,
+                len(records) - len(done),
+                len(records),
+            )
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": record["receiptHandle"]}
+                    for n, record in enumerate(done)
+                ],
+            )

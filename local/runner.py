@@ -13,7 +13,8 @@
   to the local resources and credentials of its own;
 * S3 event notifications, delivered to the functions the bucket's
   notification configuration names, for the events and key filters it says;
-* table streams, fed to the functions their event source mappings name;
+* table streams and queues, fed to the functions their event source
+  mappings name;
 * the FFmpeg workers, run from the image's build context as its Dockerfile
   lays it out, with the task definition's environment;
 * the playback reader in front of the output bucket, which the videos
@@ -59,7 +60,7 @@ from botocore.config import Config
 
 from local.apigw import LocalHttpApi, Route
 from local.container import host_image
-from local.event_sources import DynamoStreamPoller
+from local.event_sources import DynamoStreamPoller, SqsQueuePoller
 from local.jwt_issuer import LocalIssuer
 from local.lambda_runtime import LambdaProcess
 from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint
@@ -249,6 +250,7 @@ class LocalPlatform:
         self.events.start()
         self._stack.callback(self.events.stop)
         self._start_stream_pollers()
+        self._start_queue_pollers()
         self.api = self._start_api()
         self._start_workers(task)
         self.web = self._start_web()
@@ -375,6 +377,7 @@ class LocalPlatform:
         used = {route.function for route in api.routes}
         used |= {spec.function for spec in self.template.notifications()}
         used |= {spec.function for spec in self.template.stream_mappings()}
+        used |= {spec.function for spec in self.template.queue_mappings()}
         return used
 
     def _start_lambdas(self) -> None:
@@ -412,6 +415,19 @@ class LocalPlatform:
                 on_failure_url=(
                     self.template.resources[on_failure].ref if on_failure else None
                 ),
+            )
+            poller.start()
+            self._stack.callback(poller.stop)
+
+    def _start_queue_pollers(self) -> None:
+        for spec in self.template.queue_mappings():
+            queue = self.template.resources[spec.queue]
+            poller = SqsQueuePoller(
+                spec,
+                queue_url=queue.ref,
+                queue_arn=queue.attributes["Arn"],
+                sqs=self.admin_client("sqs"),
+                invoke=self._invoke_async,
             )
             poller.start()
             self._stack.callback(poller.stop)

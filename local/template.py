@@ -520,6 +520,18 @@ class StreamMappingSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class QueueMappingSpec:
+    """An event source mapping from a queue to a function."""
+
+    logical_id: str
+    function: str
+    queue: str
+    batch_size: int
+    #: Whether the function reports partial batch failures.
+    partial: bool
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskSpec:
     logical_id: str
     container: str
@@ -978,19 +990,10 @@ class LocalTemplate:
         function of the stack."""
         specs = []
         for logical, props in self._mappings():
-            table = _logical_of_get_att(props.get("EventSourceArn"))
-            if table is None or self.resources[table].type != "AWS::DynamoDB::Table":
+            table = self._source_of(props, "AWS::DynamoDB::Table")
+            if table is None:
                 continue
-            function = self.logical_of(
-                "AWS::Lambda::Function",
-                self.resolver.resolve_str(
-                    props["FunctionName"], where=self.owner(logical)
-                ),
-            )
-            if function is None:
-                raise WiringError(
-                    f"{self.owner(logical)}: its function is not in the stack"
-                )
+            function = self._mapped_function(logical, props)
             on_failure = _logical_of_get_att(
                 props.get("DestinationConfig", {})
                 .get("OnFailure", {})
@@ -1011,6 +1014,40 @@ class LocalTemplate:
             )
         return specs
 
+    def queue_mappings(self) -> list[QueueMappingSpec]:
+        """Every event source mapping that feeds a queue of the stack to a
+        function of the stack."""
+        return [
+            QueueMappingSpec(
+                logical_id=logical,
+                function=self._mapped_function(logical, props),
+                queue=queue,
+                batch_size=int(props.get("BatchSize", 10)),
+                partial="ReportBatchItemFailures"
+                in props.get("FunctionResponseTypes", []),
+            )
+            for logical, props in self._mappings()
+            if (queue := self._source_of(props, "AWS::SQS::Queue")) is not None
+        ]
+
+    def _source_of(self, props: Mapping[str, Any], type_: str) -> str | None:
+        """The mapping's source when it is a ``type_`` resource of the stack."""
+        source = _logical_of_get_att(props.get("EventSourceArn"))
+        if source is None or self.resources[source].type != type_:
+            return None
+        return source
+
+    def _mapped_function(self, logical: str, props: Mapping[str, Any]) -> str:
+        function = self.logical_of(
+            "AWS::Lambda::Function",
+            self.resolver.resolve_str(props["FunctionName"], where=self.owner(logical)),
+        )
+        if function is None:
+            raise WiringError(
+                f"{self.owner(logical)}: its function is not in the stack"
+            )
+        return function
+
     def _mappings(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         for logical in self.assembly.of_type("AWS::Lambda::EventSourceMapping"):
             props = self.props(logical)
@@ -1026,12 +1063,13 @@ class LocalTemplate:
     def not_run_locally(self) -> list[str]:
         """Parts of the stack that move data but that the local run leaves
         out, so that it can say so instead of leaving them out silently."""
-        streamed = {spec.logical_id for spec in self.stream_mappings()}
+        run = {spec.logical_id for spec in self.stream_mappings()}
+        run |= {spec.logical_id for spec in self.queue_mappings()}
         left_out = [
             f"{self.owner(logical)} feeding function "
             f"{_logical_of_ref(props.get('FunctionName'))}"
             for logical, props in self._mappings()
-            if logical not in streamed
+            if logical not in run
         ]
         for logical in self.assembly.of_type("Custom::S3BucketNotifications"):
             kinds = set(self.props(logical).get("NotificationConfiguration", {}))

@@ -14,7 +14,7 @@ from cdk_app.database import VideoTable
 from cdk_app.delivery import VideoDelivery
 from cdk_app.events import VideoEvents
 from cdk_app.storage import VideoStorage
-from tests.conftest import Synthesized
+from tests.conftest import Synthesized, cdk_json_context
 
 STACK = "Vod"
 
@@ -99,11 +99,12 @@ def test_status_changes_stream_to_the_event_publisher(synth):
     assert table["Properties"]["StreamSpecification"] == {
         "StreamViewType": "NEW_AND_OLD_IMAGES"
     }
-    _, mapping = _only(synth, "AWS::Lambda::EventSourceMapping")
-    props = mapping["Properties"]
-    assert props["EventSourceArn"] == {
-        "Fn::GetAtt": ["VideosTable41110721", "StreamArn"]
-    }
+    (props,) = [
+        m["Properties"]
+        for m in synth.resources(STACK, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"]
+        == {"Fn::GetAtt": ["VideosTable41110721", "StreamArn"]}
+    ]
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert "OnFailure" in props["DestinationConfig"]
     bus, _ = _only(synth, "AWS::Events::EventBus")
@@ -121,7 +122,7 @@ def _alarms(synth: Synthesized) -> dict[str, dict[str, Any]]:
     return synth.resources(STACK, "AWS::CloudWatch::Alarm")
 
 
-def test_alarms_cover_the_dlq_job_age_api_5xx_and_every_function(synth):
+def test_alarms_cover_dead_letters_job_age_api_5xx_and_every_function(synth):
     alarms = {
         k: v["Properties"] for k, v in _alarms(synth).items() if "Monitoring" in k
     }
@@ -131,14 +132,25 @@ def test_alarms_cover_the_dlq_job_age_api_5xx_and_every_function(synth):
         (match,) = [alarms[n] for n in names if fragment in n]
         return match
 
-    dlq = one("DeadLetterQueueNotEmpty")
-    assert dlq["Threshold"] == 0
-    assert "TranscoderJobsDeadLetterQueue" in json.dumps(dlq["Dimensions"])
+    dead_lettered = one("JobsDeadLettered")
+    # The dead-jobs function empties the queue: arrivals show as receives.
+    assert dead_lettered["MetricName"] == "NumberOfMessagesReceived"
+    assert (dead_lettered["Statistic"], dead_lettered["Period"]) == ("Sum", 300)
+    assert dead_lettered["Threshold"] == 0
+    assert "TranscoderJobsDeadLetterQueue" in json.dumps(dead_lettered["Dimensions"])
+    receives = cdk_json_context()["jobsMaxReceiveCount"]
+    assert f"delivered {receives} times" in dead_lettered["AlarmDescription"]
     assert one("OldestJobAge")["Threshold"] == 30 * 60
     rate = one("Api5xxRate")
     assert "100 * errors / MAX([requests, 1])" in json.dumps(rate["Metrics"])
     assert rate["Threshold"] == 1
-    for function in ("UploadFunction", "VideosFunction", "IngestFunction", "Publisher"):
+    for function in (
+        "UploadFunction",
+        "VideosFunction",
+        "IngestFunction",
+        "Publisher",
+        "DeadJobsFunction",
+    ):
         assert one(f"{function}Errors")["MetricName"] == "Errors"
     topic, _ = _only(synth, "AWS::SNS::Topic")
     for alarm in alarms.values():

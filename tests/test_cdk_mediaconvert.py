@@ -1,5 +1,6 @@
 """The MediaConvert transcoder in a throwaway stack: the job template, the
-service role and who may pass it, the EventBridge rule, and the nag gate."""
+service role and who may pass it, what it tells the ingest function, the
+EventBridge rule, and the nag gate."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iam as iam
 
 from cdk_app import compliance
 from cdk_app.database import VideoTable
@@ -27,14 +29,16 @@ class Synth:
         )
         self.videos = VideoTable(stack, "Videos")
         self.transcoder = MediaConvertTranscoder(
-            stack,
-            "Transcoder",
-            storage=self.storage,
-            videos=self.videos,
-            max_upload_bytes=1024**3,
+            stack, "Transcoder", storage=self.storage, videos=self.videos
         )
-        compliance.acknowledge_mediaconvert(self.transcoder, self.storage)
-        compliance.acknowledge_bucket_notifications(stack)
+        submitter = iam.Role(
+            stack, "Submitter", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com")
+        )
+        self.transcoder.grant_submit(submitter)
+        compliance.acknowledge_transcoder(
+            self.transcoder, self.storage, submitter=submitter
+        )
+        self.ingest_environment = stack.resolve(self.transcoder.ingest_environment)
         compliance.enable_compliance_gate(app)
         self.template: dict[str, Any] = (
             app.synth().get_stack_by_name("MediaConvertOnly").template
@@ -105,19 +109,11 @@ def test_the_service_role_is_mediaconverts_and_reads_uploads_writes_outputs(synt
     }
 
 
-def test_the_ingest_function_may_submit_jobs_and_pass_only_that_role(synth):
+def test_a_submitter_may_create_jobs_and_pass_only_that_role(synth):
     role, _ = synth.one("AWS::IAM::Role", "TranscoderServiceRole")
     template, _ = synth.one("AWS::MediaConvert::JobTemplate")
-    table = synth.logical_id(synth.videos.dynamodb_table)
-    grants = _by_action(synth.statements("TranscoderIngestFunctionRoleDefaultPolicy"))
-    assert set(grants) == {
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-        "dynamodb:UpdateItem",
-        "mediaconvert:CreateJob",
-        "iam:PassRole",
-    }
-    assert grants["dynamodb:UpdateItem"]["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
+    grants = _by_action(synth.statements("SubmitterDefaultPolicy"))
+    assert set(grants) == {"mediaconvert:CreateJob", "iam:PassRole"}
     pass_role = grants["iam:PassRole"]
     assert pass_role["Resource"] == {"Fn::GetAtt": [role, "Arn"]}
     assert pass_role["Condition"] == {
@@ -134,29 +130,16 @@ def test_the_ingest_function_may_submit_jobs_and_pass_only_that_role(synth):
 def test_the_ingest_function_is_told_to_use_mediaconvert(synth):
     role, _ = synth.one("AWS::IAM::Role", "TranscoderServiceRole")
     template, _ = synth.one("AWS::MediaConvert::JobTemplate")
-    _, function = synth.one("AWS::Lambda::Function", "TranscoderIngestFunction")
-    props = function["Properties"]
-    assert props["Handler"] == "lambdas.ingest.app.handler"
-    env = props["Environment"]["Variables"]
-    assert env[Env.TRANSCODER] == "mediaconvert"
-    assert env[Env.MEDIACONVERT_ROLE_ARN] == {"Fn::GetAtt": [role, "Arn"]}
-    assert env[Env.MEDIACONVERT_JOB_TEMPLATE] == {"Fn::GetAtt": [template, "Name"]}
-    assert env[Env.OUTPUT_BUCKET] == {
-        "Ref": synth.logical_id(synth.storage.output_bucket)
+    assert synth.ingest_environment == {
+        Env.TRANSCODER: "mediaconvert",
+        Env.MEDIACONVERT_ROLE_ARN: {"Fn::GetAtt": [role, "Arn"]},
+        Env.MEDIACONVERT_JOB_TEMPLATE: {"Fn::GetAtt": [template, "Name"]},
+        Env.OUTPUT_BUCKET: {"Ref": synth.logical_id(synth.storage.output_bucket)},
     }
-    assert Env.JOBS_QUEUE_URL not in env
 
 
-def test_uploads_notify_the_ingest_function(synth):
-    ingest, _ = synth.one("AWS::Lambda::Function", "TranscoderIngestFunction")
-    _, notifications = synth.one("Custom::S3BucketNotifications")
-    configs = notifications["Properties"]["NotificationConfiguration"][
-        "LambdaFunctionConfigurations"
-    ]
-    assert {c["LambdaFunctionArn"]["Fn::GetAtt"][0] for c in configs} == {ingest}
-    assert "s3:ObjectCreated:CompleteMultipartUpload" in {
-        event for c in configs for event in c["Events"]
-    }
+def test_the_transcoder_receives_no_upload_notification_itself(synth):
+    assert not synth.resources("Custom::S3BucketNotifications")
 
 
 def test_the_rule_sends_only_our_jobs_state_changes_to_the_status_function(synth):
@@ -184,7 +167,12 @@ def test_the_rule_sends_only_our_jobs_state_changes_to_the_status_function(synth
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "dynamodb:UpdateItem",
+        "mediaconvert:GetJob",
     }
+    assert json.dumps(grants["mediaconvert:GetJob"]["Resource"]).endswith(':jobs/*"]]}')
+    env = function["Properties"]["Environment"]["Variables"]
+    assert float(env[Env.MEDIACONVERT_BASIC_USD_PER_MINUTE]) == 0.0075
+    assert float(env[Env.MEDIACONVERT_PRO_USD_PER_MINUTE]) == 0.012
 
 
 def test_no_queue_or_fargate_workers_exist_in_this_mode(synth):

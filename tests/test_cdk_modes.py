@@ -7,6 +7,11 @@ import collections
 import json
 from typing import Any
 
+import pytest
+
+from tests.conftest import cdk_json_context
+from vod.settings import Env
+
 STACK = "Vod"
 FARGATE_ONLY = {
     "AWS::SQS::Queue": 2,
@@ -56,7 +61,17 @@ def test_mediaconvert_mode_has_no_queue_service_or_vpc(synth_mediaconvert):
         assert types[type_] == count, type_
 
 
-def test_the_switch_only_touches_the_transcoder_and_its_monitoring(
+def _ingest(resources: dict[str, Any]) -> str:
+    (logical,) = [
+        logical
+        for logical, resource in resources.items()
+        if resource["Type"] == "AWS::Lambda::Function"
+        and resource["Properties"].get("Handler") == "lambdas.ingest.app.handler"
+    ]
+    return logical
+
+
+def test_the_switch_only_touches_the_transcoder_the_ingest_grants_and_monitoring(
     synth, synth_mediaconvert
 ):
     fargate = synth.templates[STACK]["Resources"]
@@ -67,31 +82,47 @@ def test_the_switch_only_touches_the_transcoder_and_its_monitoring(
         if json.dumps(fargate.get(logical), sort_keys=True)
         != json.dumps(mediaconvert.get(logical), sort_keys=True)
     }
-    assert {
-        c for c in changed if not c.startswith(("Transcoder", "Monitoring"))
-    } == set()
+    # The one ingest function belongs to the stack: it keeps its logical id,
+    # so the S3 notification that targets it is untouched and the switch
+    # updates its environment and its role's policy in place.
+    ingest = _ingest(fargate)
+    assert ingest == _ingest(mediaconvert)
+    outside = {c for c in changed if not c.startswith(("Transcoder", "Monitoring"))}
+    assert ingest in outside
+    assert {c[:-8] for c in outside} == {  # logical ids end in a hash
+        "IngestFunction",
+        "IngestFunctionRoleDefaultPolicy",
+    }
     monitoring = {c for c in changed if c.startswith("Monitoring")}
     assert {c[:-8] for c in monitoring} == {  # logical ids end in a hash
         "MonitoringDashboard",
-        "MonitoringDeadLetterQueueNotEmpty",
+        "MonitoringJobsDeadLettered",
+        "MonitoringDeadJobsFunctionErrors",
         "MonitoringOldestJobAge",
         "MonitoringStatusFunctionErrors",
     }
-    # The ingest function keeps its logical id, so the S3 notification that
-    # targets it is untouched and the switch updates it in place.
-    ingest = {
-        logical
-        for logical, resource in fargate.items()
-        if resource["Type"] == "AWS::Lambda::Function"
-        and logical.startswith("TranscoderIngestFunction")
-    }
-    assert len(ingest) == 1
-    assert ingest <= set(mediaconvert)
     notifications = {
         k for k, v in fargate.items() if v["Type"] == "Custom::S3BucketNotifications"
     }
     assert notifications
     assert not notifications & changed
+
+
+@pytest.mark.parametrize(
+    ("fixture", "transcoder"),
+    [("synth", "fargate"), ("synth_mediaconvert", "mediaconvert")],
+)
+def test_the_ingest_function_is_told_which_transcoder_and_only_its_settings(
+    request, fixture, transcoder
+):
+    synthesized = request.getfixturevalue(fixture)
+    resources = synthesized.templates[STACK]["Resources"]
+    env = resources[_ingest(resources)]["Properties"]["Environment"]["Variables"]
+    assert env[Env.TRANSCODER] == transcoder
+    assert env[Env.TABLE_NAME] == {"Ref": "VideosTable41110721"}
+    assert env[Env.MAX_UPLOAD_BYTES] == str(cdk_json_context()["maxUploadBytes"])
+    assert (Env.JOBS_QUEUE_URL in env) == (transcoder == "fargate")
+    assert (Env.MEDIACONVERT_JOB_TEMPLATE in env) == (transcoder == "mediaconvert")
 
 
 def test_both_modes_pass_the_nag_gate(synth, synth_mediaconvert):

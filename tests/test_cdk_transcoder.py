@@ -1,5 +1,5 @@
 """The Fargate transcoder in the template: the S3 notification, the queues,
-the task's environment and rights, and scaling from zero."""
+the task's environment and rights, and scaling from zero on the backlog."""
 
 from __future__ import annotations
 
@@ -13,8 +13,16 @@ from aws_cdk.assertions import Template
 from cdk_app.config import Architecture
 from cdk_app.database import VideoTable
 from cdk_app.storage import VideoStorage
-from cdk_app.transcoder import HEARTBEAT, FargateTranscoder, WorkerSize
-from tests.conftest import Synthesized
+from cdk_app.transcoder import (
+    HEARTBEAT,
+    VISIBILITY,
+    FargateTranscoder,
+    TranscodeLimits,
+    WorkerSize,
+)
+from tests.conftest import Synthesized, cdk_json_context
+from vod.costs import FARGATE_LIST_PRICES, FargatePrices
+from vod.settings import Env, FrameSize, WorkerSettings
 
 STACK = "Vod"
 
@@ -42,7 +50,7 @@ def _actions(statements: list[dict[str, Any]]) -> set[str]:
 
 
 def test_uploads_notify_the_ingest_function_for_every_create_kind(synth):
-    ingest, _ = _one(synth, "AWS::Lambda::Function", "TranscoderIngestFunction")
+    ingest, _ = _one(synth, "AWS::Lambda::Function", "IngestFunction")
     _, notifications = _one(synth, "Custom::S3BucketNotifications")
     props = notifications["Properties"]
     assert props["BucketName"] == {"Ref": "StorageSourceBucketB2F37168"}
@@ -83,9 +91,51 @@ def test_jobs_queue_has_an_encrypted_ssl_only_dead_letter_queue(synth):
     assert sum("TranscoderJobs" in d for d in denied) == 2
 
 
+def _worker_env(synth: Synthesized) -> dict[str, Any]:
+    _, task = _one(synth, "AWS::ECS::TaskDefinition")
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    return {e["Name"]: e["Value"] for e in container["Environment"]}
+
+
 def test_visibility_timeout_covers_the_gap_before_the_first_heartbeat(synth):
     _, queue = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
     assert queue["Properties"]["VisibilityTimeout"] >= 2 * HEARTBEAT.to_seconds()
+
+
+def test_a_dead_workers_job_and_lease_come_back_within_a_minute(synth):
+    _, queue = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
+    env = _worker_env(synth)
+    assert queue["Properties"]["VisibilityTimeout"] == VISIBILITY.to_seconds() == 60
+    assert env[Env.VISIBILITY_TIMEOUT_SECONDS] == "60"
+    assert env[Env.HEARTBEAT_SECONDS] == "20"
+
+
+def test_the_workers_limits_and_prices_come_from_the_knobs(synth):
+    context = cdk_json_context()
+    env = _worker_env(synth)
+    vcpu, gb = FARGATE_LIST_PRICES[context["workerArchitecture"]]
+    assert env[Env.CHUNK_SECONDS] == str(context["chunkSeconds"])
+    assert env[Env.MAX_DURATION_SECONDS] == str(context["maxSourceMinutes"] * 60)
+    assert env[Env.MAX_FRAME_SIZE] == context["maxFrameSize"]
+    assert env[Env.MAX_FRAME_RATE] == str(context["maxFrameRate"])
+    assert float(env[Env.JOB_TIME_FACTOR]) == context["jobTimeBudgetFactor"]
+    assert float(env[Env.TASK_VCPU]) == context["workerCpu"] / 1024
+    assert env[Env.TASK_MEMORY_MIB] == str(context["workerMemoryMiB"])
+    assert float(env[Env.USD_PER_VCPU_HOUR]) == vcpu
+    assert float(env[Env.USD_PER_GB_HOUR]) == gb
+
+
+def test_the_worker_accepts_its_task_environment(synth):
+    env = {
+        k: v if isinstance(v, str) else "resolved"
+        for k, v in _worker_env(synth).items()
+    }
+    settings = WorkerSettings.from_env(env)
+    context = cdk_json_context()
+    assert settings.chunk_seconds == context["chunkSeconds"]
+    assert settings.max_frame_size == FrameSize(3840, 2160)
+    assert settings.time_budget(60) == context["jobTimeBudgetFactor"] * 60 + 120
+    assert settings.task_vcpu == 2.0
 
 
 def test_task_environment_names_the_right_queue_buckets_and_table(synth):
@@ -124,7 +174,29 @@ def test_task_defaults_x86_with_logs_and_the_configured_size(synth):
     assert logs["Properties"]["RetentionInDays"] == 30
 
 
-def test_service_scales_from_zero_on_the_backlog(synth):
+def _step_adjustments(resources: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        step
+        for policy in resources.values()
+        if policy["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy"
+        for step in policy["Properties"]["StepScalingPolicyConfiguration"][
+            "StepAdjustments"
+        ]
+    ]
+
+
+def _top_step(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The step for the largest backlogs: the one with no upper bound."""
+    (top,) = [
+        s
+        for s in steps
+        if "MetricIntervalUpperBound" not in s and "MetricIntervalLowerBound" in s
+    ]
+    return top
+
+
+def test_service_scales_from_zero_to_the_most_tasks_on_the_backlog(synth):
+    max_tasks = cdk_json_context()["workerMaxTasks"]
     _, service = _one(synth, "AWS::ECS::Service")
     assert service["Properties"]["DesiredCount"] == 0
     assert service["Properties"]["CapacityProviderStrategy"] == [
@@ -132,27 +204,52 @@ def test_service_scales_from_zero_on_the_backlog(synth):
     ]
     _, target = _one(synth, "AWS::ApplicationAutoScaling::ScalableTarget")
     assert target["Properties"]["MinCapacity"] == 0
-    assert target["Properties"]["MaxCapacity"] == 4
-    steps = [
-        step
-        for policy in synth.resources(
-            STACK, "AWS::ApplicationAutoScaling::ScalingPolicy"
-        ).values()
-        for step in policy["Properties"]["StepScalingPolicyConfiguration"][
-            "StepAdjustments"
-        ]
+    assert target["Properties"]["MaxCapacity"] == max_tasks
+    steps = _step_adjustments(synth.templates[STACK]["Resources"])
+    assert sorted(step["ScalingAdjustment"] for step in steps) == [
+        0,
+        1,
+        2,
+        4,
+        8,
+        max_tasks,
     ]
-    assert sorted(step["ScalingAdjustment"] for step in steps) == [0, 1, 2, 4]
-    alarm_metrics = [
-        json.dumps(a["Properties"].get("Metrics", []))
-        for a in synth.resources(STACK, "AWS::CloudWatch::Alarm").values()
+    assert _top_step(steps)["ScalingAdjustment"] == max_tasks
+
+
+def test_every_scaling_alarm_watches_the_jobs_backlog(synth):
+    """Visible plus in-flight jobs of the jobs queue: each chunk of a long
+    video is a job, so one video's chunks bring up to the most tasks."""
+    queue, _ = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
+    policies = synth.resources(STACK, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    scaling_alarms = [
+        alarm["Properties"]
+        for alarm in synth.resources(STACK, "AWS::CloudWatch::Alarm").values()
+        if any(
+            action.get("Ref") in policies
+            for action in alarm["Properties"].get("AlarmActions", [])
+        )
     ]
-    assert any("visible + inflight" in m for m in alarm_metrics)
+    assert len(scaling_alarms) == len(policies) == 2
+    for alarm in scaling_alarms:
+        metrics = {m["Id"]: m for m in alarm["Metrics"]}
+        (returned,) = [m for m in metrics.values() if m.get("ReturnData", True)]
+        assert returned["Expression"] == "visible + inflight"
+        for name, metric_name in (
+            ("visible", "ApproximateNumberOfMessagesVisible"),
+            ("inflight", "ApproximateNumberOfMessagesNotVisible"),
+        ):
+            stat = metrics[name]["MetricStat"]
+            assert stat["Metric"]["MetricName"] == metric_name
+            assert stat["Metric"]["Dimensions"] == [
+                {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}
+            ]
+            assert stat["Stat"] == "Maximum"
 
 
 def test_ingest_function_may_only_update_records_and_send_jobs(synth):
     queue, _ = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
-    statements = _statements(synth, "TranscoderIngestFunctionRoleDefaultPolicy")
+    statements = _statements(synth, "IngestFunctionRoleDefaultPolicy")
     assert _actions(statements) == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -161,6 +258,56 @@ def test_ingest_function_may_only_update_records_and_send_jobs(synth):
     }
     (send,) = [s for s in statements if s["Action"] == "sqs:SendMessage"]
     assert send["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+
+
+def test_dead_lettered_jobs_feed_the_dead_jobs_function(synth):
+    dlq, dlq_resource = _one(synth, "AWS::SQS::Queue", "TranscoderJobsDeadLetterQueue")
+    function, resource = _one(synth, "AWS::Lambda::Function", "TranscoderDeadJobs")
+    props = resource["Properties"]
+    assert props["Handler"] == "lambdas.dead_jobs.app.handler"
+    assert props["Environment"]["Variables"] == {
+        Env.TABLE_NAME: {"Ref": "VideosTable41110721"}
+    }
+    (mapping,) = [
+        m["Properties"]
+        for m in synth.resources(STACK, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [dlq, "Arn"]}
+    ]
+    assert mapping["FunctionName"] == {"Ref": function}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 10
+    # Lambda wants the queue to hide a received batch for longer than the
+    # function may take on it.
+    visibility = dlq_resource["Properties"]["VisibilityTimeout"]
+    assert visibility >= 6 * props["Timeout"]
+
+
+def test_the_dead_jobs_function_reads_and_updates_records_and_consumes_the_dlq(
+    synth,
+):
+    dlq, _ = _one(synth, "AWS::SQS::Queue", "TranscoderJobsDeadLetterQueue")
+    statements = _statements(synth, "TranscoderDeadJobsFunctionRoleDefaultPolicy")
+    by_action = {}
+    for statement in statements:
+        for action in _actions([statement]):
+            by_action[action] = statement
+    assert set(by_action) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "sqs:ReceiveMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueUrl",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    }
+    for action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+        assert by_action[action]["Resource"] == {
+            "Fn::GetAtt": ["VideosTable41110721", "Arn"]
+        }
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
+        assert by_action[action]["Resource"] == {"Fn::GetAtt": [dlq, "Arn"]}
 
 
 def test_task_role_has_exactly_the_workers_rights(synth):
@@ -213,8 +360,21 @@ def graviton_spot() -> dict[str, Any]:
         "Transcoder",
         storage=VideoStorage(stack, "Storage", allowed_origins=["https://a.example"]),
         videos=VideoTable(stack, "Videos"),
-        size=WorkerSize(architecture=Architecture.ARM64, spot_percent=70, max_tasks=10),
-        max_upload_bytes=1024**3,
+        size=WorkerSize(
+            cpu=4096,
+            memory_mib=8192,
+            architecture=Architecture.ARM64,
+            spot_percent=70,
+            max_tasks=25,
+        ),
+        limits=TranscodeLimits(
+            chunk_seconds=120,
+            max_source_minutes=30,
+            max_frame_size=FrameSize(1920, 1080),
+            max_frame_rate=60,
+            job_time_budget_factor=2.5,
+        ),
+        prices=FargatePrices.list_price("arm64"),
         max_receive_count=5,
     )
     return dict(Template.from_stack(stack).to_json())
@@ -235,10 +395,24 @@ def test_architecture_spot_share_and_redrive_are_one_knob_away(graviton_spot):
         for q in queues
         if "RedrivePolicy" in q["Properties"]
     ] == [5]
-    steps = [
-        step["ScalingAdjustment"]
-        for r in resources
-        if r["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy"
-        for step in r["Properties"]["StepScalingPolicyConfiguration"]["StepAdjustments"]
+    steps = _step_adjustments(graviton_spot["Resources"])
+    assert sorted(s["ScalingAdjustment"] for s in steps) == [0, 1, 2, 4, 8, 16, 25]
+    assert _top_step(steps)["ScalingAdjustment"] == 25
+
+
+def test_task_size_limits_and_prices_reach_the_worker(graviton_spot):
+    (task,) = [
+        r
+        for r in graviton_spot["Resources"].values()
+        if r["Type"] == "AWS::ECS::TaskDefinition"
     ]
-    assert sorted(steps) == [0, 1, 2, 4, 8, 10]
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert (env[Env.TASK_VCPU], env[Env.TASK_MEMORY_MIB]) == ("4", "8192")
+    assert (env[Env.CHUNK_SECONDS], env[Env.MAX_DURATION_SECONDS]) == ("120", "1800")
+    assert (env[Env.MAX_FRAME_SIZE], env[Env.MAX_FRAME_RATE]) == ("1920x1080", "60")
+    assert env[Env.JOB_TIME_FACTOR] == "2.5"
+    assert (
+        float(env[Env.USD_PER_VCPU_HOUR]),
+        float(env[Env.USD_PER_GB_HOUR]),
+    ) == FARGATE_LIST_PRICES["arm64"]

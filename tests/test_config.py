@@ -16,7 +16,8 @@ from cdk_app.config import (
     Stage,
 )
 from tests.conftest import ROOT
-from vod.settings import Transcoder
+from vod.costs import FARGATE_LIST_PRICES, FargatePrices
+from vod.settings import FrameSize, Transcoder
 
 
 class Context:
@@ -76,6 +77,38 @@ def test_values_given_on_the_command_line_arrive_as_strings_and_are_parsed():
     assert config.max_upload_bytes == 2 * 1024**3
 
 
+def test_transcode_limits_and_prices_arrive_as_strings_and_are_parsed():
+    config = PlatformConfig.from_context(
+        Context(
+            chunkSeconds="30",
+            maxSourceMinutes="90",
+            maxFrameSize="1080x1920",
+            maxFrameRate="120",
+            jobTimeBudgetFactor="2.5",
+            fargateUsdPerVcpuHour="0.05",
+            mediaConvertProUsdPerMinute="0.02",
+        )
+    )
+    assert config.chunk_seconds == 30
+    assert config.max_source_minutes == 90
+    assert config.max_frame_size == FrameSize(1920, 1080), "orientation-free"
+    assert config.max_frame_rate == 120
+    assert config.job_time_budget_factor == 2.5
+    assert config.media_convert_pro_usd_per_minute == 0.02
+
+
+def test_fargate_prices_default_to_the_list_price_of_the_architecture():
+    assert PlatformConfig.defaults().fargate_prices == FargatePrices.list_price(
+        "x86_64"
+    )
+    config = PlatformConfig.from_context(
+        Context(workerArchitecture="arm64", fargateUsdPerGbHour=0.01)
+    )
+    assert config.fargate_prices == FargatePrices(
+        usd_per_vcpu_hour=FARGATE_LIST_PRICES["arm64"][0], usd_per_gb_hour=0.01
+    )
+
+
 def test_a_json_list_of_origins_is_accepted():
     config = PlatformConfig.from_context(
         Context(allowedOrigins='["https://a.example.com"]')
@@ -99,6 +132,26 @@ def test_a_json_list_of_origins_is_accepted():
         ("allowedOrigins", ["localhost:3000"], "origins"),
         ("allowedOrigins", ["https://app.example.com/path"], "origins"),
         ("allowedOrigins", "[not json", "origins"),
+        ("workerMaxTasks", 101, "1 to 100"),
+        ("chunkSeconds", 0, "a multiple of 6 from 6 to 600"),
+        ("chunkSeconds", 61, "a multiple of 6 from 6 to 600"),
+        ("chunkSeconds", 606, "a multiple of 6 from 6 to 600"),
+        ("chunkSeconds", "a minute", "a multiple of 6 from 6 to 600"),
+        ("maxSourceMinutes", 0, "1 to 1440"),
+        ("maxSourceMinutes", 1441, "1 to 1440"),
+        ("maxFrameSize", "3840", "WIDTHxHEIGHT like 3840x2160"),
+        ("maxFrameSize", "8x8", "each side from 16 to 8192"),
+        ("maxFrameSize", "9000x100", "each side from 16 to 8192"),
+        ("maxFrameSize", 2160, "WIDTHxHEIGHT"),
+        ("maxFrameRate", 0, "1 to 1000"),
+        ("maxFrameRate", 1001, "1 to 1000"),
+        ("jobTimeBudgetFactor", 0.5, "a number from 1 to 100"),
+        ("jobTimeBudgetFactor", "nan", "a number from 1 to 100"),
+        ("jobTimeBudgetFactor", True, "a number from 1 to 100"),
+        ("fargateUsdPerVcpuHour", 0, "a number above 0"),
+        ("fargateUsdPerGbHour", "cheap", "a number above 0"),
+        ("mediaConvertBasicUsdPerMinute", -0.01, "a number above 0"),
+        ("mediaConvertProUsdPerMinute", "inf", "a number above 0"),
     ],
 )
 def test_bad_values_name_the_knob_the_value_and_the_range(key, value, allowed):

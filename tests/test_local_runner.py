@@ -20,17 +20,27 @@ import requests
 from botocore.config import Config
 
 from lambdas.ingest.app import object_created_records
-from local.event_sources import DynamoStreamPoller
+from local.event_sources import DynamoStreamPoller, SqsQueuePoller, succeeded
 from local.jwt_issuer import LocalIssuer
 from local.lambda_runtime import HandlerError, LambdaProcess
+from local.motoserver import SETUP_CREDENTIALS
 from local.runner import ROOT, LocalPlatform
 from local.s3_events import event_matches, event_record, matching
 from local.s3_gateway import ObjectCreated, S3Gateway
-from local.template import NotificationSpec, StreamMappingSpec
+from local.template import NotificationSpec, QueueMappingSpec, StreamMappingSpec
 from tests.conftest import cdk_json_context, client, make_bucket, unique
+from tests.test_dead_jobs import (
+    STALLED,
+    STALLED_DESCRIBED,
+    chunk_job,
+    chunked_video,
+    stalled_tasks,
+)
 from vod.events import DETAIL_TYPE
 from vod.events import SOURCE as SOURCE_NAME
 from vod.keys import UPLOADS_PREFIX
+from vod.model import Status
+from vod.repository import VideoRepository
 from vod.settings import Env
 
 ORIGIN = "http://localhost:8787"
@@ -40,7 +50,8 @@ OUTPUT = "StorageOutputBucketCD2EEB3A"
 TABLE = "VideosTable41110721"
 QUEUE = "TranscoderJobsQueue80B55895"
 DLQ = "TranscoderJobsDeadLetterQueue6147221E"
-INGEST = "TranscoderIngestFunction8106D5D6"
+INGEST = "IngestFunction83726A21"
+DEAD_JOBS = "TranscoderDeadJobsFunction2060F3E6"
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +225,7 @@ def test_each_function_runs_from_its_asset_with_its_own_environment(platform):
     lambdas = platform.lambdas
     assert set(lambdas) == {
         INGEST,
+        DEAD_JOBS,
         "UploadApiUploadFunction29DF3109",
         "UploadApiVideosFunctionE8761CBA",
         "EventsPublisherFunction8D38CA1A",
@@ -562,6 +574,133 @@ def test_the_table_stream_feeds_the_publisher_onto_the_event_bus(platform):
     assert failed["detail-type"] == DETAIL_TYPE
     assert failed["detail"]["videoId"] == upload["videoId"]
     assert {e["detail"]["videoId"] for e in published} == {upload["videoId"]}
+
+
+# --- queues ---
+
+
+def test_a_partial_answer_naming_a_message_outside_the_batch_fails_it_all():
+    records = [{"messageId": "a"}, {"messageId": "b"}]
+    assert succeeded({"batchItemFailures": []}, records) == records
+    assert succeeded(None, records) == records
+    assert succeeded({"batchItemFailures": [{"itemIdentifier": "b"}]}, records) == [
+        {"messageId": "a"}
+    ]
+    assert succeeded({"batchItemFailures": [{"itemIdentifier": "c"}]}, records) == []
+    assert succeeded({"batchItemFailures": [{"itemIdentifier": None}]}, records) == []
+
+
+def test_a_queue_batch_deletes_what_succeeded_and_keeps_what_failed(moto):
+    sqs = client(moto, "sqs")
+    url = sqs.create_queue(
+        QueueName=unique("consumed"), Attributes={"VisibilityTimeout": "1"}
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    for body in ("ok", "retry"):
+        sqs.send_message(
+            QueueUrl=url,
+            MessageBody=body,
+            MessageAttributes={"kind": {"DataType": "String", "StringValue": body}},
+        )
+    seen: list[dict[str, Any]] = []
+
+    def invoke(function, event):
+        assert function == "Consumer"
+        json.dumps(event)  # what a Lambda process is sent must be JSON
+        seen.extend(event["Records"])
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": r["messageId"]}
+                for r in event["Records"]
+                if r["body"] == "retry"
+            ]
+        }
+
+    poller = SqsQueuePoller(
+        QueueMappingSpec("Mapping", "Consumer", "Queue", batch_size=10, partial=True),
+        queue_url=url,
+        queue_arn=arn,
+        sqs=sqs,
+        invoke=invoke,
+    )
+    poller.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while (
+            time.monotonic() < deadline and [r["body"] for r in seen].count("retry") < 2
+        ):
+            time.sleep(0.1)
+    finally:
+        poller.stop()
+    bodies = [r["body"] for r in seen]
+    assert bodies.count("ok") == 1, "deleted once it succeeded"
+    assert bodies.count("retry") >= 2, "kept, and delivered again"
+    retried = [r for r in seen if r["body"] == "retry"]
+    assert [r["attributes"]["ApproximateReceiveCount"] for r in retried[:2]] == [
+        "1",
+        "2",
+    ]
+    first = retried[0]
+    assert (first["eventSource"], first["eventSourceARN"]) == ("aws:sqs", arn)
+    assert first["messageAttributes"]["kind"]["stringValue"] == "retry"
+    assert first["md5OfBody"]
+
+
+def videos(platform) -> VideoRepository:
+    """The local table, through the runner's own credentials."""
+    dynamodb = boto3.resource(
+        "dynamodb",
+        endpoint_url=platform.moto_url,
+        region_name="us-east-1",
+        aws_access_key_id=SETUP_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=SETUP_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    return VideoRepository(name_of(platform, TABLE), dynamodb=dynamodb)
+
+
+def wait_until_consumed(platform, queue_url: str) -> None:
+    sqs = platform.admin_client("sqs")
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+            ],
+        )["Attributes"]
+        if set(attributes.values()) == {"0"}:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{queue_url} still holds messages")
+
+
+def test_a_dead_lettered_chunk_fails_its_video_through_the_dead_jobs_function(
+    platform,
+):
+    """The job goes straight to the DLQ, as SQS's redrive moves it there; the
+    queue's event source mapping hands it to the dead-jobs function."""
+    repository = videos(platform)
+    now = time.time()
+    repository.create(chunked_video("local-stalled", tasks=stalled_tasks(now)))
+    tasks = stalled_tasks(now)
+    tasks[STALLED] = {**tasks[STALLED], "done": True}
+    repository.create(chunked_video("local-done", tasks=tasks))
+    dlq_url = platform.template.resources[DLQ].ref
+    sqs = platform.admin_client("sqs")
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=chunk_job("local-done").to_json())
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=chunk_job("local-stalled").to_json())
+    wait_until_consumed(platform, dlq_url)
+    failed = repository.get("local-stalled")
+    assert failed is not None
+    assert failed.status is Status.FAILED
+    assert failed.error is not None
+    assert failed.error.startswith(f"{STALLED_DESCRIBED} was started 3 times")
+    untouched = repository.get("local-done")
+    assert untouched is not None
+    assert (untouched.status, untouched.error) == (Status.PROCESSING, None)
 
 
 # --- playback and the page ---

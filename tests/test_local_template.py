@@ -34,7 +34,7 @@ OUTPUT = "StorageOutputBucketCD2EEB3A"
 TABLE = "VideosTable41110721"
 QUEUE = "TranscoderJobsQueue80B55895"
 DLQ = "TranscoderJobsDeadLetterQueue6147221E"
-INGEST = "TranscoderIngestFunction8106D5D6"
+INGEST = "IngestFunction83726A21"
 
 
 @pytest.fixture(scope="module")
@@ -360,13 +360,24 @@ def test_what_moves_data_but_is_not_run_locally_is_listed(tmp_path):
                         "FunctionName": {"Ref": "Fn"},
                     },
                 },
+                "Kinesis": {"Type": "AWS::Kinesis::Stream"},
+                "FromKinesis": {
+                    "Type": "AWS::Lambda::EventSourceMapping",
+                    "Properties": {
+                        "EventSourceArn": {"Fn::GetAtt": ["Kinesis", "Arn"]},
+                        "FunctionName": {"Ref": "Fn"},
+                    },
+                },
             }
         },
         tmp_path,
     )
     assert local.stream_mappings() == []
+    (queue,) = local.queue_mappings()
+    assert (queue.function, queue.queue, queue.batch_size) == ("Fn", "Q", 10)
+    assert not queue.partial
     assert local.not_run_locally() == [
-        "AWS::Lambda::EventSourceMapping FromQueue feeding function Fn"
+        "AWS::Lambda::EventSourceMapping FromKinesis feeding function Fn"
     ]
 
 
@@ -377,3 +388,12 @@ def test_the_table_stream_feeds_the_publisher_function(local):
     assert stream.partial
     assert local.resources[stream.on_failure_queue].type == "AWS::SQS::Queue"
     assert local.not_run_locally() == []
+
+
+def test_the_dead_letter_queue_feeds_the_dead_jobs_function(local):
+    (mapping,) = local.queue_mappings()
+    handler = local.functions()[mapping.function].handler
+    assert handler == "lambdas.dead_jobs.app.handler"
+    assert mapping.queue == DLQ
+    assert mapping.partial
+    assert mapping.batch_size == 10

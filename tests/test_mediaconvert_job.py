@@ -106,6 +106,23 @@ def test_every_job_is_a_valid_create_job_request(ladder):
     _assert_valid(request, MODEL.operation_model("CreateJob").input_shape)
 
 
+def test_every_job_asks_for_acceleration_where_it_can_have_it():
+    request = create_job_request(
+        JOB,
+        output_bucket="vod-output-bucket",
+        role_arn="arn:aws:iam::111122223333:role/Vod-MediaConvertRole",
+        template_name="Vod-JobTemplate-1A2B3C4D5E6F",
+    )
+    # PREFERRED runs a job that cannot be accelerated at standard speed;
+    # ENABLED would fail it.
+    assert request["AccelerationSettings"] == {"Mode": "PREFERRED"}
+    shape = MODEL.operation_model("CreateJob").input_shape
+    assert "PREFERRED" in shape.members["AccelerationSettings"].members["Mode"].enum
+    request["AccelerationSettings"] = {"Mode": "PREFER"}
+    (error,) = _model_errors(request, shape)
+    assert ".AccelerationSettings.Mode: 'PREFER' is not one of" in error
+
+
 def test_the_model_check_catches_a_misspelt_enum():
     settings = template_settings()
     settings["OutputGroups"][0]["Outputs"][0]["VideoDescription"]["CodecSettings"][

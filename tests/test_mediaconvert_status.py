@@ -1,17 +1,28 @@
 """The status Lambda on MediaConvert's job state change events (AWS's
-documented examples, tagged as our jobs), against moto's DynamoDB."""
+documented examples, tagged as our jobs), against moto's DynamoDB; the
+GetJob call that tells a finished job's tier, against botocore's Stubber."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
+from botocore.stub import Stubber
 
 from lambdas.mediaconvert import status
-from lambdas.mediaconvert.status import apply, handler, job_state_change
+from lambdas.mediaconvert.job import LIST_PRICES
+from lambdas.mediaconvert.status import (
+    apply,
+    handler,
+    job_acceleration,
+    job_state_change,
+)
 from tests.conftest import make_table
 from vod.keys import upload_key
 from vod.model import Status, Video
@@ -19,6 +30,11 @@ from vod.repository import VideoRepository
 from vod.settings import Env
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
+#: The job of the COMPLETE fixture.
+JOB_ID = "1671476818694-phptj0"
+#: The COMPLETE fixture's outputs, 30.041 s each: 1080p, 720p and the
+#: 1920x1080 poster capture are HD (twice), 540p, 432p and 360p SD (once).
+NORMALIZED_MINUTES = (3 * 2 + 3) * 30.041 / 60
 
 
 def _event(name: str, **detail: Any) -> dict[str, Any]:
@@ -29,13 +45,31 @@ def _event(name: str, **detail: Any) -> dict[str, Any]:
     return event
 
 
+#: What GetJob answers about the job's acceleration, per test.
+LOOKED_UP: dict[str, Any] = {}
+
+
+def _looked_up(job_id: str) -> str | None:
+    answer = LOOKED_UP[job_id]
+    if isinstance(answer, Exception):
+        raise answer
+    return str(answer)
+
+
 @pytest.fixture
 def table(aws_env, monkeypatch):
     name = make_table(aws_env)
     monkeypatch.setenv(Env.TABLE_NAME, name)
+    monkeypatch.setenv(Env.MEDIACONVERT_BASIC_USD_PER_MINUTE, "0.0075")
+    monkeypatch.setenv(Env.MEDIACONVERT_PRO_USD_PER_MINUTE, "0.012")
+    monkeypatch.setattr(status, "_acceleration", _looked_up)
+    LOOKED_UP.clear()
+    LOOKED_UP[JOB_ID] = "NOT_ACCELERATED"
     status._repository.cache_clear()
+    status._prices.cache_clear()
     yield name
     status._repository.cache_clear()
+    status._prices.cache_clear()
 
 
 def _queued(table: str, video_id: str = "v1") -> VideoRepository:
@@ -104,6 +138,72 @@ def test_complete_writes_the_fields_the_worker_writes(table):
     assert public["playbackUrl"] == (
         "https://d111111abcdef8.cloudfront.net/videos/v1/master.m3u8"
     )
+    assert public["cost"] == {
+        "normalizedMinutes": round(NORMALIZED_MINUTES, 3),
+        "usd": round(NORMALIZED_MINUTES * 0.0075, 6),
+        "basis": "MediaConvert Basic tier at $0.0075 per normalized minute",
+    }
+
+
+def test_an_accelerated_job_costs_the_professional_tiers_price(table, monkeypatch):
+    monkeypatch.setenv(Env.MEDIACONVERT_PRO_USD_PER_MINUTE, "0.02")
+    repository = _queued(table)
+    LOOKED_UP[JOB_ID] = "ACCELERATED"
+    assert _deliver("complete") == ["READY"]
+    cost = _record(repository).cost
+    assert cost is not None
+    assert cost["usd"] == round(NORMALIZED_MINUTES * 0.02, 6)
+    assert cost["basis"] == (
+        "MediaConvert Professional tier at $0.02 per normalized minute"
+    )
+
+
+def test_a_tier_the_event_reports_needs_no_lookup(table):
+    repository = _queued(table)
+    LOOKED_UP[JOB_ID] = AssertionError("GetJob was called")
+    event = _event("complete", accelerationStatus="ACCELERATED")
+    assert handler(event, None) == {"outcome": "READY"}
+    cost = _record(repository).cost
+    assert cost is not None
+    assert "Professional" in cost["basis"]
+
+
+def test_an_unknown_tier_still_makes_the_video_ready_at_the_basic_price(table, caplog):
+    repository = _queued(table)
+    LOOKED_UP[JOB_ID] = RuntimeError("AccessDenied")
+    with caplog.at_level(logging.WARNING):
+        assert _deliver("complete") == ["READY"]
+    cost = _record(repository).cost
+    assert cost is not None
+    assert "Basic" in cost["basis"]
+    assert "acceleration status is unknown" in caplog.text
+
+
+def test_the_tier_is_read_with_get_job():
+    client = botocore.session.get_session().create_client(
+        "mediaconvert",
+        region_name="us-west-2",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "get_job",
+            {
+                "Job": {
+                    "Id": JOB_ID,
+                    "Role": "arn:aws:iam::111122223333:role/Vod-MediaConvert",
+                    "Settings": {},
+                    "Status": "COMPLETE",
+                    "AccelerationSettings": {"Mode": "PREFERRED"},
+                    "AccelerationStatus": "ACCELERATED",
+                    "CreatedAt": datetime(2022, 12, 19, 19, 6, 58, tzinfo=UTC),
+                }
+            },
+            {"Id": JOB_ID},
+        )
+        assert job_acceleration(client, JOB_ID) == "ACCELERATED"
+        stubber.assert_no_pending_responses()
 
 
 def test_a_job_that_finishes_before_any_progress_goes_straight_to_ready(table):
@@ -158,7 +258,15 @@ def test_events_of_other_jobs_or_for_no_record_are_ignored(table):
     }
     missing = job_state_change(_event("complete", userMetadata={"videoId": "gone"}))
     assert missing is not None
-    assert apply(missing, VideoRepository(table)) == "stale"
+    assert (
+        apply(
+            missing,
+            VideoRepository(table),
+            prices=LIST_PRICES,
+            acceleration=_looked_up,
+        )
+        == "stale"
+    )
 
 
 def test_a_status_update_without_a_percent_changes_nothing(table):

@@ -101,6 +101,7 @@ def _expected_request() -> dict[str, Any]:
         "Settings": ANY,
         "UserMetadata": {"videoId": VIDEO_ID, "vodPipeline": TEMPLATE},
         "StatusUpdateInterval": "SECONDS_30",
+        "AccelerationSettings": {"Mode": "PREFERRED"},
         "ClientRequestToken": VIDEO_ID,
     }
 
@@ -110,7 +111,9 @@ def _create_job_response(request: dict[str, Any]) -> dict[str, Any]:
     submitted = datetime(2022, 12, 19, 19, 20, 17, tzinfo=UTC)
     return {
         "Job": {
-            "AccelerationStatus": "NOT_APPLICABLE",
+            "AccelerationSettings": request["AccelerationSettings"],
+            # Until MediaConvert has decided whether the job can be.
+            "AccelerationStatus": "IN_PROGRESS",
             "Arn": f"arn:aws:mediaconvert:us-west-2:111122223333:jobs/{JOB_ID}",
             "ClientRequestToken": request["ClientRequestToken"],
             "CreatedAt": submitted,

@@ -22,7 +22,7 @@ from vod.keys import UPLOADS_PREFIX
 SOURCE = "StorageSourceBucketB2F37168"
 OUTPUT = "StorageOutputBucketCD2EEB3A"
 UPLOAD = "UploadApiUploadFunction29DF3109"
-INGEST = "TranscoderIngestFunction8106D5D6"
+INGEST = "IngestFunction83726A21"
 TIMEOUT = 10
 
 
@@ -183,13 +183,15 @@ def test_a_module_missing_from_the_lambda_asset_fails_the_start(synth, tmp_path)
     assembly = broken_copy(synth, tmp_path, lambda _resources: None)
     platform = LocalPlatform(assembly, web_port=0, run_dir=tmp_path / "run")
     ingest = platform.template.functions()[INGEST]
-    (ingest.asset_dir / "vod" / "jobs.py").unlink()
+    # A module only the ingest function imports: every function shares the
+    # asset, and all of them import the shared model and what it imports.
+    (ingest.asset_dir / "lambdas" / "ingest" / "mediaconvert.py").unlink()
     before = child_pids()
     with pytest.raises(HandlerError) as raised:
         platform.start()
     message = str(raised.value)
     assert "lambdas.ingest.app.handler cannot be loaded from its asset" in message
-    assert "vod.jobs" in message
+    assert "lambdas.ingest.mediaconvert" in message
     assert child_pids() == before
 
 

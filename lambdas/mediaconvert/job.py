@@ -1,9 +1,10 @@
-"""MediaConvert's version of the shared ladder, in three pure functions:
+"""MediaConvert's version of the shared ladder, in four pure functions:
 
 - ``template_settings``: the job template the stack creates;
 - ``create_job_request``: the CreateJob call for one upload;
 - ``ready_fields``: what a COMPLETE event says about the outputs, as the
-  record's READY fields.
+  record's READY fields;
+- ``job_cost``: what those outputs cost, as the record's ``cost``.
 
 The CDK construct, the ingest Lambda and the status Lambda all call these, so
 the template, the jobs and the reading of their outputs cannot drift apart.
@@ -23,9 +24,16 @@ rates follow the source, and a source without audio gets a silent audio track.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vod.costs import (
+    MEDIACONVERT_BASIC_USD_PER_MINUTE,
+    MEDIACONVERT_PRO_USD_PER_MINUTE,
+    Output,
+    mediaconvert_cost,
+)
 from vod.jobs import JobMessage
 from vod.keys import MASTER_PLAYLIST, output_prefix
 from vod.ladder import (
@@ -40,6 +48,7 @@ from vod.ladder import (
     Rung,
 )
 from vod.model import Rendition
+from vod.settings import Env, read_float
 
 #: UserMetadata keys of every job we submit. The EventBridge rule matches
 #: PIPELINE_KEY against the template's name, so it hears only this stack's jobs.
@@ -69,6 +78,14 @@ QVBR_QUALITY = 7
 _AAC_CODING_MODES = {1: "CODING_MODE_1_0", 2: "CODING_MODE_2_0"}
 HLS_GROUP_TYPE = "CMAF_GROUP"
 POSTER_GROUP_TYPE = "FILE_GROUP"
+#: Accelerated transcoding when the job allows it, standard speed otherwise
+#: (ENABLED would fail the jobs it cannot accelerate). An accelerated job is
+#: billed at the Professional tier.
+ACCELERATION_MODE = "PREFERRED"
+ACCELERATED = "ACCELERATED"
+#: The template keeps the source's frame rate, which no COMPLETE event
+#: reports; the cost takes 30 fps, the most that is billed at the base rate.
+ASSUMED_FRAME_RATE = 30.0
 
 
 class UnexpectedOutputs(ValueError):
@@ -169,6 +186,7 @@ def create_job_request(
         ),
         "UserMetadata": {VIDEO_ID_KEY: job.video_id, PIPELINE_KEY: template_name},
         "StatusUpdateInterval": STATUS_UPDATE_INTERVAL,
+        "AccelerationSettings": {"Mode": ACCELERATION_MODE},
         # botocore retries a CreateJob whose response was lost; with the same
         # token MediaConvert returns the first job instead of making a second.
         "ClientRequestToken": job.video_id,
@@ -232,6 +250,62 @@ def ready_fields(
         "playback": _key_under(masters[0], prefix),
         "poster": _key_under(posters[-1], prefix),
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class TierPrices:
+    """USD per normalized minute in each on-demand tier."""
+
+    basic_usd_per_minute: float = MEDIACONVERT_BASIC_USD_PER_MINUTE
+    pro_usd_per_minute: float = MEDIACONVERT_PRO_USD_PER_MINUTE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TierPrices:
+        return cls(
+            basic_usd_per_minute=read_float(
+                Env.MEDIACONVERT_BASIC_USD_PER_MINUTE,
+                env,
+                default=cls.basic_usd_per_minute,
+            ),
+            pro_usd_per_minute=read_float(
+                Env.MEDIACONVERT_PRO_USD_PER_MINUTE,
+                env,
+                default=cls.pro_usd_per_minute,
+            ),
+        )
+
+
+#: The us-east-1 on-demand list prices (``vod.costs``).
+LIST_PRICES = TierPrices()
+
+
+def job_cost(
+    output_groups: Sequence[Mapping[str, Any]],
+    *,
+    acceleration_status: str | None,
+    prices: TierPrices,
+) -> dict[str, Any]:
+    """The record's ``cost`` from a COMPLETE event's ``outputGroupDetails``:
+    every output with video (the poster's frame capture too) for its
+    duration, at the Professional tier when the job ran accelerated."""
+    outputs = [
+        Output(
+            width=int(detail["videoDetails"]["widthInPx"]),
+            height=int(detail["videoDetails"]["heightInPx"]),
+            frame_rate=ASSUMED_FRAME_RATE,
+            seconds=int(detail.get("durationInMs", 0)) / 1000,
+        )
+        for group in output_groups
+        for detail in group.get("outputDetails", [])
+        if "videoDetails" in detail
+    ]
+    if acceleration_status == ACCELERATED:
+        return mediaconvert_cost(
+            outputs, usd_per_minute=prices.pro_usd_per_minute, tier="Professional"
+        )
+    return mediaconvert_cost(
+        outputs, usd_per_minute=prices.basic_usd_per_minute, tier="Basic"
+    )
 
 
 def _largest_first(ladder: Sequence[Rung]) -> list[Rung]:

@@ -3,7 +3,8 @@ move the video's record.
 
 - PROGRESSING: QUEUED -> PROCESSING at 0 %;
 - STATUS_UPDATE: PROCESSING with ``jobProgress.jobPercentComplete``;
-- COMPLETE: READY with the fields the Fargate worker writes;
+- COMPLETE: READY with the fields the Fargate worker writes, and the cost
+  (the job's tier comes from GetJob: the event does not carry it);
 - ERROR: FAILED with MediaConvert's error code and message;
 - CANCELED: FAILED, since no output will come.
 
@@ -18,10 +19,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from lambdas.mediaconvert.job import VIDEO_ID_KEY, UnexpectedOutputs, ready_fields
+import boto3
+
+from lambdas.mediaconvert.job import (
+    VIDEO_ID_KEY,
+    TierPrices,
+    UnexpectedOutputs,
+    job_cost,
+    ready_fields,
+)
 from vod.model import Status
 from vod.repository import VideoRepository
 from vod.settings import Env, read_str
@@ -31,6 +40,9 @@ logger.setLevel(logging.INFO)
 
 #: A record a job can still change: one that the ingest Lambda queued.
 _IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING})
+
+#: A job's AccelerationStatus by its id (GetJob).
+AccelerationLookup = Callable[[str], str | None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +78,38 @@ def job_state_change(event: Mapping[str, Any]) -> JobStateChange | None:
     )
 
 
-def record_change(change: JobStateChange) -> RecordChange | None:
+def job_acceleration(mediaconvert: Any, job_id: str) -> str | None:
+    """The job's AccelerationStatus, as GetJob reports it."""
+    status = mediaconvert.get_job(Id=job_id)["Job"].get("AccelerationStatus")
+    return str(status) if status else None
+
+
+def acceleration_status(
+    change: JobStateChange, lookup: AccelerationLookup
+) -> str | None:
+    """Whether the job ran accelerated (and so bills the Professional tier):
+    from the event if it says, else from the job itself; None when neither
+    can tell, which prices the job at the Basic tier."""
+    reported = change.detail.get("accelerationStatus")
+    if isinstance(reported, str):
+        return reported
+    try:
+        return lookup(change.job_id)
+    except Exception:
+        logger.warning(
+            "the job's acceleration status is unknown; its cost assumes Basic",
+            extra={"videoId": change.video_id, "jobId": change.job_id},
+            exc_info=True,
+        )
+        return None
+
+
+def record_change(
+    change: JobStateChange,
+    *,
+    prices: TierPrices,
+    acceleration: AccelerationLookup,
+) -> RecordChange | None:
     """How the record should move for ``change``; None when it should not."""
     detail = change.detail
     if change.status == "PROGRESSING":
@@ -83,14 +126,20 @@ def record_change(change: JobStateChange) -> RecordChange | None:
             only_from=_IN_FLIGHT,
         )
     if change.status == "COMPLETE":
+        output_groups = detail.get("outputGroupDetails", [])
         try:
-            fields = ready_fields(detail.get("outputGroupDetails", []), change.video_id)
+            fields = ready_fields(output_groups, change.video_id)
         except UnexpectedOutputs as error:
             return RecordChange(
                 Status.FAILED,
                 {"error": f"MediaConvert finished with unexpected outputs: {error}"},
                 only_from=_IN_FLIGHT,
             )
+        fields["cost"] = job_cost(
+            output_groups,
+            acceleration_status=acceleration_status(change, acceleration),
+            prices=prices,
+        )
         return RecordChange(
             Status.READY, fields, only_from=_IN_FLIGHT, remove=("error",)
         )
@@ -111,9 +160,15 @@ def record_change(change: JobStateChange) -> RecordChange | None:
     return None
 
 
-def apply(change: JobStateChange, repository: VideoRepository) -> str:
+def apply(
+    change: JobStateChange,
+    repository: VideoRepository,
+    *,
+    prices: TierPrices,
+    acceleration: AccelerationLookup,
+) -> str:
     """Apply ``change`` to the record; returns what happened, for the log."""
-    planned = record_change(change)
+    planned = record_change(change, prices=prices, acceleration=acceleration)
     context = {"videoId": change.video_id, "jobId": change.job_id}
     if planned is None:
         logger.info(
@@ -146,6 +201,21 @@ def _repository() -> VideoRepository:
     return VideoRepository(read_str(Env.TABLE_NAME))
 
 
+@functools.cache
+def _prices() -> TierPrices:
+    return TierPrices.from_env()
+
+
+@functools.cache
+def _mediaconvert() -> Any:
+    # MediaConvert takes requests on its regional endpoint.
+    return boto3.client("mediaconvert")
+
+
+def _acceleration(job_id: str) -> str | None:
+    return job_acceleration(_mediaconvert(), job_id)
+
+
 def handler(event: Mapping[str, Any], _context: object) -> dict[str, str]:
     change = job_state_change(event)
     if change is None:
@@ -154,4 +224,8 @@ def handler(event: Mapping[str, Any], _context: object) -> dict[str, str]:
             extra={"detailType": event.get("detail-type"), "id": event.get("id")},
         )
         return {"outcome": "ignored"}
-    return {"outcome": apply(change, _repository())}
+    return {
+        "outcome": apply(
+            change, _repository(), prices=_prices(), acceleration=_acceleration
+        )
+    }
