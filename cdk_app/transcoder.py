@@ -248,11 +248,14 @@ class FargateTranscoder(Construct):
         storage.grant_write_outputs(task_role)
         storage.grant_delete_outputs(task_role)
         videos.grant_read_write_items(task_role)
+        # SendMessage: the worker that plans a long video queues its chunk
+        # and audio jobs.
         self.jobs_queue.grant(
             task_role,
             "sqs:ReceiveMessage",
             "sqs:DeleteMessage",
             "sqs:ChangeMessageVisibility",
+            "sqs:SendMessage",
         )
         task_role.add_to_principal_policy(
             iam.PolicyStatement(

@@ -5,9 +5,12 @@ taken through it end to end, and the page served until Ctrl-C.
 
 Without ``--file`` a 6 s 1080p test clip with audio is generated with
 ffmpeg. The clip is uploaded with the ``vod`` CLI, the run waits for READY
-while showing the transcode progress, then prints the record and the
-playback URL of ``master.m3u8``. ``--no-wait`` skips the upload and only
-keeps the stack up for manual use.
+while showing the transcode progress (chunks done, how much already plays),
+then prints the record and the playback URL of ``master.m3u8``. A file
+longer than the stack's chunk length is encoded in chunks by the three
+worker processes at once. ``--no-wait`` skips the upload and only keeps the
+stack up for manual use; the ``export`` lines it prints set up the ``vod``
+CLI against it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from local.container import DockerfileError
 from local.lambda_runtime import HandlerError
 from local.runner import DEMO_USER, ROOT, LocalPlatform, VideoFailed
 from local.template import TemplateError, WiringError
+from vod.plan import clock
 
 DEMO_DIR = Path(".demo")
 WEB_ROOT = ROOT / "web" / "dist"
@@ -96,18 +100,34 @@ def upload_with_cli(file: Path, api_url: str, token: str, state_dir: Path) -> st
     return result.stdout.strip().splitlines()[-1]
 
 
+def progress_line(record: Mapping[str, Any]) -> str:
+    """``PROCESSING 42% (chunks 5/11 done, playable to 1:06)``."""
+    status = str(record["status"])
+    if status != "PROCESSING":
+        return status
+    line = f"PROCESSING {int(record.get('progress') or 0)}%"
+    notes = []
+    chunks = record.get("chunks")
+    if chunks:
+        notes.append(f"chunks {chunks['done']}/{chunks['total']} done")
+    if record.get("playable") and record.get("playableUntil"):
+        notes.append(f"playable to {clock(float(record['playableUntil']))}")
+    if record.get("retrying"):
+        notes.append(f"retrying after {record.get('attempts')} attempts")
+    return f"{line} ({', '.join(notes)})" if notes else line
+
+
 class _Progress:
-    """One line per change of the record's status or progress."""
+    """One line per change of the record's status, progress or chunks."""
 
     def __init__(self) -> None:
-        self._last: tuple[str, int] | None = None
+        self._last: str | None = None
 
     def __call__(self, record: Mapping[str, Any]) -> None:
-        seen = (str(record["status"]), int(record.get("progress") or 0))
-        if seen != self._last:
-            self._last = seen
-            percent = f" {seen[1]}%" if seen[0] == "PROCESSING" else ""
-            say(f"  {seen[0]}{percent}")
+        line = progress_line(record)
+        if line != self._last:
+            self._last = line
+            say(f"  {line}")
 
 
 def say(line: str) -> None:
@@ -165,7 +185,9 @@ def run(args: argparse.Namespace) -> int:
             say(json.dumps(record, indent=2))
             say(f"Playback URL: {record['playbackUrl']}")
         say(f"Open {platform.web_url}/ to upload and play in the browser.")
-        say(f"Token for the API (user {DEMO_USER}): {token}")
+        say(f"For the vod CLI (user {DEMO_USER}), paste:")
+        say(f"  export VOD_API_URL={platform.api_url}")
+        say(f"  export VOD_TOKEN={token}")
         say("Serving until Ctrl-C.")
         while True:
             time.sleep(3600)
@@ -184,7 +206,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--moto-port", type=int, default=0, help="default: a free port")
     parser.add_argument("--web-port", type=int, default=8787, help="default: 8787")
-    parser.add_argument("--workers", type=int, default=1, help="FFmpeg workers")
+    parser.add_argument(
+        "--workers", type=int, default=3, help="FFmpeg worker processes (default 3)"
+    )
     parser.add_argument(
         "--timeout", type=float, default=900, help="seconds to wait for READY"
     )

@@ -40,7 +40,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import socket
 import string
 import subprocess
@@ -76,6 +75,7 @@ from local.template import (
     TaskSpec,
     WiringError,
 )
+from local.workers import WorkerPool, stop_processes
 from vod.keys import parse_upload_key, upload_key
 from vod.model import Status
 from vod.settings import Env
@@ -132,7 +132,11 @@ class LocalPlatform:
     :param moto_port: port of the moto server (a free one when 0)
     :param web_port: port of the page and ``/config.json`` (0: a free one;
         the template's allowed origins name ``http://localhost:8787``)
-    :param workers: how many FFmpeg workers run
+    :param workers: how many FFmpeg worker processes run (default 3, so that
+        a long video's chunks are encoded by several at once); one that dies
+        is replaced
+    :param task_env: variables that replace the task definition's in the
+        workers' environment, e.g. a shorter chunk length for a test
     :param web_root: directory of the static page, if there is one
     :param run_dir: where logs and the workers' scratch space go; a
         temporary directory, removed on stop, when None
@@ -148,7 +152,8 @@ class LocalPlatform:
         *,
         moto_port: int = 0,
         web_port: int = 8787,
-        workers: int = 1,
+        workers: int = 3,
+        task_env: Mapping[str, str] | None = None,
         web_root: Path | str | None = None,
         api_port: int = 0,
         run_dir: Path | str | None = None,
@@ -162,6 +167,7 @@ class LocalPlatform:
         self._web_port = web_port
         self._api_port = api_port
         self._worker_count = workers
+        self._task_env = dict(task_env or {})
         self._web_root = Path(web_root) if web_root is not None else None
         self._given_run_dir = Path(run_dir) if run_dir is not None else None
         self._check_wiring = check_wiring
@@ -171,7 +177,7 @@ class LocalPlatform:
         self.credentials: dict[str, AccessKey] = {}
         self.functions: dict[str, FunctionSpec] = {}
         self.lambdas: dict[str, LambdaProcess] = {}
-        self.workers: list[subprocess.Popen[bytes]] = []
+        self.worker_pool: WorkerPool | None = None
         self.issuer: LocalIssuer | None = None
         self.moto: MotoEndpoint | None = None
         self.gateway: S3Gateway | None = None
@@ -486,30 +492,34 @@ class LocalPlatform:
 
     def _start_workers(self, task: TaskSpec) -> None:
         image = host_image(task.build_dir, task.dockerfile, self.run_dir / "image")
-        for number in range(1, self._worker_count + 1):
+
+        def env_for(number: int) -> dict[str, str]:
             work_dir = self.run_dir / f"worker-{number}"
             work_dir.mkdir(parents=True, exist_ok=True)
-            env = {
+            return {
                 **image.env,
                 **task.environment,
+                **self._task_env,
                 **self.component_env(task.logical_id),
                 Env.WORK_DIR: str(work_dir),
             }
-            log_file = (self.run_dir / "logs" / f"worker-{number}.log").open("ab")
-            self._stack.callback(log_file.close)
-            process = subprocess.Popen(
-                image.argv,
-                cwd=image.workdir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                # The runner stops workers with SIGTERM, as ECS does, rather
-                # than the terminal's Ctrl-C reaching them directly.
-                start_new_session=True,
-            )
-            self.workers.append(process)
-        self._stack.callback(_stop_processes, self.workers, self._worker_stop_seconds)
+
+        pool = WorkerPool(
+            count=self._worker_count,
+            argv=image.argv,
+            cwd=image.workdir,
+            env_for=env_for,
+            log_dir=self.run_dir / "logs",
+            stop_seconds=self._worker_stop_seconds,
+        )
+        pool.start()
+        self.worker_pool = pool
+        self._stack.callback(pool.stop)
+
+    @property
+    def workers(self) -> list[subprocess.Popen[bytes]]:
+        """The worker processes running now (one per slot)."""
+        return self.worker_pool.processes if self.worker_pool else []
 
     def _start_reader(self, s3_endpoint: str) -> PlaybackReader:
         bucket, origins = self._playback_origin()
@@ -694,9 +704,10 @@ class LocalPlatform:
         """Why a video in ``status`` cannot move on, when the run knows."""
         if status in (Status.UPLOADING, Status.UPLOADED):
             return self._explain_upload(video_id)
-        if status in (Status.QUEUED, Status.PROCESSING) and self.workers:
-            codes = [process.poll() for process in self.workers]
-            if all(code is not None for code in codes):
+        pool = self.worker_pool
+        if status in (Status.QUEUED, Status.PROCESSING) and pool is not None:
+            codes = pool.exit_codes()
+            if pool.all_exited():
                 return (
                     f"video {video_id} is {status} but every worker exited "
                     f"(exit codes {codes}); see {self.run_dir / 'logs'}/worker-*.log"
@@ -915,7 +926,7 @@ def moto_process(port: int, log_path: Path) -> Iterator[MotoEndpoint]:
             _wait_until_serving(url, process)
             yield MotoEndpoint(url=url, port=port)
         finally:
-            _stop_processes([process], MOTO_STOP_SECONDS)
+            stop_processes([process], MOTO_STOP_SECONDS)
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -938,25 +949,3 @@ def _started(component: T | None) -> T:
     if component is None:
         raise RuntimeError("the platform is not started")
     return component
-
-
-def _stop_processes(
-    processes: list[subprocess.Popen[bytes]], grace_seconds: float
-) -> None:
-    """SIGTERM to all, then SIGKILL to those still running once
-    ``grace_seconds`` have passed, with their process group (a worker's
-    ffmpeg), so that nothing outlives the platform."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace_seconds
-    for process in processes:
-        try:
-            process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            # Each process leads its own session; what is left of its group
-            # (children it could not stop) goes too.
-            os.killpg(process.pid, signal.SIGKILL)

@@ -330,11 +330,13 @@ def test_task_role_has_exactly_the_workers_rights(synth):
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
+        "sqs:SendMessage",
         "ecs:UpdateTaskProtection",
     }
     assert by_action["s3:GetObject"]["Resource"]["Fn::Join"][1][-1] == "/uploads/*"
     assert by_action["s3:PutObject"]["Resource"]["Fn::Join"][1][-1] == "/videos/*"
-    assert by_action["sqs:ReceiveMessage"]["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+    for action in ("sqs:ReceiveMessage", "sqs:SendMessage"):
+        assert by_action[action]["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
     protection = json.dumps(by_action["ecs:UpdateTaskProtection"]["Resource"])
     assert ":task/" in protection
     assert "TranscoderCluster" in protection

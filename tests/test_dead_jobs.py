@@ -43,7 +43,6 @@ def ten_minute_plan() -> TranscodePlan:
         display_width=1920,
         display_height=1080,
         frame_rate=rate,
-        video_start=Fraction(0),
         variants=(Variant("1080p", 1920, 1080, 5_000_000),),
         has_audio=True,
         video_stream=0,

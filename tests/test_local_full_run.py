@@ -190,6 +190,13 @@ def test_the_demo_reaches_ready_prints_the_playback_url_and_stops_on_ctrl_c(
         assert playback.endswith("/master.m3u8")
         assert fetch(playback).text.startswith("#EXTM3U")
         (api,) = [line.split()[1] for line in lines if line.strip().startswith("API ")]
+        assert f"  export VOD_API_URL={api}" in lines
+        (token,) = [
+            line.split("=", 1)[1] for line in lines if "export VOD_TOKEN=" in line
+        ]
+        assert requests.get(
+            f"{api}/videos", headers={"authorization": f"Bearer {token}"}, timeout=10
+        ).ok
         demo.send_signal(signal.SIGINT)
         assert demo.wait(30) == 0
     finally:

@@ -275,8 +275,8 @@ def test_a_failing_callback_stops_ffmpeg_and_propagates(tmp_path):
         encode_real(clip(seconds=3), tmp_path / "out", on_position=fail)
 
 
-def test_ffmpeg_failure_is_unprocessable_with_its_reason_and_no_url(tmp_path):
-    url = "http://127.0.0.1:9/bucket/key.mp4?X-Amz-Signature=secret"
+def test_ffmpeg_failure_is_unprocessable_with_its_reason_and_no_url(moto, tmp_path):
+    url = f"{moto.url}/no-such-bucket/key.mp4?X-Amz-Signature=secret"
     (tmp_path / "out").mkdir()
     with pytest.raises(Unprocessable, match="could not be transcoded") as raised:
         run_encode(

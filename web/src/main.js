@@ -34,9 +34,15 @@ class VideoCard {
 
   show(record) {
     this.element.dataset.status = record.status
-    this.#part('status').textContent = record.status
+    this.element.dataset.playable = record.playable ? 'true' : 'false'
+    this.#part('status').textContent = record.retrying
+      ? `${record.status} (retrying)`
+      : record.status
     this.#part('progress').value = record.progress ?? 0
-    this.#part('percent').textContent = `${record.progress ?? 0}%`
+    const chunks = record.chunks
+    const detail =
+      record.status === 'PROCESSING' && chunks ? `, ${chunks.done}/${chunks.total} chunks` : ''
+    this.#part('percent').textContent = `${record.progress ?? 0}%${detail}`
     this.fail(record.error)
   }
 
@@ -47,7 +53,13 @@ class VideoCard {
     error.hidden = !message
   }
 
+  /** Plays `source` once: hls.js follows a playlist that still grows (a
+   * video encoded in chunks plays from its start before it is READY). */
   play(source, poster) {
+    if (this.playing) {
+      return
+    }
+    this.playing = true
     const video = this.#part('player')
     if (poster) {
       video.poster = poster
@@ -56,7 +68,8 @@ class VideoCard {
     // Muted, so browsers allow it to start on its own.
     video.autoplay = true
     if (Hls.isSupported()) {
-      const hls = new Hls()
+      const hls = new Hls({ startPosition: 0 })
+      this.hls = hls
       hls.on(Hls.Events.ERROR, (_event, data) => {
         if (data.fatal) {
           this.fail(`Playback failed: ${data.type} ${data.details}`)
@@ -74,13 +87,13 @@ class VideoCard {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Polls the record until it settles; plays it when READY. */
+/** Polls the record until it settles; plays it as soon as it is playable. */
 async function watch(api, config, card, videoId) {
   for (;;) {
     try {
       const record = await api.video(videoId)
       card.show(record)
-      if (record.status === 'READY') {
+      if (record.playable && record.playbackUrl) {
         card.play(
           resolvePlayback(record.playbackUrl, config.playbackUrl),
           record.posterUrl && resolvePlayback(record.posterUrl, config.playbackUrl),
