@@ -151,7 +151,7 @@ class Worker:
         }
         event("job.received", task=job.task, **fields)
         started = self._clock()
-        run = TaskRun(self._clock)
+        run = TaskRun(self._clock, on_hold=lambda: self._queue.extend(message))
         self._run = run
         if self._cancel.is_set():
             run.stop(StopReason.SHUTDOWN)
@@ -192,8 +192,8 @@ class Worker:
         )
 
     def _beat(self, message: Received, run: TaskRun) -> None:
-        self._queue.extend(message)
         run.beat()
+        self._queue.extend(message)
         self._protection.renew()
 
 

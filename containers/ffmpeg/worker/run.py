@@ -27,8 +27,14 @@ class StopReason(enum.Enum):
 
 
 class TaskRun:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        on_hold: Callable[[], None] = lambda: None,
+    ) -> None:
         self.cancel = threading.Event()
+        self._on_hold = on_hold
         self.reason: StopReason | None = None
         self._clock = clock
         self._lock = threading.Lock()
@@ -45,8 +51,12 @@ class TaskRun:
         self.cancel.set()
 
     def hold(self, renew: Callable[[], bool]) -> None:
-        """Renew the task's lease with ``renew`` on every beat from now on."""
+        """Renew the task's lease with ``renew`` on every beat from now on.
+        The job is hidden again at once (``on_hold``): a job must stay hidden
+        past its task's lease, or a new delivery would find the lease of a
+        dead worker still running and have to wait once more."""
         self._renew = renew
+        self._on_hold()
 
     def set_budget(self, seconds: float) -> None:
         """The run may take ``seconds`` from its start."""
@@ -54,6 +64,8 @@ class TaskRun:
         self._deadline = self._started + seconds
 
     def beat(self) -> None:
+        """Renew the lease; call before extending the job's visibility, so
+        that the lease always runs out first."""
         if self._renew is not None and not self.cancel.is_set():
             try:
                 held = self._renew()
