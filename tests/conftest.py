@@ -23,6 +23,9 @@ from local.motoserver import (
     moto_server,
 )
 
+#: The browser tests' fixtures (the built page, headless Chromium).
+pytest_plugins = ["tests.browser_support"]
+
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 

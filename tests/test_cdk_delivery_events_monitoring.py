@@ -15,6 +15,7 @@ from cdk_app.delivery import VideoDelivery
 from cdk_app.events import VideoEvents
 from cdk_app.storage import VideoStorage
 from tests.conftest import Synthesized, cdk_json_context
+from worker.storage import GROWING_PLAYLIST_CACHE, PLAYLIST_CACHE
 
 STACK = "Vod"
 
@@ -64,6 +65,20 @@ def test_every_behavior_is_https_only_with_hls_cache_rules(synth):
         assert behavior["ViewerProtocolPolicy"] == "https-only"
         assert ttl[behavior["CachePolicyId"]["Ref"]] == 365 * 24 * 3600
     assert config["Logging"]["Prefix"] == "cloudfront/"
+
+
+def test_a_growing_playlist_is_cached_no_longer_than_the_worker_asks(synth):
+    """A chunked video's EVENT playlists say max-age=2 and the final ones
+    max-age=60: the playlist policy lets the origin go down to 0 and up to
+    60, so players see new chunks within seconds of their landing."""
+    config = _distribution(synth)
+    policies = synth.resources(STACK, "AWS::CloudFront::CachePolicy")
+    playlists = policies[config["DefaultCacheBehavior"]["CachePolicyId"]["Ref"]]
+    ttl = playlists["Properties"]["CachePolicyConfig"]
+    assert ttl["MinTTL"] == 0
+    assert ttl["MaxTTL"] == 60
+    assert GROWING_PLAYLIST_CACHE == "max-age=2"
+    assert PLAYLIST_CACHE == "max-age=60"
 
 
 def test_player_cors_comes_from_a_response_headers_policy(synth):

@@ -20,14 +20,8 @@ from playwright.sync_api import Page
 
 from local.motoserver import SETUP_CREDENTIALS
 from local.runner import LocalPlatform
-from tests.test_browser import (  # noqa: F401 - fixtures
-    CARD,
-    UPLOAD_BUTTON,
-    UPLOAD_INPUT,
-    free_allowed_port,
-    page,
-    web_root,
-)
+from tests.browser_support import free_allowed_port
+from tests.test_browser import CARD, UPLOAD_BUTTON, UPLOAD_INPUT
 from tests.worker_support import clip
 from vod.model import Status, Video
 from vod.repository import VideoRepository
@@ -46,7 +40,7 @@ TASK_ENV = {
 
 
 @pytest.fixture(scope="module")
-def platform(synth, web_root: Path, tmp_path_factory) -> Iterator[LocalPlatform]:  # noqa: F811
+def platform(synth, web_root: Path, tmp_path_factory) -> Iterator[LocalPlatform]:
     with LocalPlatform(
         synth.outdir,
         web_root=web_root,
@@ -117,7 +111,7 @@ def test_a_long_upload_plays_from_its_start_before_it_is_ready(
     platform,
     records,
     page: Page,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     video = tmp_path / "long.mp4"
     video.write_bytes(clip(size="320x180", seconds=90).read_bytes())

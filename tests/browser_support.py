@@ -1,0 +1,70 @@
+"""Shared by the browser tests: the page built from its sources, a port
+the template's CORS rules allow for it, and headless Chromium."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from tests.conftest import ROOT, cdk_json_context
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+)
+
+
+@pytest.fixture(scope="module")
+def web_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The page built from the sources, so the test never sees a stale bundle."""
+    out = tmp_path_factory.mktemp("web")
+    subprocess.run(
+        ["node", str(ROOT / "web" / "build.mjs"), str(out)],
+        check=True,
+        timeout=120,
+    )
+    return out
+
+
+def free_allowed_port() -> int:
+    """A free port of a ``http://localhost:N`` origin that the template's
+    CORS rules allow, since the page's origin must be one of them."""
+    origins: list[str] = cdk_json_context()["allowedOrigins"]
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.hostname != "localhost" or parts.port is None:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", parts.port))
+            except OSError:
+                continue
+        return parts.port
+    pytest.skip("every localhost origin the template allows is in use on this host")
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test does)")
+    with sync_playwright() as driver:
+        context = driver.chromium.launch_persistent_context(
+            tmp_path / "profile",
+            executable_path=CHROMIUM,
+            headless=True,
+            args=list(CHROMIUM_FLAGS),
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
