@@ -565,16 +565,7 @@ class Transcoder:
             return
         prefix = output_prefix(video.id)
         variants = facts.variants(ready, measured=False)
-        texts = {
-            f"{v.name}/{VARIANT_PLAYLIST}": media_playlist(
-                facts.segments(v.name, ready), complete=False
-            )
-            for v in plan.variants
-        }
-        if facts.audio is not None:
-            texts[f"{AUDIO_NAME}/{VARIANT_PLAYLIST}"] = media_playlist(
-                facts.audio_segments(until), complete=False
-            )
+        texts = facts.media_playlists(ready, until=until)
         self._publisher.media_playlists(prefix, texts, version=ready, final=False)
         self._publisher.master(
             prefix,
@@ -634,16 +625,7 @@ class Transcoder:
             bucket, {prefix + SPRITE_NAME: sprite, prefix + THUMBNAILS_NAME: vtt}
         )
         total = len(plan.chunks)
-        texts = {
-            f"{v.name}/{VARIANT_PLAYLIST}": media_playlist(
-                facts.segments(v.name, total), complete=True
-            )
-            for v in plan.variants
-        }
-        if facts.audio is not None:
-            texts[f"{AUDIO_NAME}/{VARIANT_PLAYLIST}"] = media_playlist(
-                facts.audio_segments(None), complete=True
-            )
+        texts = facts.media_playlists(total, until=None)
         run.check()
         self._publisher.media_playlists(prefix, texts, version=total + 1, final=True)
         variants = facts.variants(total, measured=True)
@@ -911,6 +893,23 @@ class _Facts:
             chunks=chunks,
             audio=audio.parsed_facts() if audio is not None and audio.done else None,
         )
+
+    def media_playlists(self, chunks: int, *, until: float | None) -> dict[str, str]:
+        """Every rendition's media playlist over the first ``chunks`` chunks,
+        growing while ``until`` (the seconds they cover) is given, else the
+        final one."""
+        complete = until is None
+        texts = {
+            f"{v.name}/{VARIANT_PLAYLIST}": media_playlist(
+                self.segments(v.name, chunks), complete=complete
+            )
+            for v in self.plan.variants
+        }
+        if self.audio is not None:
+            texts[f"{AUDIO_NAME}/{VARIANT_PLAYLIST}"] = media_playlist(
+                self.audio_segments(until), complete=complete
+            )
+        return texts
 
     def ready_chunks(self) -> int:
         """How many chunks from the first are done."""
