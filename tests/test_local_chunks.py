@@ -13,15 +13,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 from playwright.sync_api import Page
 
-from local.motoserver import SETUP_CREDENTIALS
 from local.runner import LocalPlatform
 from tests.browser_support import free_allowed_port
 from tests.test_browser import CARD, UPLOAD_BUTTON, UPLOAD_INPUT
+from tests.test_local_runner import videos
+from tests.test_wiring import post_upload
 from tests.worker_support import clip
 from vod.model import Status, Video
 from vod.repository import VideoRepository
@@ -54,34 +54,7 @@ def platform(synth, web_root: Path, tmp_path_factory) -> Iterator[LocalPlatform]
 
 @pytest.fixture(scope="module")
 def records(platform: LocalPlatform) -> VideoRepository:
-    dynamodb = boto3.resource(
-        "dynamodb",
-        endpoint_url=platform.moto_url,
-        region_name="us-east-1",
-        aws_access_key_id=SETUP_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=SETUP_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
-    return VideoRepository(platform.template.resources[TABLE].ref, dynamodb=dynamodb)
-
-
-def post_file(platform: LocalPlatform, token: str, path: Path) -> str:
-    """A browser-style POST upload of ``path``; returns the video id."""
-    answer = requests.get(
-        f"{platform.api_url}/s3/params",
-        params={"filename": path.name, "type": "video/mp4"},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=TIMEOUT,
-    )
-    assert answer.status_code == 200, answer.text
-    params = answer.json()
-    stored = requests.post(
-        params["url"],
-        data=params["fields"],
-        files={"file": (path.name, path.read_bytes(), "video/mp4")},
-        timeout=TIMEOUT,
-    )
-    assert stored.status_code in (200, 201, 204), stored.text
-    return str(params["fields"]["key"].split("/")[2])
+    return videos(platform)
 
 
 def wait_for(condition, *, timeout: float, what: str):
@@ -185,7 +158,7 @@ def test_a_job_whose_worker_dies_every_time_fails_its_video_and_delete_works(
     token = platform.mint_token()
     replaced = platform.worker_pool.replaced
     # One 6 s run of a 1080p ladder: long enough to be killed in.
-    video_id = post_file(platform, token, clip(size="1920x1080", seconds=6))
+    video_id = post_upload(platform, token, clip(size="1920x1080", seconds=6))
     for attempt in (1, 2, 3):
 
         def claimed(attempt=attempt):

@@ -68,11 +68,14 @@ def start(assembly: Path, tmp_path: Path, **options) -> LocalPlatform:
     ).start()
 
 
-def post_upload(platform: LocalPlatform, token: str):
-    """A small browser-style POST upload through the API; returns the video id."""
+def post_upload(platform: LocalPlatform, token: str, path: Path | None = None) -> str:
+    """A browser-style POST upload through the API of ``path`` (a few bytes
+    that are not a video when None); returns the video id."""
+    name = path.name if path else "clip.mp4"
+    body = path.read_bytes() if path else b"not really a video"
     answer = requests.get(
         f"{platform.api_url}/s3/params",
-        params={"filename": "clip.mp4", "type": "video/mp4"},
+        params={"filename": name, "type": "video/mp4"},
         headers={"Authorization": f"Bearer {token}"},
         timeout=TIMEOUT,
     )
@@ -81,11 +84,11 @@ def post_upload(platform: LocalPlatform, token: str):
     stored = requests.post(
         params["url"],
         data=params["fields"],
-        files={"file": ("clip.mp4", b"not really a video", "video/mp4")},
+        files={"file": (name, body, "video/mp4")},
         timeout=TIMEOUT,
     )
     assert stored.status_code in (200, 201, 204), stored.text
-    return params["fields"]["key"].split("/")[2]
+    return str(params["fields"]["key"].split("/")[2])
 
 
 def test_a_wrong_notification_prefix_stops_the_run_and_names_it(synth, tmp_path):
