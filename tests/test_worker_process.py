@@ -157,7 +157,9 @@ def test_sigterm_past_the_stop_timeout_releases_the_message(stack, tmp_path):
     wait_for_status(stack, video_id, Status.PROCESSING, min_progress=1)
     assert terminate(worker) == 0
     assert group_is_gone(worker)
-    assert stack.repository.get(video_id).status == Status.PROCESSING
+    video = stack.repository.get(video_id)
+    assert video.status == Status.PROCESSING
+    assert video.tasks["video"]["leaseUntil"] == 0, "the task is given up too"
     assert "job.released" in log_events(tmp_path)
     released = JobsQueue(stack.sqs, stack.queue_url, visibility_timeout=30).receive(0)
     assert released is not None

@@ -209,6 +209,9 @@ class Transcoder:
         except Superseded:
             event("task.superseded", **fields)
             return Result(Outcome.SUPERSEDED)
+        except Interrupted:
+            self._ledger.release(job.video_id, job.task)
+            raise
 
     def _check_source(self, job: JobMessage, video: Video) -> None:
         if job.bucket != self._settings.source_bucket or job.key != video.key:

@@ -165,6 +165,12 @@ class Ledger:
             self.repository.apply(video_id, self._held(update, task)).video is not None
         )
 
+    def release(self, video_id: str, task: str) -> None:
+        """Give the task up before its lease runs out (the worker is
+        stopping), so that the job's next delivery takes it at once."""
+        update = Update().set(f"tasks.{task}.{LEASE_UNTIL}", 0)
+        self.repository.apply(video_id, self._held(update, task))
+
     def credit(self, video_id: str, task: str, *, credited: float, now: float) -> None:
         """Add the media seconds between ``credited`` (what the task added to
         the video's progress so far) and ``now`` to the progress. Raises
