@@ -63,6 +63,7 @@ bench: setup
 	$(PY) bench/sign.py
 	$(PY) bench/transcode.py
 	$(PY) bench/upload.py
+	$(PY) bench/parallel.py
 
 clean:
 	rm -rf cdk.out .demo web/dist .pytest_cache .mypy_cache .ruff_cache
