@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import json
 import random
 import re
 import subprocess
@@ -26,6 +27,7 @@ from vod.model import Status
 from vod.repository import VideoRepository
 from worker import fmp4
 from worker.hls import MediaPlaylist
+from worker.jobs import AudioSoFar
 from worker.ledger import Ledger
 
 SECONDS = 26
@@ -505,3 +507,76 @@ def test_a_task_over_its_time_budget_fails_the_video(stack, tmp_path):
     assert "took longer than its time budget" in video.error
     assert time.monotonic() - started < 4
     assert stack.queue_depths() == (0, 0)
+
+
+class RecordWrites(VideoRepository):
+    """The real table adapter, keeping the record after every write."""
+
+    def __init__(self, table_name, *, dynamodb):
+        super().__init__(table_name, dynamodb=dynamodb)
+        self.seen = []
+
+    def apply(self, video_id, update):
+        result = super().apply(video_id, update)
+        if result.video is not None:
+            self.seen.append(result.video)
+        return result
+
+
+def test_the_start_plays_before_the_whole_audio_track_is_encoded(
+    stack, tmp_path, monkeypatch
+):
+    """A long source's audio takes minutes; its start takes a second. The
+    audio task publishes its segments as it goes, so the video plays once
+    its first chunk is done."""
+    monkeypatch.setattr("worker.jobs.AUDIO_PUBLISH_SECONDS", 0)
+    video_id, jobs = plan_chunks(stack, tmp_path, clip(size="160x90", seconds=60))
+    reports = RecordWrites(stack.table, dynamodb=resource(stack.moto, "dynamodb"))
+    worker = stack.worker(tmp_path / "w", repository=reports, chunk_seconds=6)
+    chunk, audio = jobs[0], jobs[1]
+    assert audio.task == "audio"
+    for job in (chunk, audio):
+        stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=job.to_json())
+        assert worker.poll_once(wait_seconds=0)
+    partial = [
+        v
+        for v in reports.seen
+        if "facts" in v.tasks.get("audio", {}) and not v.tasks["audio"]["done"]
+    ]
+    assert partial, "the audio was reported before it was done"
+    first = next(v for v in partial if v.playable)
+    assert first.playable_until == pytest.approx(6.0)
+    reached = sum(json.loads(first.tasks["audio"]["facts"])["durations"])
+    assert 6.0 <= reached < 60
+    text = stack.read_output(video_id, "audio/index.m3u8").decode()
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in text
+
+
+def test_the_audio_so_far_skips_what_ffmpeg_is_still_writing(tmp_path):
+    (tmp_path / "init_0.mp4").write_bytes(b"init")
+    (tmp_path / "seg_00000.m4s").write_bytes(b"one")
+    (tmp_path / "seg_00001.m4s").write_bytes(b"two")
+    (tmp_path / "index.m3u8").write_text(
+        '#EXTM3U\n#EXT-X-MAP:URI="init_0.mp4"\n#EXTINF:5.994667,\nseg_00000.m4s\n'
+        "#EXTINF:5.994667,\nseg_00001.m4s\n#EXTINF:5.99,\nseg_000"
+    )
+    uploads, reports = [], []
+    so_far = AudioSoFar(
+        tmp_path,
+        prefix="videos/v1/audio/",
+        upload=uploads.append,
+        reached=reports.append,
+        clock=itertools.count(10).__next__,
+    )
+    so_far(1.0)
+    so_far(2.0)
+    assert [sorted(files) for files in uploads] == [
+        [
+            f"videos/v1/audio/{fmp4.content_name(b'init')}",
+            "videos/v1/audio/seg_00000.m4s",
+            "videos/v1/audio/seg_00001.m4s",
+        ]
+    ]
+    assert reports == [
+        {"durations": [5.994667, 5.994667], "init": fmp4.content_name(b"init")}
+    ]

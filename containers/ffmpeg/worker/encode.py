@@ -135,11 +135,15 @@ def preroll_frames(plan: TranscodePlan, chunk: Chunk) -> int:
 
 
 def audio_command(source: str, plan: TranscodePlan, out_dir: Path) -> list[str]:
-    """The audio rendition of the whole source, in ``out_dir/audio/``."""
+    """The audio rendition of the whole source, in ``out_dir/audio/``. Its
+    playlist is rewritten after every segment (an EVENT playlist), so the
+    worker can publish the track's start while the rest is encoded."""
     args = _base(source)
     args += ["-map", "0:a:0", "-vn", *audio_codec_args()]
     cut = segmenter_seconds(plan.frame_rate, plan.gop_frames * GOPS_PER_SEGMENT)
-    return args + hls_muxer_args(out_dir, f"a:0,name:{AUDIO_NAME}", cut)
+    return args + hls_muxer_args(
+        out_dir, f"a:0,name:{AUDIO_NAME}", cut, playlist_type="event"
+    )
 
 
 def _video_graph(plan: TranscodePlan, *, trim_start: bool) -> str:
@@ -219,7 +223,9 @@ def audio_codec_args() -> list[str]:
     ]
 
 
-def hls_muxer_args(out_dir: Path, stream_map: str, cut_seconds: float) -> list[str]:
+def hls_muxer_args(
+    out_dir: Path, stream_map: str, cut_seconds: float, *, playlist_type: str = "vod"
+) -> list[str]:
     """fMP4 HLS, one folder per stream, cut every ``cut_seconds``
     (``vod.plan.segmenter_seconds``). The playlists ffmpeg writes here are
     read back, not published: the worker writes the published ones from what
@@ -230,7 +236,7 @@ def hls_muxer_args(out_dir: Path, stream_map: str, cut_seconds: float) -> list[s
         "-hls_time",
         f"{cut_seconds:.6f}",
         "-hls_playlist_type",
-        "vod",
+        playlist_type,
         "-hls_segment_type",
         "fmp4",
         "-hls_flags",
@@ -262,13 +268,17 @@ def run_encode(
     cancel: threading.Event,
     on_position: Callable[[float], None],
     source_label: str = "",
+    niceness: int = 0,
 ) -> None:
     """Run ``args``, passing each progress position (seconds of output) to
     ``on_position``. Kills ffmpeg and raises Interrupted when ``cancel`` is
     set, and raises Unprocessable when ffmpeg fails on the input (its message
     without ``source_label``, our path or URL). A callback's exception also
-    stops ffmpeg before it propagates."""
+    stops ffmpeg before it propagates. A positive ``niceness`` runs ffmpeg at
+    a lower CPU priority (through ``nice``, so that all its threads have it)."""
     command = [args[0], "-progress", "pipe:1", "-nostats", *args[1:]]
+    if niceness:
+        command = ["nice", "-n", str(niceness), *command]
     with log_path.open("w") as log:
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=log, text=True

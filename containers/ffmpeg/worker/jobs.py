@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import enum
 import json
+import math
 import re
 import shutil
 import time
@@ -76,6 +77,7 @@ from worker.errors import Interrupted, OverBudget, Superseded, Unprocessable
 from worker.hls import (
     AAC_LC_CODEC,
     ESTIMATED_AUDIO,
+    MediaPlaylist,
     Rates,
     Segment,
     Variant,
@@ -108,8 +110,14 @@ from worker.thumbnails import (
 MIN_DECODED_SHARE = 0.9
 #: Where a chunk leaves its share of the sprite until the video is stitched.
 THUMBS_FOLDER = "thumbs/"
+#: CPU priority of every chunk but the first, below the first chunk's and
+#: the audio's, which make the video playable.
+LATER_CHUNK_NICENESS = 10
+#: How often the audio task publishes the segments it has made so far.
+AUDIO_PUBLISH_SECONDS = 1.0
 #: A presigned source URL outlives the task's budget by this much.
 _URL_SLACK_SECONDS = 600
+_SEGMENT = re.compile(r"seg_\d{5}\.m4s")
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
 
@@ -434,6 +442,9 @@ class Transcoder:
             run,
             self._credits(job, video, limit=chunk.seconds),
             source_label=source,
+            # Workers sharing a machine (the local run) give the start of the
+            # video, which makes it playable, the CPU first.
+            niceness=LATER_CHUNK_NICENESS if chunk.index else 0,
         )
         rungs = [
             collect_chunk(
@@ -509,7 +520,20 @@ class Transcoder:
             audio_command(source, plan, out),
             job_dir,
             run,
-            lambda _position: None,
+            AudioSoFar(
+                out / AUDIO_NAME,
+                prefix=f"{output_prefix(video.id)}{AUDIO_NAME}/",
+                upload=lambda files: self._storage.upload(
+                    self._settings.output_bucket, files
+                ),
+                reached=lambda facts: self._grow(
+                    self._ledger.report(
+                        video.id, AUDIO_TASK, json.dumps(facts, separators=(",", ":"))
+                    ),
+                    plan,
+                ),
+                clock=self._clock,
+            ),
             source_label=source,
         )
         audio = collect(out, AUDIO_NAME)
@@ -561,7 +585,13 @@ class Transcoder:
     def _grow(self, video: Video, plan: TranscodePlan) -> None:
         facts = _Facts.of(video, plan)
         ready = facts.ready_chunks()
-        if not ready or (plan.has_audio and facts.audio is None):
+        if plan.has_audio:
+            if facts.audio is None:
+                return
+            # Only as far as the audio made so far reaches.
+            while ready and plan.chunks[ready - 1].end_seconds > facts.audio_reach:
+                ready -= 1
+        if not ready:
             return
         until = plan.chunks[ready - 1].end_seconds
         if video.playable_until is not None and video.playable_until >= until:
@@ -750,6 +780,7 @@ class Transcoder:
         on_position: Callable[[float], None],
         *,
         source_label: str,
+        niceness: int = 0,
     ) -> None:
         try:
             run_encode(
@@ -758,6 +789,7 @@ class Transcoder:
                 cancel=run.cancel,
                 on_position=on_position,
                 source_label=source_label,
+                niceness=niceness,
             )
         except Interrupted:
             run.check()
@@ -841,6 +873,65 @@ def plan_transcode(
     )
 
 
+class AudioSoFar:
+    """While the audio task encodes, each second: the segments ffmpeg has
+    finished go up, the record learns how far the track reaches, and the
+    playlists grow. The whole track of a long source takes minutes; its
+    start takes a second, so the video plays once its first chunk is done."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        prefix: str,
+        upload: Callable[[dict[str, Path]], object],
+        reached: Callable[[dict[str, Any]], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self._folder = folder
+        self._prefix = prefix
+        self._upload = upload
+        self._reached = reached
+        self._clock = clock
+        self._last = clock()
+        self._uploaded: set[str] = set()
+
+    def __call__(self, _position: float) -> None:
+        now = self._clock()
+        if now - self._last < AUDIO_PUBLISH_SECONDS:
+            return
+        self._last = now
+        playlist = self._folder / VARIANT_PLAYLIST
+        if not playlist.is_file():
+            return
+        listed = MediaPlaylist.parse(playlist.read_text())
+        # ffmpeg lists a segment once it has closed it; a playlist read while
+        # ffmpeg rewrites it may end early, never with a name cut short.
+        segments = [
+            (uri, seconds)
+            for uri, seconds in listed.segments
+            if _SEGMENT.fullmatch(uri) and (self._folder / uri).is_file()
+        ]
+        if not listed.init or not segments:
+            return
+        init = (self._folder / listed.init).read_bytes()
+        init_name = fmp4.content_name(init)
+        files = {
+            self._prefix + uri: self._folder / uri
+            for uri, _ in segments
+            if uri not in self._uploaded
+        }
+        if not files:
+            return
+        (self._folder / init_name).write_bytes(init)
+        files[self._prefix + init_name] = self._folder / init_name
+        self._upload(files)
+        self._uploaded |= {uri for uri, _ in segments}
+        self._reached(
+            {"durations": [seconds for _, seconds in segments], "init": init_name}
+        )
+
+
 class ProgressCredits:
     """Turns ffmpeg's positions (seconds of output) into progress credits on
     the record: the first as soon as anything is encoded, then at most one
@@ -880,7 +971,10 @@ class _Facts:
 
     plan: TranscodePlan
     chunks: Mapping[int, Mapping[str, Any]]
+    #: The audio task's facts: all of them once it is done, else how far it
+    #: got.
     audio: Mapping[str, Any] | None
+    audio_done: bool = False
 
     @classmethod
     def of(cls, video: Video, plan: TranscodePlan) -> _Facts:
@@ -894,8 +988,19 @@ class _Facts:
         return cls(
             plan=plan,
             chunks=chunks,
-            audio=audio.parsed_facts() if audio is not None and audio.done else None,
+            audio=audio.parsed_facts() if audio is not None and audio.facts else None,
+            audio_done=audio is not None and audio.done,
         )
+
+    @property
+    def audio_reach(self) -> float:
+        """Seconds from the start the audio made so far covers (all, once
+        the audio task is done)."""
+        if self.audio is None:
+            return 0.0
+        if self.audio_done:
+            return math.inf
+        return float(sum(self.audio["durations"]))
 
     def media_playlists(self, chunks: int, *, until: float | None) -> dict[str, str]:
         """Every rendition's media playlist over the first ``chunks`` chunks,

@@ -165,6 +165,14 @@ class Ledger:
             self.repository.apply(video_id, self._held(update, task)).video is not None
         )
 
+    def report(self, video_id: str, task: str, facts: str) -> Video:
+        """What a held task has produced so far; returns the record."""
+        update = Update().set(f"tasks.{task}.{FACTS}", facts)
+        result = self.repository.apply(video_id, self._held(update, task))
+        if result.video is None:
+            raise Superseded
+        return result.video
+
     def release(self, video_id: str, task: str) -> None:
         """Give the task up before its lease runs out (the worker is
         stopping), so that the job's next delivery takes it at once."""
