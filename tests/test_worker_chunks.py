@@ -560,7 +560,8 @@ def test_the_audio_so_far_skips_what_ffmpeg_is_still_writing(tmp_path):
         '#EXTM3U\n#EXT-X-MAP:URI="init_0.mp4"\n#EXTINF:5.994667,\nseg_00000.m4s\n'
         "#EXTINF:5.994667,\nseg_00001.m4s\n#EXTINF:5.99,\nseg_000"
     )
-    uploads, reports = [], []
+    uploads: list[Any] = []
+    reports: list[Any] = []
     so_far = AudioSoFar(
         tmp_path,
         prefix="videos/v1/audio/",
