@@ -102,7 +102,7 @@ from worker.encode import (  # noqa: E402
     run_encode,
     single_command,
 )
-from worker.jobs import plan_transcode  # noqa: E402
+from worker.jobs import AUDIO_PUBLISH_SECONDS, plan_transcode  # noqa: E402
 from worker.probe import describe, run_ffprobe  # noqa: E402
 from worker.renditions import Rendition, collect, collect_chunk  # noqa: E402
 from worker.thumbnails import join_rendition, plan_sprite  # noqa: E402
@@ -532,9 +532,10 @@ class Projection:
         return end + self.stitch, last
 
     def first_playable(self) -> float:
-        """With a task free for each: once the first chunk and the audio
-        (the first two jobs) are done."""
-        return self.planning + max(job.seconds for job in self.jobs[:2])
+        """With a task free for each of the first two jobs: once the first
+        chunk is done, and the audio task has published its first seconds
+        (it does so each AUDIO_PUBLISH_SECONDS while it encodes)."""
+        return self.planning + self.jobs[0].seconds + AUDIO_PUBLISH_SECONDS
 
 
 def project(
@@ -769,11 +770,9 @@ def main() -> None:
     if local.first_playable > FIRST_PLAYABLE_GOAL_SECONDS:
         say(
             f"  over the {FIRST_PLAYABLE_GOAL_SECONDS} s goal: a video plays once "
-            "its first chunk and the whole source's audio are published; here "
-            f"{first} took {times[first]:.1f} s and {AUDIO_TASK} "
-            f"{times[AUDIO_TASK]:.1f} s ({by_task[first]:.1f} s and "
-            f"{by_task[AUDIO_TASK]:.1f} s alone), sharing the machine with the "
-            "next chunks"
+            "its first chunk and the audio's first seconds are published; here "
+            f"{first} took {times[first]:.1f} s ({by_task[first]:.1f} s alone), "
+            "sharing the machine with the audio and the next chunks"
         )
     ready = local.ready
     cost = ready["cost"]
@@ -801,9 +800,9 @@ def main() -> None:
     playable = projection.first_playable()
     say(
         "  first playable with a task each for the first chunk and the audio: "
-        f"{(local.planning + max(by_task[first], by_task[AUDIO_TASK])):.1f} s for "
-        f"this source, {playable / 60:.1f} min for the {PROJECTED_SECONDS // 60}-"
-        "minute one (the whole source's audio comes first)"
+        f"{local.planning + by_task[first] + AUDIO_PUBLISH_SECONDS:.1f} s for this "
+        f"source, {playable:.1f} s for the {PROJECTED_SECONDS // 60}-minute one "
+        "(the audio is published as it is encoded)"
     )
 
     costs = source_minute(
