@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,12 +178,6 @@ class Storage:
                 Bucket=bucket,
                 Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
             )
-
-    def keys(self, bucket: str, prefix: str) -> Iterator[str]:
-        paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                yield item["Key"]
 
 
 def _status(error: ClientError) -> int:
