@@ -101,9 +101,13 @@ class WorkerPool:
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            # The pool stops workers with SIGTERM, as ECS does, rather than
-            # the terminal's Ctrl-C reaching them directly.
-            start_new_session=True,
+            # A process group of its own: the pool stops a worker with its
+            # ffmpeg by SIGTERM, as ECS does, rather than the terminal's Ctrl-C
+            # reaching them. The same session, though: Linux schedules each
+            # session as one group, and a worker's lower priority for its
+            # later chunks (``nice``) only counts against its peers' in the
+            # same group.
+            process_group=0,
         )
 
     def _watch(self) -> None:
@@ -170,6 +174,6 @@ def stop_processes(
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        # Each process leads its own session; what is left of its group
+        # Each process leads its own process group; what is left of it
         # (children it could not stop) goes too.
         os.killpg(process.pid, signal.SIGKILL)

@@ -8,6 +8,13 @@ import './style.css'
 import { Api, loadConfig, resolvePlayback, videoIdFromKey } from './api.js'
 
 const POLL_INTERVAL_MS = 1000
+/**
+ * A video still being encoded plays once this much of its start is ready:
+ * three 6 s segments, the headroom the HLS spec asks before a player joins
+ * a growing playlist, so that playback does not catch up with the encoders
+ * before the player's next reload of the playlist.
+ */
+const HEADROOM_SECONDS = 18
 /** Statuses a record never leaves (vod/model.py TERMINAL). */
 const TERMINAL = new Set(['READY', 'FAILED', 'ABORTED'])
 
@@ -87,13 +94,15 @@ class VideoCard {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Polls the record until it settles; plays it as soon as it is playable. */
+/** Polls the record until it settles; plays it once enough of it is ready. */
 async function watch(api, config, card, videoId) {
   for (;;) {
     try {
       const record = await api.video(videoId)
       card.show(record)
-      if (record.playable && record.playbackUrl) {
+      const headroom = Math.min(HEADROOM_SECONDS, record.duration ?? HEADROOM_SECONDS)
+      const enough = record.status === 'READY' || record.playableUntil >= headroom
+      if (record.playable && record.playbackUrl && enough) {
         card.play(
           resolvePlayback(record.playbackUrl, config.playbackUrl),
           record.posterUrl && resolvePlayback(record.posterUrl, config.playbackUrl),
