@@ -285,6 +285,20 @@ KNOBS: tuple[Knob, ...] = (
         _int_range(60, 604800),
     ),
     Knob(
+        "maxUploadsInFlightPerUser",
+        20,
+        "1 to 10000",
+        "Uploads one user may have open (UPLOADING) at once; one more gets a 429.",
+        _int_range(1, 10000),
+    ),
+    Knob(
+        "maxVideosPerUser",
+        1000,
+        "1 to 1000000",
+        "Videos (of any status) one user may keep; one more upload gets a 429.",
+        _int_range(1, 1_000_000),
+    ),
+    Knob(
         "jwtIssuer",
         None,
         "null, or an https issuer URL",
@@ -468,6 +482,8 @@ class PlatformConfig:
     allowed_content_types: tuple[str, ...]
     min_part_size_mib: int
     presign_expiry_seconds: int
+    max_uploads_in_flight_per_user: int
+    max_videos_per_user: int
     jwt_issuer: tuple[str, ...] | None
     jwt_audience: tuple[str, ...] | None
     jobs_max_receive_count: int

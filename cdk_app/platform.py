@@ -75,6 +75,8 @@ class VodStack(Stack):
                 min_part_size_mib=config.min_part_size_mib,
                 allowed_content_types=config.allowed_content_types,
                 presign_expiry_seconds=config.presign_expiry_seconds,
+                max_uploads_in_flight_per_user=config.max_uploads_in_flight_per_user,
+                max_videos_per_user=config.max_videos_per_user,
                 record_ttl_days=config.abort_incomplete_uploads_after_days + 1,
             ),
             allowed_origins=config.allowed_origins,

@@ -20,7 +20,13 @@ from vod.keys import OUTPUTS_PREFIX, UPLOADS_PREFIX
 
 #: Headers a browser sends to S3 in the upload flows of the upload API:
 #: presigned PUTs, POST-policy forms, and checksummed parts.
-UPLOAD_ALLOWED_HEADERS = ("content-type", "content-disposition", "x-amz-checksum-*")
+#: ``if-none-match``: a single PUT is signed to write only onto a free key.
+UPLOAD_ALLOWED_HEADERS = (
+    "content-type",
+    "content-disposition",
+    "if-none-match",
+    "x-amz-checksum-*",
+)
 #: Uppy reads the part ETag to complete, and Location after a POST upload.
 UPLOAD_EXPOSED_HEADERS = ("ETag", "Location")
 ACCESS_LOG_RETENTION = Duration.days(90)
@@ -173,7 +179,10 @@ class VideoStorage(Construct):
         )
 
     def grant_read_uploads(self, grantee: iam.IGrantable) -> iam.Grant:
-        """GetObject (and so HeadObject) on originals under ``uploads/``."""
+        """GetObject (and so HeadObject) on originals under ``uploads/``, and
+        ListBucket for that prefix: without it S3 answers a missing key with
+        403, not 404, and a reader cannot tell "gone" from "forbidden"."""
+        self._grant_list(grantee, self.source_bucket, UPLOADS_PREFIX)
         return self._grant(grantee, self.source_bucket, UPLOADS_PREFIX, "s3:GetObject")
 
     def grant_abort_uploads(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -196,14 +205,18 @@ class VideoStorage(Construct):
 
     def grant_delete_outputs(self, grantee: iam.IGrantable) -> iam.Grant:
         """Delete a video's outputs: list its folder, then delete the objects."""
+        self._grant_list(grantee, self.output_bucket, OUTPUTS_PREFIX)
+        return self._grant(
+            grantee, self.output_bucket, OUTPUTS_PREFIX, "s3:DeleteObject"
+        )
+
+    @staticmethod
+    def _grant_list(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str) -> None:
         iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["s3:ListBucket"],
-            resource_arns=[self.output_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{OUTPUTS_PREFIX}*"]}},
-        )
-        return self._grant(
-            grantee, self.output_bucket, OUTPUTS_PREFIX, "s3:DeleteObject"
+            resource_arns=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
         )
 
     @staticmethod

@@ -45,6 +45,8 @@ class UploadLimits:
     min_part_size_mib: int = 8
     allowed_content_types: Sequence[str] = ("video/*",)
     presign_expiry_seconds: int = 3600
+    max_uploads_in_flight_per_user: int = 20
+    max_videos_per_user: int = 1000
     #: An UPLOADING record outlives S3's abort of its parts by a day, then the
     #: table's TTL removes it.
     record_ttl_days: int = 4
@@ -92,11 +94,15 @@ class UploadApi(Construct):
                 Env.ALLOWED_CONTENT_TYPES: ",".join(limits.allowed_content_types),
                 Env.PRESIGN_EXPIRES_SECONDS: str(limits.presign_expiry_seconds),
                 Env.UPLOAD_TTL_SECONDS: str(limits.record_ttl_days * 24 * 3600),
+                Env.MAX_UPLOADS_IN_FLIGHT: str(limits.max_uploads_in_flight_per_user),
+                Env.MAX_VIDEOS_PER_OWNER: str(limits.max_videos_per_user),
             },
         )
         storage.grant_upload(self.upload_function.role)
         storage.grant_read_uploads(self.upload_function.role)
         videos.grant_read_write_items(self.upload_function.role)
+        # Counting a user's videos and open uploads, for the per-user limits.
+        videos.grant_query_by_owner(self.upload_function.role)
 
         self.videos_function = PythonLambda(
             self,

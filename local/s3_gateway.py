@@ -3,7 +3,8 @@ enforces what S3 enforces and moto does not.
 
 Browsers and the CLI get URLs whose host is this gateway, so it is what the
 outside world sees as S3. It checks presigned URLs (signature and expiry) and
-POST policies (signature, expiry, every condition, the file size), answers CORS
+POST policies (signature, expiry, every condition, the file size), ties each
+multipart upload ID to the key it was created for, answers CORS
 from the bucket's CORS configuration, and forwards everything else to moto
 untouched. Request and response bodies stream through in chunks; a POST
 upload's file is spooled once (to disk past a small size) because its size must
@@ -188,6 +189,7 @@ class S3Gateway:
             region_name="us-east-1",
             config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
         )
+        self._upload_keys: dict[tuple[str, str], str] = {}
         self._server = _Server((host, port), self)
         self.url = f"http://{host}:{self._server.server_port}"
         self._thread: threading.Thread | None = None
@@ -221,6 +223,20 @@ class S3Gateway:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def upload_key(self, bucket: str, upload_id: str) -> str | None:
+        """The key a multipart upload was created for, which S3 ties its ID
+        to and moto does not; None for an ID moto does not list."""
+        known = self._upload_keys.get((bucket, upload_id))
+        if known is not None:
+            return known
+        try:
+            listing = self.upstream_s3.list_multipart_uploads(Bucket=bucket)
+        except (BotoCoreError, ClientError):
+            return None
+        for upload in listing.get("Uploads", []):
+            self._upload_keys[(bucket, upload["UploadId"])] = upload["Key"]
+        return self._upload_keys.get((bucket, upload_id))
 
     def upstream_connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(
@@ -357,6 +373,9 @@ class _Handler(BaseHTTPRequestHandler):
                     secret_for=self.gateway.secret_for,
                     now=self.gateway.clock(),
                 )
+            upload_id = dict(query).get("uploadId")
+            if key and upload_id is not None:
+                self._check_upload_of(bucket, unquote(key), upload_id)
             if self.command == "POST" and not key and self._is_form():
                 self._post_object(bucket, body)
             else:
@@ -385,6 +404,18 @@ class _Handler(BaseHTTPRequestHandler):
             name.lower(): ",".join(self.headers.get_all(name) or [])
             for name in self.headers
         }
+
+    def _check_upload_of(self, bucket: str, key: str, upload_id: str) -> None:
+        """S3 answers NoSuchUpload for an upload ID used on another key."""
+        created_for = self.gateway.upload_key(bucket, upload_id)
+        if created_for is not None and created_for != key:
+            raise S3Error(
+                404,
+                "NoSuchUpload",
+                "The specified upload does not exist. The upload ID may be "
+                "invalid, or the upload may have been aborted or completed.",
+                {"UploadId": upload_id},
+            )
 
     def _is_form(self) -> bool:
         content_type, _ = parse_options_header(self.headers.get("Content-Type"))

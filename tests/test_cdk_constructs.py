@@ -112,9 +112,21 @@ def test_upload_grant_is_three_named_actions_on_the_uploads_prefix(built):
 )
 def test_prefix_grants_name_one_action_on_one_prefix(built, role, bucket, action, path):
     template = built["template"]
-    (statement,) = _statements(template, role)
-    assert statement["Action"] == action
+    statement = next(s for s in _statements(template, role) if s["Action"] == action)
     assert statement["Resource"] == _object_arn(bucket, template, path)
+
+
+def test_reading_uploads_lists_only_the_uploads_prefix(built):
+    """Without ListBucket S3 answers a missing key with 403, not 404; with it
+    scoped by s3:prefix, a reader tells "gone" from "forbidden" and lists
+    nothing else."""
+    template = built["template"]
+    statements = _statements(template, "ReadUploads")
+    assert sorted(s["Action"] for s in statements) == ["s3:GetObject", "s3:ListBucket"]
+    listing = next(s for s in statements if s["Action"] == "s3:ListBucket")
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["uploads/*"]}}
+    bucket_arn = _object_arn("StorageSourceBucket", template, "")["Fn::Join"][1][0]
+    assert listing["Resource"] == bucket_arn
 
 
 def test_delete_outputs_lists_only_the_outputs_prefix(built):

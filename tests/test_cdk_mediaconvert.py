@@ -98,8 +98,12 @@ def test_the_service_role_is_mediaconverts_and_reads_uploads_writes_outputs(synt
     assert trust["Principal"] == {"Service": "mediaconvert.amazonaws.com"}
     assert "ManagedPolicyArns" not in resource["Properties"]
     grants = _by_action(synth.statements("TranscoderServiceRoleDefaultPolicy"))
-    assert set(grants) == {"s3:GetObject", "s3:PutObject"}
+    # ListBucket on uploads/ only, so that a missing original is a 404.
+    assert set(grants) == {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}
     source = synth.logical_id(synth.storage.source_bucket)
+    assert grants["s3:ListBucket"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["uploads/*"]}
+    }
     output = synth.logical_id(synth.storage.output_bucket)
     assert grants["s3:GetObject"]["Resource"] == {
         "Fn::Join": ["", [{"Fn::GetAtt": [source, "Arn"]}, "/uploads/*"]]

@@ -126,9 +126,16 @@ def test_upload_function_has_exactly_the_upload_rights(synth):
         "s3:ListMultipartUploadParts",
         # HeadObject, for a retried complete after S3 already finished.
         "s3:GetObject",
+        # So that HeadObject of a missing key is 404, not 403.
+        "s3:ListBucket",
     }
     for statement in s3:
-        assert statement["Resource"]["Fn::Join"][1][-1] == "/uploads/*"
+        if statement["Action"] == "s3:ListBucket":
+            assert statement["Condition"] == {
+                "StringLike": {"s3:prefix": ["uploads/*"]}
+            }
+        else:
+            assert statement["Resource"]["Fn::Join"][1][-1] == "/uploads/*"
     assert _actions(statements) - _actions(s3) == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -137,6 +144,8 @@ def test_upload_function_has_exactly_the_upload_rights(synth):
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
         "dynamodb:ConditionCheckItem",
+        # Counting the caller's videos and uploads for the per-user limits.
+        "dynamodb:Query",
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -74,6 +75,36 @@ def test_records_decode_url_encoded_keys_and_skip_other_events():
     assert created.key == "uploads/alice/v1/My Holiday+1.mp4"
     assert created.size == 26214400
     assert created.sequencer == "0055AED6DCD90281E5"
+
+
+@pytest.mark.parametrize(
+    ("finished", "outcome", "status"),
+    [
+        (False, "replaced", Status.FAILED),
+        (True, "replaced-after-finish", Status.READY),
+    ],
+)
+def test_an_original_written_again_after_it_was_queued_fails_its_video(
+    aws_env, pipeline, finished, outcome, status
+):
+    """A form upload's policy is good for minutes: the same form could write
+    the key again, bigger and unchecked. The replay of an event is a
+    duplicate; another object under the key is not."""
+    repository, jobs, queue_url = pipeline
+    video = _upload(repository)
+    (created,) = object_created_records(_event("src", video.key))
+    assert queue_upload(created, repository, jobs) == "queued"
+    assert repository.get("v1").source_etag == created.etag
+    if finished:
+        repository.transition("v1", Status.READY)
+    assert queue_upload(created, repository, jobs) == "duplicate"
+    replacement = dataclasses.replace(created, etag='"0123abcd"', size=10**12)
+    assert queue_upload(replacement, repository, jobs, max_upload_bytes=10) == outcome
+    record = repository.get("v1")
+    assert record.status is status
+    if status is Status.FAILED:
+        assert record.error.startswith("the uploaded file was replaced after")
+    assert len(_messages(aws_env, queue_url)) == 1, "no second job"
 
 
 @pytest.mark.parametrize("start", [Status.UPLOADING, Status.UPLOADED])

@@ -9,6 +9,7 @@ import hashlib
 import itertools
 import random
 from unittest import mock
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -334,3 +335,48 @@ def test_presigned_upload_part_round_trip(aws_env):
     assert response.headers["ETag"] == etag
     parts = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)["Parts"]
     assert [(p["PartNumber"], p["ETag"]) for p in parts] == [(1, etag)]
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "method", "query", "headers"),
+    [
+        (
+            "upload_part",
+            {
+                "Key": "a/b c.mp4",
+                "UploadId": "u+1",
+                "PartNumber": 3,
+                "ContentLength": 7,
+            },
+            "PUT",
+            {"uploadId": "u+1", "partNumber": "3"},
+            {"content-length": "7"},
+        ),
+        (
+            "put_object",
+            {"Key": "k.mp4", "IfNoneMatch": "*"},
+            "PUT",
+            None,
+            {"If-None-Match": "*"},
+        ),
+    ],
+)
+def test_signed_headers_match_botocore(operation, params, method, query, headers):
+    """A header in the signature binds the request to it: a part's exact
+    length, or a PUT only onto a free key."""
+    now = dt.datetime(2025, 6, 7, 8, 9, 10)
+    presigner = our_presigner("eu-west-1", LOOPBACK, WITH_TOKEN)
+    ours = presigner.presign(
+        method, params["Key"], query=query, headers=headers, expires_in=60, now=now
+    )
+    theirs = botocore_url(
+        region="eu-west-1",
+        endpoint_url=LOOPBACK,
+        credentials=WITH_TOKEN,
+        operation=operation,
+        params=params,
+        expires_in=60,
+        now=now,
+    )
+    assert parse_qs(urlsplit(ours).query) == parse_qs(urlsplit(theirs).query)
+    assert ours.split("?")[0] == theirs.split("?")[0]

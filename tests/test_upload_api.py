@@ -291,7 +291,11 @@ def test_complete_assembles_the_object_and_marks_the_record_uploaded(env):
     assert stored == first + last
     video = env.videos.get(upload["videoId"])
     assert video.status is Status.UPLOADED
-    assert (video.size, video.upload_id, video.expires_at) == (9 * MIB, None, None)
+    assert (video.size, video.upload_id, video.expires_at) == (
+        9 * MIB,
+        upload["uploadId"],
+        None,
+    )
 
 
 def test_a_retried_complete_answers_the_same(env):
@@ -431,7 +435,8 @@ def test_params_is_a_post_policy_fixing_key_type_and_size(env):
         },
     )
     assert body["method"] == "POST"
-    assert body["expires"] == 3600
+    # A form that writes a whole object is good for minutes, not the hour.
+    assert body["expires"] == 600
     fields = body["fields"]
     video_id = fields["key"].split("/")[2]
     assert fields["key"] == f"uploads/{OWNER}/{video_id}/clip.mov"
@@ -473,8 +478,18 @@ def test_sign_put_object_ignores_the_key_and_makes_a_record(env):
     assert body["key"] == f"uploads/{OWNER}/{video_id}/abc-clip.mp4"
     video = env.videos.get(video_id)
     assert (video.status, video.content_type) == (Status.UPLOADING, "video/mp4")
-    response = requests.put(body["url"], data=b"clip", timeout=HTTP_TIMEOUT)
+    # Uppy sends the headers the URL was signed with.
+    assert body["headers"] == {"if-none-match": "*"}
+    response = requests.put(
+        body["url"], data=b"clip", headers=body["headers"], timeout=HTTP_TIMEOUT
+    )
     assert response.status_code == 200
+    assert env.s3.head_object(Bucket=env.bucket, Key=body["key"])["ContentLength"] == 4
+    # The same URL cannot replace the upload while it is still valid.
+    again = requests.put(
+        body["url"], data=b"longer clip", headers=body["headers"], timeout=HTTP_TIMEOUT
+    )
+    assert again.status_code == 412
     assert env.s3.head_object(Bucket=env.bucket, Key=body["key"])["ContentLength"] == 4
 
 
@@ -516,10 +531,13 @@ def test_sign_abort_marks_the_record_aborted_and_aborts_in_s3(env):
 
 
 def test_sign_never_outlives_the_configured_expiry(env):
-    _, short = sign(method="PUT", key="a.mp4", expiresIn=60)
-    _, long = sign(method="PUT", key="a.mp4", expiresIn=86_400)
+    _, short = sign(method="POST", key="a.mp4", expiresIn=60)
+    _, long = sign(method="POST", key="a.mp4", expiresIn=86_400)
+    _, single = sign(method="PUT", key="a.mp4", expiresIn=86_400)
     assert parse_qs(urlsplit(short["url"]).query)["X-Amz-Expires"] == ["60"]
     assert parse_qs(urlsplit(long["url"]).query)["X-Amz-Expires"] == ["3600"]
+    # A single PUT writes the whole object: minutes, not the hour.
+    assert parse_qs(urlsplit(single["url"]).query)["X-Amz-Expires"] == ["600"]
 
 
 @pytest.mark.parametrize(
@@ -544,3 +562,42 @@ def test_sign_refuses_other_buckets(env):
     status, body = sign(method="PUT", key="clip.mp4", bucket="someone-elses")
     assert status == 400
     assert body["message"].startswith("bucket")
+
+
+def test_per_user_limits_answer_429_naming_the_limit(env, monkeypatch):
+    monkeypatch.setenv(Env.MAX_UPLOADS_IN_FLIGHT, "2")
+    monkeypatch.setenv(Env.MAX_VIDEOS_PER_OWNER, "3")
+    app.api.cache_clear()
+    first, second = create(), create()
+    status, body = call(
+        "POST /s3/multipart",
+        body={"filename": "c.mp4", "type": "video/mp4"},
+    )
+    assert status == 429
+    assert "2 uploads in progress" in body["message"]
+    assert "maxUploadsInFlightPerUser" in body["message"]
+    # Other users have limits of their own.
+    create(sub=OTHER)
+    # An aborted upload is no longer in flight: one more may start ...
+    ok(
+        "DELETE /s3/multipart/{uploadId}",
+        path={"uploadId": first["uploadId"]},
+        query={"key": first["key"]},
+    )
+    third = create()
+    assert third["videoId"] not in (first["videoId"], second["videoId"])
+    # ... but the user now keeps three videos, the most they may.
+    ok(
+        "DELETE /s3/multipart/{uploadId}",
+        path={"uploadId": second["uploadId"]},
+        query={"key": second["key"]},
+    )
+    for route, parts in (
+        ("POST /s3/multipart", {"body": {"filename": "d.mp4", "type": "video/mp4"}}),
+        ("GET /s3/params", {"query": {"filename": "d.mp4", "type": "video/mp4"}}),
+        ("POST /s3/sign", {"body": {"method": "PUT", "key": "d.mp4"}}),
+    ):
+        status, body = call(route, **parts)
+        assert status == 429, (route, body)
+        assert "you have 3 videos" in body["message"]
+        assert "maxVideosPerUser" in body["message"]

@@ -132,6 +132,8 @@ def test_starting_with_another_users_key_starts_the_callers_own_upload(env, meth
 
 #: Stands for the key of the caller's open upload, made per test.
 KEY = object()
+#: Stands for the id of a video the caller owns (made by the test).
+OWNED = object()
 
 
 def multipart(body=None, raw=None):
@@ -300,32 +302,32 @@ BAD_REQUESTS = [
     (("GET /videos", {"query": {"cursor": "!!not-ours!!"}}), 400, "cursor"),
     (("GET /videos", {"query": {"cursor": FORGED_CURSOR}}), 400, "cursor"),
     (("GET /videos/{id}", {"path": {"id": "not-a-uuid"}}), 400, "id"),
-    (("PATCH /videos/{id}", {"path": {"id": VIDEO_ID}, "body": {}}), 400, "title"),
+    (("PATCH /videos/{id}", {"path": {"id": OWNED}, "body": {}}), 400, "title"),
     (
-        ("PATCH /videos/{id}", {"path": {"id": VIDEO_ID}, "body": {"title": 5}}),
+        ("PATCH /videos/{id}", {"path": {"id": OWNED}, "body": {"title": 5}}),
         400,
         "title",
     ),
     (
-        ("PATCH /videos/{id}", {"path": {"id": VIDEO_ID}, "body": {"title": ""}}),
+        ("PATCH /videos/{id}", {"path": {"id": OWNED}, "body": {"title": ""}}),
         400,
         "title",
     ),
     (
         (
             "PATCH /videos/{id}",
-            {"path": {"id": VIDEO_ID}, "body": {"description": "d" * 5001}},
+            {"path": {"id": OWNED}, "body": {"description": "d" * 5001}},
         ),
         400,
         "description",
     ),
     (
-        ("PATCH /videos/{id}", {"path": {"id": VIDEO_ID}, "body": {"status": "READY"}}),
+        ("PATCH /videos/{id}", {"path": {"id": OWNED}, "body": {"status": "READY"}}),
         400,
         "status",
     ),
     (
-        ("PATCH /videos/{id}", {"path": {"id": VIDEO_ID}, "raw_body": "{"}),
+        ("PATCH /videos/{id}", {"path": {"id": OWNED}, "raw_body": "{"}),
         400,
         "JSON",
     ),
@@ -355,6 +357,8 @@ def invoke(route_key, parts):
 def filled(value, upload):
     if value is KEY:
         return upload["key"]
+    if value is OWNED:
+        return upload["videoId"]
     if isinstance(value, dict):
         return {name: filled(v, upload) for name, v in value.items()}
     return value
@@ -370,6 +374,8 @@ def test_malformed_requests_get_a_4xx_naming_the_field(
 ):
     route_key, parts = request_
     parts = dict(parts)
+    if OWNED in (parts.get("path") or {}).values():
+        parts = filled(parts, create())
     if parts.pop("upload", False):
         upload = create(size=20 * 1024 * 1024)
         parts = filled(parts, upload)

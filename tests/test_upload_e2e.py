@@ -10,8 +10,10 @@ import os
 import re
 from collections.abc import Iterator
 
+import boto3
 import pytest
 import requests
+from botocore.config import Config
 
 from tests.api_stack import MIB, TIMEOUT, ApiStack, serve_api
 
@@ -239,3 +241,125 @@ def test_over_http_the_api_needs_a_token_and_hides_other_users_uploads(stack):
     assert (
         stack.owner.ok("GET", f"/videos/{upload['videoId']}")["status"] == "UPLOADING"
     )
+
+
+def test_no_route_signs_or_completes_an_upload_id_the_record_does_not_hold(stack):
+    """A single PUT or POST upload has no upload ID, and a browser's multipart
+    upload takes only an ID that S3 ties to its key: a made-up ID, or another
+    user's, gets the same 404 as a missing upload, never a 500."""
+    theirs = stack.other.ok(
+        "POST", "/s3/multipart", json={"filename": "b.mp4", "type": "video/mp4"}
+    )
+    their_part = os.urandom(5 * MIB)
+    part_url = stack.other.ok(
+        "GET",
+        f"/s3/multipart/{theirs['uploadId']}/1",
+        params={"key": theirs["key"]},
+    )["url"]
+    their_etag = put_part(part_url, their_part)
+
+    form = stack.owner.ok(
+        "GET", "/s3/params", params={"filename": "a.mp4", "type": "video/mp4"}
+    )
+    single = signed(stack, method="PUT", key="a.mp4")
+    browser = signed(stack, method="POST", key="a.mp4")
+    mine = upload_id_of(requests.post(browser["url"], timeout=TIMEOUT))
+    keys = [form["fields"]["key"], single["key"], browser["key"]]
+    for key in keys:
+        for upload_id in ("made-up", theirs["uploadId"]):
+            completed = stack.owner.request(
+                "POST",
+                f"/s3/multipart/{upload_id}/complete",
+                params={"key": key},
+                json={"parts": [{"PartNumber": 1, "ETag": their_etag}]},
+            )
+            assert completed.status_code == 404, (key, completed.text)
+            assert completed.json() == {"message": "upload not found"}
+            for request in (
+                {"method": "PUT", "partNumber": 1},
+                {"method": "GET"},
+                {"method": "POST"},
+            ):
+                refused = stack.owner.request(
+                    "POST",
+                    "/s3/sign",
+                    json={"key": key, "uploadId": upload_id, **request},
+                )
+                assert refused.status_code == 404, (key, request, refused.text)
+    # The browser's own upload ID still works, and binds its record.
+    url = signed(stack, method="PUT", key=browser["key"], uploadId=mine, partNumber=1)
+    put_part(url["url"], b"mine")
+    listed = stack.s3.list_parts(
+        Bucket=stack.source, Key=theirs["key"], UploadId=theirs["uploadId"]
+    )["Parts"]
+    assert [(p["PartNumber"], p["ETag"], p["Size"]) for p in listed] == [
+        (1, their_etag, len(their_part))
+    ]
+
+
+def test_s3_ties_an_upload_id_to_its_key(stack):
+    """What S3 does and moto does not: a part sent with another key's upload
+    ID is refused, and that upload is untouched."""
+    first = stack.s3.create_multipart_upload(Bucket=stack.source, Key="uploads/a")
+    stack.s3.create_multipart_upload(Bucket=stack.source, Key="uploads/b")
+    signer = boto3.client(
+        "s3", endpoint_url=stack.gateway.url, config=Config(signature_version="s3v4")
+    )
+    url = signer.generate_presigned_url(
+        "upload_part",
+        Params={
+            "Bucket": stack.source,
+            "Key": "uploads/b",
+            "UploadId": first["UploadId"],
+            "PartNumber": 1,
+        },
+    )
+    refused = requests.put(url, data=b"x", timeout=TIMEOUT)
+    assert refused.status_code == 404
+    assert "<Code>NoSuchUpload</Code>" in refused.text
+    assert "Parts" not in stack.s3.list_parts(
+        Bucket=stack.source, Key="uploads/a", UploadId=first["UploadId"]
+    )
+
+
+def test_a_part_is_signed_for_its_planned_length_only(stack):
+    size = 12 * MIB
+    upload = stack.owner.ok(
+        "POST",
+        "/s3/multipart",
+        json={"filename": "sized.mp4", "type": "video/mp4", "size": size},
+    )
+    assert (upload["partSize"], upload["partCount"]) == (8 * MIB, 2)
+    signed_parts = stack.owner.ok(
+        "POST",
+        f"/s3/multipart/{upload['uploadId']}/sign",
+        json={"key": upload["key"], "partNumbers": [1, 2]},
+    )["parts"]
+    urls = {p["partNumber"]: p["url"] for p in signed_parts}
+    for number, wrong in ((1, 40 * MIB), (1, 8 * MIB - 1), (2, 8 * MIB)):
+        refused = requests.put(urls[number], data=b"\0" * wrong, timeout=TIMEOUT)
+        assert refused.status_code == 403, (number, wrong)
+        assert "SignatureDoesNotMatch" in refused.text
+    put_part(urls[1], b"\1" * (8 * MIB))
+    put_part(urls[2], b"\2" * (4 * MIB))
+    listed = stack.s3.list_parts(
+        Bucket=stack.source, Key=upload["key"], UploadId=upload["uploadId"]
+    )["Parts"]
+    assert [p["Size"] for p in listed] == [8 * MIB, 4 * MIB]
+
+
+def test_a_single_put_url_cannot_replace_its_upload(stack):
+    single = signed(stack, method="PUT", key="once.mp4")
+    first = requests.put(
+        single["url"], data=b"first", headers=single["headers"], timeout=TIMEOUT
+    )
+    assert first.status_code == 200, first.text
+    again = requests.put(
+        single["url"], data=b"x" * 1000, headers=single["headers"], timeout=TIMEOUT
+    )
+    assert again.status_code == 412
+    # Without the header it was signed with, the URL is no good at all.
+    bare = requests.put(single["url"], data=b"x" * 1000, timeout=TIMEOUT)
+    assert bare.status_code == 403
+    body = stack.s3.get_object(Bucket=stack.source, Key=single["key"])["Body"].read()
+    assert body == b"first"

@@ -189,13 +189,16 @@ def test_a_video_being_transcoded_cannot_be_deleted_yet(env):
     [
         ("GET /videos/{id}", None),
         ("PATCH /videos/{id}", {"title": "mine now"}),
+        # Ownership comes first: a bad body does not tell the video exists.
+        ("PATCH /videos/{id}", {"owner": "me"}),
+        ("PATCH /videos/{id}", {}),
         ("DELETE /videos/{id}", None),
     ],
 )
 def test_another_users_video_is_404_and_untouched(env, route_key, body):
     video = add_video(env)
     env.s3.put_object(Bucket=env.source, Key=video.key, Body=b"original")
-    parts = {"path": {"id": video.id}} | ({"body": body} if body else {})
+    parts = {"path": {"id": video.id}} | ({"body": body} if body is not None else {})
     status, answer = call(route_key, sub=OTHER, **parts)
     assert (status, answer) == (404, {"message": "video not found"})
     absent = call(route_key, **{**parts, "path": {"id": str(uuid.uuid4())}})

@@ -56,6 +56,19 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = {
 TERMINAL: frozenset[Status] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 
 
+class UploadMethod(enum.StrEnum):
+    """How the original reaches S3, fixed when the upload starts."""
+
+    #: One multipart upload. The API creates it (its ID is on the record from
+    #: the start), or a browser does (Uppy 6), and the record takes the first
+    #: ID that S3 confirms is the key's.
+    MULTIPART = "multipart"
+    #: One presigned PutObject.
+    PUT = "put"
+    #: One browser form POST (a POST policy).
+    POST = "post"
+
+
 class TransitionError(ValueError):
     """A status change that the machine does not allow."""
 
@@ -125,6 +138,9 @@ class Video:
     title: str = ""
     description: str = ""
     upload_id: str | None = None
+    upload_method: str | None = None
+    #: The ETag of the original that was queued for transcoding.
+    source_etag: str | None = None
     progress: int = 0
     error: str | None = None
     duration: float | None = None
@@ -161,6 +177,7 @@ class Video:
         size: int | None,
         upload_id: str | None,
         expires_at: int,
+        upload_method: UploadMethod = UploadMethod.MULTIPART,
         title: str = "",
     ) -> Video:
         stamp = now_iso()
@@ -176,6 +193,7 @@ class Video:
             size=size,
             title=title or filename,
             upload_id=upload_id,
+            upload_method=str(upload_method),
             expires_at=expires_at,
         )
 

@@ -26,6 +26,7 @@ from vod.model import (
     TABLE_PARTITION_KEY,
     TTL_ATTRIBUTE,
     Status,
+    UploadMethod,
     Video,
     now_iso,
     sources_of,
@@ -129,6 +130,22 @@ class VideoRepository:
             status_in=allowed,
         )
 
+    def bind_upload_id(
+        self, video_id: str, *, owner: str, key: str, upload_id: str
+    ) -> TransitionResult:
+        """Give an open multipart record without an upload ID (one a browser
+        created straight against S3) ``upload_id``; the same ID again is a
+        no-op, any other is refused."""
+        update = Update().set("upload_id", upload_id)
+        update.require_equal("owner", owner).require_equal("key", key)
+        update.require_equal("upload_method", str(UploadMethod.MULTIPART))
+        update.require_status({Status.UPLOADING})
+        path = update.path("upload_id")
+        update.require(
+            f"(attribute_not_exists({path}) OR {path} = {update.value(upload_id)})"
+        )
+        return self.apply(video_id, update)
+
     def update_details(
         self, video_id: str, owner: str, fields: Mapping[str, Any]
     ) -> Video | None:
@@ -193,6 +210,32 @@ class VideoRepository:
             raise
         return True
 
+    def count_by_owner(
+        self, owner: str, *, up_to: int, status: Status | None = None
+    ) -> int:
+        """How many of the owner's records there are (with ``status``, when
+        given), counting no further than ``up_to``."""
+        query: dict[str, Any] = {
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": OWNER_INDEX_PARTITION_KEY},
+            "ExpressionAttributeValues": {":owner": owner},
+            "Select": "COUNT",
+        }
+        if status is not None:
+            query["FilterExpression"] = "#status = :status"
+            query["ExpressionAttributeNames"]["#status"] = "status"
+            query["ExpressionAttributeValues"][":status"] = str(status)
+        count = 0
+        while count < up_to:
+            response = self._table.query(**query)
+            count += int(response.get("Count", 0))
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                break
+            query["ExclusiveStartKey"] = last
+        return min(count, up_to)
+
     def list_by_owner(
         self, owner: str, *, limit: int, cursor: str | None = None
     ) -> tuple[list[Video], str | None]:
@@ -225,8 +268,9 @@ _INDEX_CURSOR_KEYS = frozenset(
     {TABLE_PARTITION_KEY, OWNER_INDEX_PARTITION_KEY, OWNER_INDEX_SORT_KEY}
 )
 
-#: Attributes an UPLOADING record carries only while its upload is open.
-UPLOAD_ONLY_ATTRIBUTES = (TTL_ATTRIBUTE, "upload_id")
+#: Attributes an UPLOADING record carries only while its upload is open. (The
+#: upload ID stays: a retried complete is checked against it.)
+UPLOAD_ONLY_ATTRIBUTES = (TTL_ATTRIBUTE,)
 
 
 class Update:

@@ -35,6 +35,8 @@ class Env:
     MIN_PART_BYTES = "VOD_MIN_PART_BYTES"
     ALLOWED_CONTENT_TYPES = "VOD_ALLOWED_CONTENT_TYPES"
     PRESIGN_EXPIRES_SECONDS = "VOD_PRESIGN_EXPIRES_SECONDS"
+    MAX_UPLOADS_IN_FLIGHT = "VOD_MAX_UPLOADS_IN_FLIGHT"
+    MAX_VIDEOS_PER_OWNER = "VOD_MAX_VIDEOS_PER_OWNER"
     UPLOAD_TTL_SECONDS = "VOD_UPLOAD_TTL_SECONDS"
     # Transcoding
     TRANSCODER = "VOD_TRANSCODER"
@@ -137,6 +139,9 @@ MIB = 1024 * 1024
 S3_MIN_PART_BYTES = 5 * MIB
 #: SigV4 caps a presigned URL's lifetime at seven days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+#: A URL or form that writes a whole object (a single PUT or POST) is good
+#: for at most this long: until then the same URL could write the key again.
+SINGLE_UPLOAD_EXPIRES_SECONDS = 600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +157,12 @@ class UploadApiSettings:
     allowed_content_types: tuple[str, ...]
     presign_expires_seconds: int
     upload_ttl_seconds: int
+    max_uploads_in_flight: int = 20
+    max_videos_per_owner: int = 1000
+
+    @property
+    def single_upload_expires_seconds(self) -> int:
+        return min(self.presign_expires_seconds, SINGLE_UPLOAD_EXPIRES_SECONDS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> UploadApiSettings:
@@ -169,7 +180,11 @@ class UploadApiSettings:
             upload_ttl_seconds=read_int(
                 Env.UPLOAD_TTL_SECONDS, env, default=4 * 24 * 3600
             ),
+            max_uploads_in_flight=read_int(Env.MAX_UPLOADS_IN_FLIGHT, env, default=20),
+            max_videos_per_owner=read_int(Env.MAX_VIDEOS_PER_OWNER, env, default=1000),
         )
+        _in_range(Env.MAX_UPLOADS_IN_FLIGHT, settings.max_uploads_in_flight, 1)
+        _in_range(Env.MAX_VIDEOS_PER_OWNER, settings.max_videos_per_owner, 1)
         _in_range(Env.MAX_UPLOAD_BYTES, settings.max_upload_bytes, 1)
         _in_range(Env.MIN_PART_BYTES, settings.min_part_bytes, S3_MIN_PART_BYTES)
         _in_range(

@@ -94,7 +94,7 @@ def queue_upload(
         and created.size is not None
         and created.size > max_upload_bytes
     ):
-        refused = repository.transition(
+        failed = repository.transition(
             video_id,
             Status.FAILED,
             fields={
@@ -106,14 +106,18 @@ def queue_upload(
             remove=UPLOAD_ONLY_ATTRIBUTES,
             key=created.key,
         )
-        logger.warning(
-            "upload above the size limit; not transcoded",
-            extra={"videoId": video_id, "size": created.size},
-        )
-        return "too-large" if refused else "no-record"
+        if failed:
+            logger.warning(
+                "upload above the size limit; not transcoded",
+                extra={"videoId": video_id, "size": created.size},
+            )
+            return "too-large"
+        # The record is past its upload: a replay, or a replacement (below).
     fields: dict[str, Any] = {"progress": 0}
     if created.size is not None:
         fields["size"] = created.size
+    if created.etag:
+        fields["source_etag"] = created.etag
     result = repository.try_transition(
         video_id,
         Status.QUEUED,
@@ -130,6 +134,8 @@ def queue_upload(
                 extra={"bucket": created.bucket, "key": created.key},
             )
             return "no-record"
+        if _replaced(existing.source_etag, created.etag):
+            return _fail_replaced(repository, video_id, existing.status)
         logger.info(
             "video already moved past upload; duplicate event ignored",
             extra={"videoId": video_id, "status": str(existing.status)},
@@ -158,6 +164,36 @@ def queue_upload(
         return "failed"
     logger.info("transcode job queued", extra={"videoId": video_id, "key": created.key})
     return "queued"
+
+
+def _replaced(queued: str | None, created: str | None) -> bool:
+    """Whether an event is about another object than the one queued: a
+    replay of the same upload has the same ETag."""
+    return bool(queued and created) and _unquoted(queued) != _unquoted(created)
+
+
+def _unquoted(etag: str | None) -> str:
+    return (etag or "").strip('"')
+
+
+def _fail_replaced(repository: VideoRepository, video_id: str, status: Status) -> str:
+    """The original was written again after it was queued (a form upload's
+    policy is good for a few minutes): the video no longer matches it, and
+    its size was never checked. A video still on its way fails; a finished
+    one keeps its outputs, and the log says what happened."""
+    failed = repository.transition(
+        video_id,
+        Status.FAILED,
+        fields={
+            "error": "the uploaded file was replaced after its upload completed; "
+            "upload the new file as a new video"
+        },
+    )
+    logger.warning(
+        "the original of a video was replaced after its upload",
+        extra={"videoId": video_id, "status": str(status)},
+    )
+    return "replaced" if failed else "replaced-after-finish"
 
 
 @functools.cache

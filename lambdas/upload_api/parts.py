@@ -28,6 +28,16 @@ MAX_ETAG_CHARS = 1024
 class PartPlan:
     part_size: int
     part_count: int | None
+    size: int | None = None
+
+    def part_length(self, number: int) -> int | None:
+        """Part ``number``'s exact length in an upload of known size: the
+        part size, less for the last part."""
+        if self.size is None or self.part_count is None:
+            return None
+        if number < self.part_count:
+            return self.part_size
+        return self.size - self.part_size * (self.part_count - 1)
 
 
 def plan_parts(
@@ -48,7 +58,11 @@ def plan_parts(
             f"size {size} would need more than {S3_MAX_PARTS} parts of at most "
             f"{S3_MAX_PART_BYTES} bytes",
         )
-    return PartPlan(part_size=part_size, part_count=max(1, math.ceil(size / part_size)))
+    return PartPlan(
+        part_size=part_size,
+        part_count=max(1, math.ceil(size / part_size)),
+        size=size,
+    )
 
 
 def part_number(

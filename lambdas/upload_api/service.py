@@ -3,9 +3,15 @@ check ownership and status, sign, and drive S3's multipart calls.
 
 Ownership is one rule for every route: the key must be one this API made,
 its record must belong to the caller and carry that key, and a given upload
-ID must be the record's whenever the record knows it. Anything else is the
-same 404 as a missing upload, so no route tells a caller that someone else's
-upload exists.
+ID must be the record's. A multipart upload that a browser created straight
+against S3 (Uppy 6) gives its record the first upload ID that S3 confirms is
+that key's; a single PUT or POST upload has none, so no upload ID is signed
+or completed for it. Anything else is the same 404 as a missing upload, so
+no route tells a caller that someone else's upload exists.
+
+What S3 can bind, the signature binds: a part of an upload of known size is
+signed for its exact length, and a single PUT only while the key is free
+(``If-None-Match: *``), for a few minutes.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from lambdas.upload_api.rules import SIGNED_METHODS, S3Operation
 from lambdas.upload_api.signer import S3Presigner
 from lambdas.upload_api.storage import PartsRejected, UploadGone, UploadStore
 from vod.keys import parse_upload_key, upload_key
-from vod.model import Status, Video
+from vod.model import Status, UploadMethod, Video
 from vod.repository import UPLOAD_ONLY_ATTRIBUTES, VideoRepository
 from vod.settings import UploadApiSettings
 
@@ -100,7 +106,7 @@ class UploadApi:
         plan = self._plan(new.size)
         if sign_first is not None and plan.part_count is None:
             raise ApiError(400, "signParts needs size, so that parts can be counted")
-        video = self._start(owner, new, multipart=True)
+        video = self._start(owner, new, UploadMethod.MULTIPART, create=True)
         response: dict[str, Any] = {
             "uploadId": video.upload_id,
             "key": video.key,
@@ -112,7 +118,7 @@ class UploadApi:
             response["partCount"] = plan.part_count
         if sign_first is not None and plan.part_count is not None and video.upload_id:
             response["signedParts"] = self._signed_parts(
-                video.key, video.upload_id, first_parts(sign_first, plan.part_count)
+                video, video.upload_id, first_parts(sign_first, plan.part_count)
             )
         return response
 
@@ -124,8 +130,8 @@ class UploadApi:
                 f"size {new.size} is above the {max_bytes} bytes of a single "
                 "upload; use POST /s3/multipart",
             )
-        video = self._start(owner, new, multipart=False)
-        expires = self.settings.presign_expires_seconds
+        video = self._start(owner, new, UploadMethod.POST)
+        expires = self.settings.single_upload_expires_seconds
         post = self._store.post_policy(
             video.key,
             content_type=new.content_type,
@@ -155,7 +161,7 @@ class UploadApi:
         number = part_number(requested, part_count=self._part_count(video))
         expires = self.settings.presign_expires_seconds
         return {
-            "url": self._part_url(key, upload_id, number, expires),
+            "url": self._part_url(video, upload_id, number, expires),
             "expires": expires,
         }
 
@@ -169,7 +175,7 @@ class UploadApi:
         expires = self.settings.presign_expires_seconds
         return {
             "presignedUrls": {
-                str(n): self._part_url(key, upload_id, n, expires) for n in numbers
+                str(n): self._part_url(video, upload_id, n, expires) for n in numbers
             }
         }
 
@@ -178,7 +184,7 @@ class UploadApi:
     ) -> dict[str, Any]:
         video = self._open_upload(owner, key, upload_id)
         numbers = part_numbers(raw_part_numbers, part_count=self._part_count(video))
-        return self._signed_parts(key, upload_id, numbers)
+        return self._signed_parts(video, upload_id, numbers)
 
     def complete(
         self, owner: str, key: str, upload_id: str, raw_parts: object
@@ -230,12 +236,23 @@ class UploadApi:
         start; those ignore the requested key and return the server's."""
         operation, expires = request.operation, request.expires_in
         method = SIGNED_METHODS[operation]
-        if new is not None:
+        if operation is S3Operation.CREATE_MULTIPART_UPLOAD and new is not None:
             # The browser creates the multipart upload itself, with this URL.
-            key = self._start(owner, new, multipart=False).key
-            query = {"uploads": ""} if method == "POST" else None
-            url = self._presigner.presign(method, key, query=query, expires_in=expires)
+            key = self._start(owner, new, UploadMethod.MULTIPART).key
+            url = self._presigner.presign(
+                method, key, query={"uploads": ""}, expires_in=expires
+            )
             return {"url": url, "key": key}
+        if operation is S3Operation.PUT_OBJECT and new is not None:
+            # Only onto a free key, so the URL cannot replace the upload.
+            key = self._start(owner, new, UploadMethod.PUT).key
+            url = self._presigner.presign(
+                method,
+                key,
+                headers=_ONLY_IF_ABSENT,
+                expires_in=min(expires, self.settings.single_upload_expires_seconds),
+            )
+            return {"url": url, "key": key, "headers": dict(_ONLY_IF_ABSENT)}
         key, upload_id = request.key, request.upload_id or ""
         if operation is S3Operation.ABORT_MULTIPART_UPLOAD:
             video = self._abortable(owner, key, upload_id)
@@ -248,7 +265,7 @@ class UploadApi:
             number = part_number(
                 request.part_number, part_count=self._part_count(video)
             )
-            return {"url": self._part_url(key, upload_id, number, expires)}
+            return {"url": self._part_url(video, upload_id, number, expires)}
         url = self._presigner.presign(
             method, key, query={"uploadId": upload_id}, expires_in=expires
         )
@@ -256,14 +273,23 @@ class UploadApi:
 
     # Records, ownership and status.
 
-    def _start(self, owner: str, new: NewUpload, *, multipart: bool) -> Video:
+    def _start(
+        self,
+        owner: str,
+        new: NewUpload,
+        method: UploadMethod,
+        *,
+        create: bool = False,
+    ) -> Video:
         """A new video: its key, its multipart upload when the server starts
-        one, and its UPLOADING record, which expires unless completed."""
+        one (``create``), and its UPLOADING record, which expires unless
+        completed."""
+        self._check_limits(owner)
         video_id = str(uuid.uuid4())
         key = upload_key(owner, video_id, new.filename)
         upload_id = (
             self._store.create_multipart_upload(key, new.content_type)
-            if multipart
+            if create
             else None
         )
         video = Video.new_upload(
@@ -274,11 +300,34 @@ class UploadApi:
             content_type=new.content_type,
             size=new.size,
             upload_id=upload_id,
+            upload_method=method,
             expires_at=int(time.time()) + self.settings.upload_ttl_seconds,
             title=new.title or "",
         )
         self._videos.create(video)
         return video
+
+    def _check_limits(self, owner: str) -> None:
+        """429 when the caller is at a per-user limit. Counted before the
+        record is made, so concurrent starts may pass it by a few."""
+        settings = self.settings
+        stored = self._videos.count_by_owner(owner, up_to=settings.max_videos_per_owner)
+        if stored >= settings.max_videos_per_owner:
+            raise ApiError(
+                429,
+                f"you have {stored} videos, the most one user may keep "
+                f"(maxVideosPerUser); delete some to upload more",
+            )
+        open_uploads = self._videos.count_by_owner(
+            owner, up_to=settings.max_uploads_in_flight, status=Status.UPLOADING
+        )
+        if open_uploads >= settings.max_uploads_in_flight:
+            raise ApiError(
+                429,
+                f"you have {open_uploads} uploads in progress, the most one user "
+                "may have at once (maxUploadsInFlightPerUser); finish one, or "
+                "DELETE /videos/{id} of one you gave up on",
+            )
 
     def _owned(self, owner: str, key: str, upload_id: str) -> Video:
         parsed = parse_upload_key(key)
@@ -286,18 +335,24 @@ class UploadApi:
         # a record, and might not even be a valid DynamoDB key.
         video_id = parsed[1] if parsed and _VIDEO_ID.fullmatch(parsed[1]) else None
         video = self._videos.get(video_id) if video_id else None
-        if (
-            video is None
-            or video.owner != owner
-            or video.key != key
-            # A record without an upload ID is one whose multipart upload the
-            # browser created straight against S3 (Uppy 6), or one that has
-            # completed. S3 ties any upload ID to its key, which is the
-            # caller's, so the ID cannot reach anyone else's object.
-            or (video.upload_id is not None and video.upload_id != upload_id)
-        ):
+        if video is None or video.owner != owner or video.key != key:
             raise not_found("upload")
-        return video
+        if video.upload_id == upload_id:
+            return video
+        if (
+            video.upload_id is None
+            and video.upload_method == UploadMethod.MULTIPART
+            and video.status in _OPEN
+            # S3 ties an upload ID to its key: the ID is this upload's only
+            # if S3 knows it for this key.
+            and self._store.upload_exists(key, upload_id)
+        ):
+            bound = self._videos.bind_upload_id(
+                video.id, owner=owner, key=key, upload_id=upload_id
+            )
+            if bound.video is not None:
+                return bound.video
+        raise not_found("upload")
 
     def _open_upload(self, owner: str, key: str, upload_id: str) -> Video:
         video = self._owned(owner, key, upload_id)
@@ -322,31 +377,39 @@ class UploadApi:
         return self._plan(video.size).part_count if video.size else None
 
     def _signed_parts(
-        self, key: str, upload_id: str, numbers: Iterable[int]
+        self, video: Video, upload_id: str, numbers: Iterable[int]
     ) -> dict[str, Any]:
         """``{parts: [{partNumber, url}], expiresAt}``, as the sign route
         answers."""
         expires = self.settings.presign_expires_seconds
         return {
             "parts": [
-                {"partNumber": n, "url": self._part_url(key, upload_id, n, expires)}
+                {"partNumber": n, "url": self._part_url(video, upload_id, n, expires)}
                 for n in numbers
             ],
             "expiresAt": _iso(int(time.time()) + expires),
         }
 
-    def _part_url(self, key: str, upload_id: str, number: int, expires: int) -> str:
+    def _part_url(self, video: Video, upload_id: str, number: int, expires: int) -> str:
+        """An UploadPart URL; in an upload of declared size, only for the
+        part's planned length."""
+        length = self._plan(video.size).part_length(number)
         # botocore's parameter order, so a URL reads like the SDK's.
         return self._presigner.presign(
             "PUT",
-            key,
+            video.key,
             query={"partNumber": str(number), "uploadId": upload_id},
+            headers=None if length is None else {"content-length": str(length)},
             expires_in=expires,
         )
 
     def _object_url(self, key: str) -> str:
         # The object's address is the presigned URL's, minus the signature.
         return self._presigner.presign("GET", key, expires_in=1).split("?", 1)[0]
+
+
+#: Signed on a single PUT: S3 writes the object only if the key is free.
+_ONLY_IF_ABSENT = {"if-none-match": "*"}
 
 
 def _iso(epoch_seconds: int) -> str:

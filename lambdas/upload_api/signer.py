@@ -53,6 +53,8 @@ _VALID_BUCKET = re.compile(r"[A-Za-z0-9.\-_]{1,255}")
 # A bucket botocore puts in the host name rather than the path.
 _VIRTUAL_HOSTABLE_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# An HTTP field name (RFC 9110 token), lowercased.
+_HEADER_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+")
 # botocore.utils.percent_encode's safe set: RFC 3986 unreserved characters.
 _UNRESERVED = "-_.~"
 
@@ -202,6 +204,7 @@ class S3Presigner:
         key: str,
         *,
         query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         expires_in: int,
         now: datetime | None = None,
     ) -> str:
@@ -211,6 +214,10 @@ class S3Presigner:
         ``query`` holds the operation's sub-resources, e.g. ``{"uploads": ""}``
         or ``{"partNumber": "7", "uploadId": upload_id}``; they appear in the
         URL in the mapping's order, as botocore keeps its ``Params`` order.
+        ``headers`` are signed too (``X-Amz-SignedHeaders``), so the request
+        must carry exactly them, e.g. ``{"content-length": "5242880"}`` binds
+        the body's size and ``{"if-none-match": "*"}`` forbids replacing an
+        object.
         """
         if method not in _METHODS:
             raise ValueError(f"method {method!r} must be one of {sorted(_METHODS)}")
@@ -233,12 +240,13 @@ class S3Presigner:
             if query
             else []
         )
+        canonical_headers, signed_headers = self._canonical_headers(headers)
         params += (
             ("X-Amz-Algorithm", _ALGORITHM),
             ("X-Amz-Credential", signing.credential_param),
             ("X-Amz-Date", amz_date),
             ("X-Amz-Expires", str(expires_in)),
-            ("X-Amz-SignedHeaders", "host"),
+            ("X-Amz-SignedHeaders", _quote_param(signed_headers)),
         )
         if signing.token_param is not None:
             params.append(("X-Amz-Security-Token", signing.token_param))
@@ -247,8 +255,8 @@ class S3Presigner:
         canonical_query = "&".join([f"{n}={v}" for n, v in sorted(params)])
         path = self._endpoint.path_prefix + "/" + _quote_key(key)
         canonical_request = (
-            f"{method}\n{path}\n{canonical_query}\n{self._canonical_host}\n"
-            "host\nUNSIGNED-PAYLOAD"
+            f"{method}\n{path}\n{canonical_query}\n{canonical_headers}\n"
+            f"{signed_headers}\nUNSIGNED-PAYLOAD"
         )
         string_to_sign = (
             f"{_ALGORITHM}\n{amz_date}\n{signing.scope}\n"
@@ -257,6 +265,20 @@ class S3Presigner:
         signature = hmac.digest(signing.key, string_to_sign.encode(), "sha256").hex()
         url_query = "&".join([f"{n}={v}" for n, v in params])
         return f"{self._endpoint.origin}{path}?{url_query}&X-Amz-Signature={signature}"
+
+    def _canonical_headers(self, headers: Mapping[str, str] | None) -> tuple[str, str]:
+        """SigV4's canonical headers block and signed header list: ``host``
+        and ``headers``, lowercased, sorted, values trimmed."""
+        if not headers:
+            return self._canonical_host, "host"
+        lines = {"host": self._endpoint.host}
+        for name, value in headers.items():
+            lower = name.lower()
+            if lower == "host" or not _HEADER_NAME.fullmatch(lower):
+                raise ValueError(f"header {name!r} cannot be signed")
+            lines[lower] = " ".join(str(value).split())
+        names = sorted(lines)
+        return "".join(f"{n}:{lines[n]}\n" for n in names), ";".join(names)
 
     def _signing_for(self, credentials: ReadOnlyCredentials, date: str) -> _Signing:
         signing = self._signing

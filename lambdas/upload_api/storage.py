@@ -59,6 +59,19 @@ class UploadStore:
                 return parts
             marker = int(response["NextPartNumberMarker"])
 
+    def upload_exists(self, key: str, upload_id: str) -> bool:
+        """Whether ``upload_id`` is an open multipart upload of ``key`` (S3
+        answers NoSuchUpload for an ID of another key)."""
+        try:
+            self._s3.list_parts(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MaxParts=1
+            )
+        except ClientError as error:
+            if _code(error) in _GONE_ERRORS:
+                return False
+            raise
+        return True
+
     def complete(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
         try:
             self._s3.complete_multipart_upload(

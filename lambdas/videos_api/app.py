@@ -44,6 +44,8 @@ def get_video(api: VideosApi, request: Request) -> Any:
 
 def update_video(api: VideosApi, request: Request) -> Any:
     video_id = _video_id(request)
+    # Someone else's video is a 404 whatever the body says.
+    api.check_owned(request.owner, video_id)
     body = request.json_body()
     unknown = sorted(set(body) - set(_EDITABLE))
     if unknown:

@@ -51,6 +51,10 @@ class VideosApi:
     def get(self, owner: str, video_id: str) -> dict[str, Any]:
         return self._public(self._owned(owner, video_id))
 
+    def check_owned(self, owner: str, video_id: str) -> None:
+        """404 unless the caller owns the video."""
+        self._owned(owner, video_id)
+
     def update(
         self, owner: str, video_id: str, fields: dict[str, str]
     ) -> dict[str, Any]:
