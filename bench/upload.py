@@ -7,8 +7,9 @@ side (moto, gateway, API) runs in a process of its own, so that neither
 client shares an interpreter lock with it. Ours goes
 through the local HTTP API as the CLI does (create, sign, complete), s3transfer
 talks to S3 alone. Neither sends part checksums (botocore's
-``request_checksum_calculation="when_required"``; the upload API creates its
-uploads without a checksum algorithm), so moto does the same work for both:
+``request_checksum_calculation="when_required"``; ours with
+``checksums=False``, where ``vod upload`` signs each part with its SHA-256),
+so moto does the same work for both:
 with botocore's default CRC32 parts, moto's CompleteMultipartUpload takes a
 cheaper path for s3transfer's upload alone, and the run would time moto's
 checksumming rather than the clients. Each round runs both, who goes first
@@ -113,6 +114,8 @@ def main() -> None:
                 path,
                 concurrency=args.concurrency,
                 state_dir=Path(scratch) / "state",
+                # As s3transfer here: no part checksums (see the docstring).
+                checksums=False,
             )
             if result.parts != -(-size // PART_BYTES):
                 raise SystemExit(f"expected {PART_BYTES}-byte parts: {result}")

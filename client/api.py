@@ -63,7 +63,13 @@ class VodApi:
     # Uploads
 
     def create_multipart(
-        self, *, filename: str, content_type: str, size: int, sign_parts: int = 0
+        self,
+        *,
+        filename: str,
+        content_type: str,
+        size: int,
+        sign_parts: int = 0,
+        checksums: bool = False,
     ) -> dict[str, Any]:
         """``{uploadId, key, videoId, partSize, partCount, expiresAt}``, and
         with ``sign_parts``, ``signedParts``: the first parts' URLs in the
@@ -76,17 +82,23 @@ class VodApi:
         }
         if sign_parts:
             body["signParts"] = sign_parts
+        if checksums:
+            body["checksumAlgorithm"] = "SHA256"
         return self._object("POST", "/s3/multipart", json=body, idempotent=False)
 
     def sign_parts(
-        self, upload_id: str, key: str, part_numbers: Sequence[int]
+        self,
+        upload_id: str,
+        key: str,
+        part_numbers: Sequence[int],
+        checksums: Mapping[int, str] | None = None,
     ) -> dict[str, Any]:
-        """``{parts: [{partNumber, url}], expiresAt}``."""
-        return self._object(
-            "POST",
-            f"{_upload_path(upload_id)}/sign",
-            json={"key": key, "partNumbers": list(part_numbers)},
-        )
+        """``{parts: [{partNumber, url}], expiresAt}``; with ``checksums``
+        (part number -> base64 SHA-256) each URL takes only that part."""
+        body: dict[str, Any] = {"key": key, "partNumbers": list(part_numbers)}
+        if checksums:
+            body["checksums"] = {str(n): c for n, c in checksums.items()}
+        return self._object("POST", f"{_upload_path(upload_id)}/sign", json=body)
 
     def list_parts(self, upload_id: str, key: str) -> list[dict[str, Any]]:
         """``[{PartNumber, Size, ETag}]``: every part S3 holds."""

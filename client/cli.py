@@ -103,6 +103,14 @@ def _upload(args: argparse.Namespace, api: VodApi, err: Console) -> int:
     resumed = (
         f", {result.skipped_parts} already uploaded" if result.skipped_parts else ""
     )
+    if result.checksum:
+        # S3 checked every part against its SHA-256; this is theirs, matched
+        # against the file's.
+        err.print(
+            f"sha256 (of the {result.parts} parts' sha256s): {result.checksum}",
+            markup=False,
+            highlight=False,
+        )
     err.print(
         f"uploaded {path.name}: {result.parts} parts{resumed}; video id:",
         markup=False,

@@ -44,6 +44,8 @@ class UploadState:
     key: str
     video_id: str
     part_size: int
+    #: Whether S3 verifies each part by its SHA-256 (``checksumAlgorithm``).
+    checksums: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +57,7 @@ class UploadState:
             "key": self.key,
             "videoId": self.video_id,
             "partSize": self.part_size,
+            "checksums": self.checksums,
         }
 
     @classmethod
@@ -70,6 +73,7 @@ class UploadState:
             key=str(data["key"]),
             video_id=str(data["videoId"]),
             part_size=int(data["partSize"]),
+            checksums=bool(data.get("checksums", False)),
         )
 
 

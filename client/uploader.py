@@ -15,8 +15,10 @@ signs, in parallel, and survives failures and interruptions.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
+import hashlib
 import itertools
 import mimetypes
 import os
@@ -44,11 +46,16 @@ from client.transport import (
 #: (``MAX_PARTS_PER_CALL`` of the upload API). An API that takes fewer
 #: answers 400, and the page is halved until it fits.
 SIGN_PAGE_PARTS = 400
+#: Part URLs signed per call when each is signed with its part's SHA-256:
+#: the parts of a page are hashed before the call, so a page is smaller.
+CHECKSUM_PAGE_PARTS = 16
 #: A URL this close to its expiry is signed again before it is used.
 URL_EXPIRY_MARGIN_SECONDS = 60
 #: S3 error codes that a freshly signed URL cures: an expired signature
 #: (``AccessDenied: Request has expired``) or an expired session token.
 _RESIGN_CODES = frozenset({"AccessDenied", "ExpiredToken"})
+#: S3 error codes of a body that changed on its way: sending it again cures them.
+_RESEND_CODES = frozenset({"BadDigest", "InvalidDigest", "IncompleteBody"})
 _S3_CODE = re.compile(r"<Code>([^<]+)</Code>")
 _S3_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 
@@ -110,6 +117,9 @@ class UploadResult:
     #: Parts whose URL was signed again after S3 refused it as expired.
     resigned: int
     resumed: bool
+    #: S3's SHA-256 of the object, ``<base64>-<parts>``, matched against
+    #: the file's (None when the upload had no checksums).
+    checksum: str | None = None
 
 
 def upload_file(
@@ -122,10 +132,16 @@ def upload_file(
     content_type: str | None = None,
     backoff: Backoff | None = None,
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    checksums: bool = True,
 ) -> UploadResult:
     """Upload ``path`` as a new video, or resume the earlier upload of the
     same file. The state file is kept when this raises (a failure, or
-    ``KeyboardInterrupt``), so that the next call resumes."""
+    ``KeyboardInterrupt``), so that the next call resumes.
+
+    With ``checksums`` every part is signed with its SHA-256, which S3
+    verifies, and the object's checksum S3 reports is matched against the
+    file's. Without, the first page of part URLs comes with the create
+    answer (one round trip sooner)."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     file = LocalFile.of(path)
@@ -144,7 +160,7 @@ def upload_file(
             saved = None
     signed: Mapping[str, Any] | None = None
     if saved is None:
-        state, signed = _start(api, store, file, content_type)
+        state, signed = _start(api, store, file, content_type, checksums=checksums)
     else:
         state = saved
     job = _Upload(
@@ -161,15 +177,22 @@ def upload_file(
 
 
 def _start(
-    api: VodApi, store: StateStore, file: LocalFile, content_type: str | None
+    api: VodApi,
+    store: StateStore,
+    file: LocalFile,
+    content_type: str | None,
+    *,
+    checksums: bool,
 ) -> tuple[UploadState, Mapping[str, Any] | None]:
     """The new upload's state, saved, and the part URLs signed with it (an
-    API without ``signParts`` leaves them out, and they are signed later)."""
+    API without ``signParts`` leaves them out, and they are signed later;
+    with checksums they are signed with each part's digest, later)."""
     created = api.create_multipart(
         filename=file.path.name,
         content_type=content_type or guess_content_type(file.path),
         size=file.size,
-        sign_parts=SIGN_PAGE_PARTS,
+        sign_parts=0 if checksums else SIGN_PAGE_PARTS,
+        checksums=checksums,
     )
     state = UploadState(
         api_url=api.base_url,
@@ -178,6 +201,7 @@ def _start(
         key=created["key"],
         video_id=created["videoId"],
         part_size=int(created["partSize"]),
+        checksums=checksums,
     )
     store.save(state)
     return state, created.get("signedParts")
@@ -235,6 +259,7 @@ class _Upload:
         self._counts_lock = threading.Lock()
         self._retries = 0
         self._resigned = 0
+        self._digests: _Digests | None = None
 
     def run(
         self,
@@ -255,15 +280,28 @@ class _Upload:
         self._progress.start(
             state.file.size, state.file.size - sum(part.size for part in missing)
         )
+        digests = _Digests(state.file.path, parts) if state.checksums else None
+        self._digests = digests
         try:
-            etags.update(self._send_all(missing, signed))
+            etags.update(self._send_all(missing, signed, digests))
         finally:
             self._s3.close()
-        self._api.complete(
-            state.upload_id,
-            state.key,
-            [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)],
-        )
+        completed: list[dict[str, Any]] = [
+            {"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)
+        ]
+        if digests is not None:
+            for entry in completed:
+                entry["ChecksumSHA256"] = digests.get(entry["PartNumber"])
+        answer = self._api.complete(state.upload_id, state.key, completed)
+        checksum = None
+        if digests is not None:
+            checksum = str((answer.get("checksum") or {}).get("value") or "")
+            expected = digests.composite()
+            if checksum != expected:
+                raise UploadError(
+                    f"S3's checksum of the upload, {checksum or 'none'}, is not "
+                    f"the file's, {expected}"
+                )
         return UploadResult(
             video_id=state.video_id,
             key=state.key,
@@ -275,15 +313,21 @@ class _Upload:
             retries=self._retries,
             resigned=self._resigned,
             resumed=resumed,
+            checksum=checksum,
         )
 
     def _send_all(
-        self, parts: Sequence[Part], signed: Mapping[str, Any] | None
+        self,
+        parts: Sequence[Part],
+        signed: Mapping[str, Any] | None,
+        digests: _Digests | None = None,
     ) -> dict[int, str]:
         """ETags by part number. Workers are daemon threads: when the caller
         stops (an error, Ctrl-C), a send stuck on a dead socket cannot keep
         the process alive, and the others end at their next block."""
-        urls = _PartUrls(self._api, self._state, [part.number for part in parts])
+        urls = _PartUrls(
+            self._api, self._state, [part.number for part in parts], digests
+        )
         if signed is not None:
             urls.add(signed)
         todo: queue.SimpleQueue[Part] = queue.SimpleQueue()
@@ -344,9 +388,17 @@ class _Upload:
 
     def _put(self, url: str, part: Part) -> str | _Failure:
         """One attempt: the part's ETag, or what went wrong and what to do."""
+        # The URL is signed with the part's digest: the request carries it.
+        headers = (
+            {"x-amz-checksum-sha256": self._digests.get(part.number)}
+            if self._digests is not None
+            else None
+        )
         with _PartBody(self._state.file.path, part, self._progress, self._stop) as body:
             try:
-                response = self._s3.put(url, data=body, timeout=self._timeout)
+                response = self._s3.put(
+                    url, data=body, headers=headers, timeout=self._timeout
+                )
             except requests.RequestException as error:
                 self._progress.advance(-body.sent)
                 return _Failure(failure_reason(error), _Next.RETRY)
@@ -360,6 +412,8 @@ class _Upload:
         reason = f"{response.status_code} {code}: {message}"
         if code in _RESIGN_CODES:
             return _Failure(reason, _Next.RESIGN)
+        if code in _RESEND_CODES:
+            return _Failure(reason, _Next.RETRY)
         if response.status_code in RETRYABLE_STATUSES:
             return _Failure(reason, _Next.RETRY)
         return _Failure(reason, _Next.GIVE_UP)
@@ -424,14 +478,21 @@ class _PartUrls:
     """Signed part URLs, fetched a page at a time in upload order as parts
     need them. Thread-safe; one sign call at a time."""
 
-    def __init__(self, api: VodApi, state: UploadState, order: Sequence[int]) -> None:
+    def __init__(
+        self,
+        api: VodApi,
+        state: UploadState,
+        order: Sequence[int],
+        digests: _Digests | None = None,
+    ) -> None:
         self._api = api
         self._state = state
         self._order = list(order)
         self._position = {number: index for index, number in enumerate(order)}
         self._urls: dict[int, tuple[str, float]] = {}
         self._lock = threading.Lock()
-        self.page_size = SIGN_PAGE_PARTS
+        self._digests = digests
+        self.page_size = CHECKSUM_PAGE_PARTS if digests else SIGN_PAGE_PARTS
 
     def get(self, number: int) -> str:
         with self._lock:
@@ -461,8 +522,13 @@ class _PartUrls:
         wanted = [number, *itertools.islice(stale, self.page_size - 1)]
         while True:
             try:
+                checksums = (
+                    {n: self._digests.get(n) for n in wanted}
+                    if self._digests is not None
+                    else None
+                )
                 signed = self._api.sign_parts(
-                    self._state.upload_id, self._state.key, wanted
+                    self._state.upload_id, self._state.key, wanted, checksums
                 )
                 break
             except ApiError as error:
@@ -476,6 +542,43 @@ class _PartUrls:
         expires = datetime.fromisoformat(signed["expiresAt"]).timestamp()
         for entry in signed["parts"]:
             self._urls[int(entry["partNumber"])] = (str(entry["url"]), expires)
+
+
+class _Digests:
+    """Each part's SHA-256 (base64, as ``x-amz-checksum-sha256`` carries
+    it), read from the file when first asked for. Thread-safe."""
+
+    def __init__(self, path: Path, parts: Sequence[Part]) -> None:
+        self._path = path
+        self._parts = {part.number: part for part in parts}
+        self._digests: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, number: int) -> str:
+        with self._lock:
+            if number not in self._digests:
+                self._digests[number] = self._hash(self._parts[number])
+            return self._digests[number]
+
+    def composite(self) -> str:
+        """S3's checksum of the whole object: the SHA-256 of the parts'
+        digests in order, then ``-`` and the part count."""
+        raw = b"".join(base64.b64decode(self.get(n)) for n in sorted(self._parts))
+        whole = base64.b64encode(hashlib.sha256(raw).digest()).decode()
+        return f"{whole}-{len(self._parts)}"
+
+    def _hash(self, part: Part) -> str:
+        digest = hashlib.sha256()
+        with self._path.open("rb") as file:
+            file.seek(part.offset)
+            left = part.size
+            while left:
+                block = file.read(min(left, 1024 * 1024))
+                if not block:
+                    raise UploadError(f"{self._path} is shorter than when it was read")
+                digest.update(block)
+                left -= len(block)
+        return base64.b64encode(digest.digest()).decode()
 
 
 def _s3_error(response: requests.Response) -> tuple[str, str]:

@@ -17,8 +17,10 @@ endpoints.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import hashlib
 import http.client
 import logging
 import re
@@ -347,6 +349,46 @@ class _RequestBody:
         return size
 
 
+class _SpooledBody:
+    """A request body read to the end before it is forwarded."""
+
+    def __init__(self, file: IO[bytes], *, chunked: bool) -> None:
+        self._file = file
+        self.chunked = chunked
+
+    def chunks(self) -> Iterator[bytes]:
+        self._file.seek(0)
+        yield from iter(lambda: self._file.read(CHUNK_SIZE), b"")
+
+    def drain(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _checked_sha256(
+    body: _RequestBody, headers: Message
+) -> Iterator[_RequestBody | _SpooledBody]:
+    """The body, verified against its ``x-amz-checksum-sha256`` first (S3
+    stores nothing whose checksum is wrong, so it is spooled and hashed
+    before moto sees it, which checks none)."""
+    claimed = headers.get("x-amz-checksum-sha256")
+    if claimed is None:
+        yield body
+        return
+    digest = hashlib.sha256()
+    with tempfile.SpooledTemporaryFile(max_size=POST_SPOOL_IN_MEMORY) as spool:
+        for chunk in body.chunks():
+            digest.update(chunk)
+            spool.write(chunk)
+        if base64.b64encode(digest.digest()).decode() != claimed.strip():
+            raise S3Error(
+                400,
+                "BadDigest",
+                "The SHA256 you specified did not match the calculated checksum.",
+            )
+        yield _SpooledBody(spool, chunked=body.chunked)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = CLIENT_TIMEOUT_SECONDS
@@ -379,7 +421,8 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command == "POST" and not key and self._is_form():
                 self._post_object(bucket, body)
             else:
-                self._forward(bucket, body)
+                with _checked_sha256(body, self.headers) as checked:
+                    self._forward(bucket, checked)
         except S3Error as error:
             body.drain()
             self._send_error(error, bucket)
@@ -421,7 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
         content_type, _ = parse_options_header(self.headers.get("Content-Type"))
         return content_type == "multipart/form-data"
 
-    def _forward(self, bucket: str, body: _RequestBody) -> None:
+    def _forward(self, bucket: str, body: _RequestBody | _SpooledBody) -> None:
         """Send the request to moto as it came and stream the answer back."""
         creates = self._object_creation(bucket)
         connection = self.gateway.upstream_connection()

@@ -161,6 +161,8 @@ class Fault(enum.Enum):
     STALL = "stall"
     #: Never answer; close when the proxy stops.
     HOLD = "hold"
+    #: Forward the request with one byte of its body changed.
+    CORRUPT = "corrupt"
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,8 @@ def _proxy_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return
             if fault is Fault.STALL:
                 time.sleep(proxy.stall_seconds)
+            if fault is Fault.CORRUPT and body:
+                body = bytes([body[0] ^ 0xFF]) + body[1:]
             upstream = http.client.HTTPConnection(proxy.upstream, timeout=TIMEOUT)
             try:
                 headers = {

@@ -3,6 +3,7 @@ signature-checking S3 gateway and moto, with a fault proxy in front of S3."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -185,9 +186,9 @@ def recorded_signs(api):
     asked = []
     original = api.sign_parts
 
-    def sign(upload_id, key, numbers):
+    def sign(upload_id, key, numbers, checksums=None):
         asked.append(list(numbers))
-        return original(upload_id, key, numbers)
+        return original(upload_id, key, numbers, checksums)
 
     api.sign_parts = sign
     return asked
@@ -196,7 +197,8 @@ def recorded_signs(api):
 def test_expired_urls_are_signed_again(stack, api, video_file, tmp_path, clock):
     clock.expire_next(2)
     signs = recorded_signs(api)
-    result = upload(api, video_file, tmp_path)
+    # Without checksums, so that the create answer carries every URL.
+    result = upload(api, video_file, tmp_path, checksums=False)
 
     assert result.resigned == 2
     assert result.retries == 0
@@ -218,7 +220,7 @@ def test_the_first_page_of_urls_comes_with_the_upload_so_no_sign_call_waits(
 
     api.create_multipart = create
     signs = recorded_signs(api)
-    result = upload(api, video_file, tmp_path)
+    result = upload(api, video_file, tmp_path, checksums=False)
 
     (answer,) = created
     assert [p["partNumber"] for p in answer["signedParts"]["parts"]] == [1, 2, 3, 4, 5]
@@ -240,7 +242,7 @@ def test_an_api_without_signed_parts_on_create_is_signed_in_pages(
 
     api.create_multipart = create
     signs = recorded_signs(api)
-    result = upload(api, video_file, tmp_path)
+    result = upload(api, video_file, tmp_path, checksums=False)
 
     assert signs == [[1, 2, 3, 4, 5]]
     assert sha256_in_s3(stack, result.key) == sha256_of_file(video_file)
@@ -252,7 +254,7 @@ def test_sign_pages_shrink_to_what_the_api_accepts(
     assert uploader.SIGN_PAGE_PARTS <= server_parts.MAX_PARTS_PER_CALL
     monkeypatch.setattr(server_parts, "MAX_PARTS_PER_CALL", 2)
     asked = recorded_signs(api)
-    result = upload(api, video_file, tmp_path)
+    result = upload(api, video_file, tmp_path, checksums=False)
 
     # Create carried parts 1 and 2; three at once were refused, then the
     # page halved.
@@ -377,3 +379,41 @@ def test_a_run_that_died_after_completing_is_not_uploaded_again(
     )
     assert len(stack.proxy.stored_parts) == puts_before
     assert list(tmp_path.glob("upload-*.json")) == []
+
+
+def test_every_part_is_checked_by_its_sha256_and_the_record_keeps_the_checksum(
+    stack, api, video_file, tmp_path
+):
+    """A part changed on its way is refused by S3 (BadDigest) and sent
+    again, so the stored object is the file; the object's checksum S3
+    reports matches the file's and is on the record."""
+    stack.proxy.rule = lambda request: (
+        Fault.CORRUPT
+        if request.part_number == 2 and request.attempt == 1
+        else Fault.PASS
+    )
+    result = upload(api, video_file, tmp_path)
+
+    assert result.retries == 1
+    assert sha256_in_s3(stack, result.key) == sha256_of_file(video_file)
+    data = video_file.read_bytes()
+    digests = [
+        hashlib.sha256(data[start : start + PART]).digest()
+        for start in range(0, len(data), PART)
+    ]
+    whole = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
+    assert result.checksum == f"{whole}-{len(digests)}"
+    assert api.video(result.video_id)["checksum"] == result.checksum
+
+
+def test_without_checksums_a_part_changed_on_its_way_is_stored_as_sent(
+    stack, api, video_file, tmp_path
+):
+    """What the checksums are for: with none, S3 has no way to tell."""
+    stack.proxy.rule = lambda request: (
+        Fault.CORRUPT if request.part_number == 2 else Fault.PASS
+    )
+    result = upload(api, video_file, tmp_path, checksums=False)
+
+    assert result.checksum is None
+    assert sha256_in_s3(stack, result.key) != sha256_of_file(video_file)

@@ -185,6 +185,51 @@ BAD_REQUESTS = [
     (multipart({**GOOD, "size": 5, "signParts": "all"}), 400, "signParts"),
     (multipart({**GOOD, "size": 5, "signParts": 10_001}), 400, "signParts"),
     (multipart({**GOOD, "signParts": 4}), 400, "signParts needs size"),
+    (multipart({**GOOD, "checksumAlgorithm": "MD5"}), 400, "checksumAlgorithm"),
+    (multipart({**GOOD, "checksumAlgorithm": 256}), 400, "checksumAlgorithm"),
+    (
+        multipart({**GOOD, "size": 5, "signParts": 1, "checksumAlgorithm": "SHA256"}),
+        400,
+        "signParts cannot go with checksumAlgorithm",
+    ),
+    (
+        on_upload(SIGN, body={"key": KEY, "partNumbers": [1], "checksums": [1]}),
+        400,
+        "checksums",
+    ),
+    (
+        on_upload(
+            SIGN, body={"key": KEY, "partNumbers": [1], "checksums": {"1": "abc"}}
+        ),
+        400,
+        "checksums.1",
+    ),
+    (
+        on_upload(
+            SIGN,
+            body={"key": KEY, "partNumbers": [1], "checksums": {"x": "A" * 44}},
+        ),
+        400,
+        "checksums.x",
+    ),
+    (
+        # A checksum on an upload created without one.
+        on_upload(
+            SIGN,
+            body={
+                "key": KEY,
+                "partNumbers": [1],
+                "checksums": {"1": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="},
+            },
+        ),
+        400,
+        "created without checksumAlgorithm",
+    ),
+    (
+        on_upload(PART, query={"key": KEY, "checksum": "zz"}, path={"partNumber": "1"}),
+        400,
+        "checksum",
+    ),
     (multipart({**GOOD, "metadata": "x"}), 400, "metadata"),
     (multipart({**GOOD, "metadata": {"title": 7}}), 400, "metadata.title"),
     (params(type="video/mp4"), 400, "filename"),

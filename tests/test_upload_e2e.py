@@ -5,6 +5,7 @@ front of moto, as real S3 would."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -363,3 +364,70 @@ def test_a_single_put_url_cannot_replace_its_upload(stack):
     assert bare.status_code == 403
     body = stack.s3.get_object(Bucket=stack.source, Key=single["key"])["Body"].read()
     assert body == b"first"
+
+
+def test_a_part_is_signed_for_its_sha256_and_s3_checks_it(stack):
+    data = os.urandom(6 * MIB)
+    upload = stack.owner.ok(
+        "POST",
+        "/s3/multipart",
+        json={
+            "filename": "checked.mp4",
+            "type": "video/mp4",
+            "size": len(data),
+            "checksumAlgorithm": "SHA256",
+        },
+    )
+    parts = chunks(data, upload["partSize"])
+    digests = {
+        n: base64.b64encode(hashlib.sha256(part).digest()).decode()
+        for n, part in parts.items()
+    }
+    base = f"/s3/multipart/{upload['uploadId']}"
+    unsigned = stack.owner.request(
+        "POST", f"{base}/sign", json={"key": upload["key"], "partNumbers": [1]}
+    )
+    assert unsigned.status_code == 400
+    assert "needs its SHA-256" in unsigned.json()["message"]
+    signed_parts = stack.owner.ok(
+        "POST",
+        f"{base}/sign",
+        json={"key": upload["key"], "partNumbers": list(parts), "checksums": digests},
+    )["parts"]
+    urls = {p["partNumber"]: p["url"] for p in signed_parts}
+    header = {"x-amz-checksum-sha256": digests[1]}
+    changed = bytes([parts[1][0] ^ 1]) + parts[1][1:]
+    refused = requests.put(urls[1], data=changed, headers=header, timeout=TIMEOUT)
+    assert refused.status_code == 400
+    assert "<Code>BadDigest</Code>" in refused.text
+    etags = {}
+    for number, part in parts.items():
+        sent = requests.put(
+            urls[number],
+            data=part,
+            headers={"x-amz-checksum-sha256": digests[number]},
+            timeout=TIMEOUT,
+        )
+        assert sent.status_code == 200, sent.text
+        etags[number] = sent.headers["ETag"]
+    done = stack.owner.ok(
+        "POST",
+        f"{base}/complete",
+        params={"key": upload["key"]},
+        json={
+            "parts": [
+                {"PartNumber": n, "ETag": etags[n], "ChecksumSHA256": digests[n]}
+                for n in sorted(etags)
+            ]
+        },
+    )
+    joined = b"".join(base64.b64decode(digests[n]) for n in sorted(digests))
+    whole = base64.b64encode(hashlib.sha256(joined).digest()).decode()
+    expected = f"{whole}-{len(parts)}"
+    assert done["checksum"] == {
+        "algorithm": "SHA256",
+        "type": "COMPOSITE",
+        "value": expected,
+    }
+    assert stack.owner.ok("GET", f"/videos/{upload['videoId']}")["checksum"] == expected
+    assert stored_sha256(stack, upload["key"]) == hashlib.sha256(data).hexdigest()

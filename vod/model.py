@@ -139,6 +139,11 @@ class Video:
     description: str = ""
     upload_id: str | None = None
     upload_method: str | None = None
+    #: "SHA256" when S3 verifies every part of the upload by its SHA-256.
+    checksum_algorithm: str | None = None
+    #: S3's checksum of the whole original (SHA-256 of the parts' SHA-256s,
+    #: ``<base64>-<parts>``), for an upload with ``checksum_algorithm``.
+    checksum: str | None = None
     #: The ETag of the original that was queued for transcoding.
     source_etag: str | None = None
     progress: int = 0
@@ -179,6 +184,7 @@ class Video:
         expires_at: int,
         upload_method: UploadMethod = UploadMethod.MULTIPART,
         title: str = "",
+        checksum_algorithm: str | None = None,
     ) -> Video:
         stamp = now_iso()
         return cls(
@@ -194,6 +200,7 @@ class Video:
             title=title or filename,
             upload_id=upload_id,
             upload_method=str(upload_method),
+            checksum_algorithm=checksum_algorithm,
             expires_at=expires_at,
         )
 
@@ -279,6 +286,7 @@ class Video:
             "filename": self.filename,
             "contentType": self.content_type,
             "size": self.size,
+            "checksum": self.checksum,
             "progress": self.percent,
             "error": self.error,
             "retrying": self.status is Status.PROCESSING and retry.retrying,

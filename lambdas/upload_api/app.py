@@ -7,6 +7,7 @@ Companion routes; Uppy 6's ``signRequest`` posts each S3 request to
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable, Mapping
@@ -23,7 +24,13 @@ from lambdas.api_edge import (
     serve,
     text_int,
 )
-from lambdas.upload_api.parts import S3_MAX_OBJECT_BYTES, S3_MAX_PARTS
+from lambdas.upload_api.parts import (
+    CHECKSUM_ALGORITHM,
+    S3_MAX_OBJECT_BYTES,
+    S3_MAX_PARTS,
+    part_checksums,
+    sha256_checksum,
+)
 from lambdas.upload_api.rules import (
     S3Operation,
     content_type,
@@ -70,11 +77,15 @@ def create_multipart(api: UploadApi, request: Request) -> Any:
     sign_first = optional_int(
         body.get("signParts"), "signParts", low=1, high=S3_MAX_PARTS
     )
-    return api.create_multipart(
-        request.owner,
-        _new_upload(api, body, metadata, size=size),
-        sign_first=sign_first,
+    algorithm = body.get("checksumAlgorithm")
+    if algorithm is not None and algorithm != CHECKSUM_ALGORITHM:
+        raise ApiError(
+            400, f"checksumAlgorithm must be {CHECKSUM_ALGORITHM} (or left out)"
+        )
+    new = dataclasses.replace(
+        _new_upload(api, body, metadata, size=size), checksum_algorithm=algorithm
     )
+    return api.create_multipart(request.owner, new, sign_first=sign_first)
 
 
 def list_parts(api: UploadApi, request: Request) -> Any:
@@ -85,7 +96,13 @@ def sign_part(api: UploadApi, request: Request) -> Any:
     number = text_int(
         request.path_param("partNumber"), "partNumber", low=1, high=S3_MAX_PARTS
     )
-    return api.sign_part(request.owner, *_upload_of(request, request.query), number)
+    checksum = request.query.get("checksum")
+    return api.sign_part(
+        request.owner,
+        *_upload_of(request, request.query),
+        number,
+        None if checksum is None else sha256_checksum(checksum, "checksum"),
+    )
 
 
 def sign_batch(api: UploadApi, request: Request) -> Any:
@@ -97,8 +114,12 @@ def sign_batch(api: UploadApi, request: Request) -> Any:
 
 def sign_parts(api: UploadApi, request: Request) -> Any:
     body = request.json_body()
+    checksums = body.get("checksums")
     return api.sign_parts(
-        request.owner, *_upload_of(request, body), body.get("partNumbers")
+        request.owner,
+        *_upload_of(request, body),
+        body.get("partNumbers"),
+        None if checksums is None else part_checksums(checksums),
     )
 
 

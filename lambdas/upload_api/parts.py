@@ -3,7 +3,10 @@ functions, no AWS. Each rule raises ``ApiError(400)`` naming the field."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import hashlib
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -111,9 +114,49 @@ def comma_part_numbers(text: str, *, part_count: int | None) -> list[int]:
     )
 
 
-def completed_parts(value: object, *, part_count: int | None) -> list[dict[str, Any]]:
+#: The additional checksum an upload may ask S3 to verify part by part.
+CHECKSUM_ALGORITHM = "SHA256"
+_SHA256_BYTES = 32
+
+
+def sha256_checksum(value: object, name: str) -> str:
+    """A part's SHA-256 as S3's ``x-amz-checksum-sha256`` carries it:
+    base64 of the 32-byte digest."""
+    if isinstance(value, str):
+        try:
+            if len(base64.b64decode(value, validate=True)) == _SHA256_BYTES:
+                return value
+        except (binascii.Error, ValueError):
+            pass
+    raise ApiError(400, f"{name} must be a part's SHA-256 digest in base64")
+
+
+def part_checksums(value: object, name: str = "checksums") -> dict[int, str]:
+    """``{"<part number>": "<base64 SHA-256>"}``."""
+    if not isinstance(value, dict):
+        raise ApiError(400, f"{name} must map part numbers to SHA-256 digests")
+    checksums: dict[int, str] = {}
+    for raw, checksum in value.items():
+        where = f"{name}.{raw}"
+        number = text_int(str(raw), where, low=1, high=S3_MAX_PARTS)
+        checksums[number] = sha256_checksum(checksum, where)
+    return checksums
+
+
+def composite_sha256(checksums: Iterable[str]) -> str:
+    """S3's checksum of a multipart object with SHA-256 parts: the SHA-256
+    of the parts' digests, in order, then ``-`` and the part count."""
+    digests = [base64.b64decode(c) for c in checksums]
+    whole = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
+    return f"{whole}-{len(digests)}"
+
+
+def completed_parts(
+    value: object, *, part_count: int | None, checksums: bool = False
+) -> list[dict[str, Any]]:
     """``[{PartNumber, ETag}]`` for CompleteMultipartUpload: unique and
-    ascending, as S3 requires; extra keys (Uppy sends ``Size``) are dropped."""
+    ascending, as S3 requires; extra keys (Uppy sends ``Size``) are dropped.
+    With ``checksums`` each part carries its ``ChecksumSHA256`` too."""
     if not isinstance(value, list) or not value:
         raise ApiError(400, "parts must be a non-empty list of {PartNumber, ETag}")
     if len(value) > S3_MAX_PARTS:
@@ -136,7 +179,12 @@ def completed_parts(value: object, *, part_count: int | None) -> list[dict[str, 
                 f"{where}.PartNumber {number} {problem} part "
                 f"{parts[-1]['PartNumber']}; list parts once each, in ascending order",
             )
-        parts.append({"PartNumber": number, "ETag": etag})
+        entry = {"PartNumber": number, "ETag": etag}
+        if checksums:
+            entry["ChecksumSHA256"] = sha256_checksum(
+                part.get("ChecksumSHA256"), f"{where}.ChecksumSHA256"
+            )
+        parts.append(entry)
     return parts
 
 

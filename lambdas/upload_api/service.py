@@ -20,7 +20,7 @@ import dataclasses
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from lambdas.upload_api.parts import (
     PartPlan,
     comma_part_numbers,
     completed_parts,
+    composite_sha256,
     first_parts,
     part_number,
     part_numbers,
@@ -58,6 +59,8 @@ class NewUpload:
     content_type: str
     title: str | None = None
     size: int | None = None
+    #: "SHA256": S3 verifies each part by the SHA-256 it is signed with.
+    checksum_algorithm: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +109,13 @@ class UploadApi:
         plan = self._plan(new.size)
         if sign_first is not None and plan.part_count is None:
             raise ApiError(400, "signParts needs size, so that parts can be counted")
+        if sign_first is not None and new.checksum_algorithm:
+            raise ApiError(
+                400,
+                "signParts cannot go with checksumAlgorithm: each part is signed "
+                "with its checksum; sign parts with POST "
+                "/s3/multipart/{uploadId}/sign and checksums",
+            )
         video = self._start(owner, new, UploadMethod.MULTIPART, create=True)
         response: dict[str, Any] = {
             "uploadId": video.upload_id,
@@ -155,13 +165,18 @@ class UploadApi:
             raise not_found("upload") from None
 
     def sign_part(
-        self, owner: str, key: str, upload_id: str, requested: int
+        self,
+        owner: str,
+        key: str,
+        upload_id: str,
+        requested: int,
+        checksum: str | None = None,
     ) -> dict[str, Any]:
         video = self._open_upload(owner, key, upload_id)
         number = part_number(requested, part_count=self._part_count(video))
         expires = self.settings.presign_expires_seconds
         return {
-            "url": self._part_url(video, upload_id, number, expires),
+            "url": self._part_url(video, upload_id, number, expires, checksum),
             "expires": expires,
         }
 
@@ -180,11 +195,16 @@ class UploadApi:
         }
 
     def sign_parts(
-        self, owner: str, key: str, upload_id: str, raw_part_numbers: object
+        self,
+        owner: str,
+        key: str,
+        upload_id: str,
+        raw_part_numbers: object,
+        checksums: Mapping[int, str] | None = None,
     ) -> dict[str, Any]:
         video = self._open_upload(owner, key, upload_id)
         numbers = part_numbers(raw_part_numbers, part_count=self._part_count(video))
-        return self._signed_parts(video, upload_id, numbers)
+        return self._signed_parts(video, upload_id, numbers, checksums)
 
     def complete(
         self, owner: str, key: str, upload_id: str, raw_parts: object
@@ -192,12 +212,17 @@ class UploadApi:
         """Idempotent: a retry after S3 already completed the upload succeeds
         when the object exists, and so does one after the record moved on."""
         video = self._owned(owner, key, upload_id)
-        parts = completed_parts(raw_parts, part_count=self._part_count(video))
+        parts = completed_parts(
+            raw_parts,
+            part_count=self._part_count(video),
+            checksums=bool(video.checksum_algorithm),
+        )
         if video.status is Status.ABORTED:
             raise ApiError(409, "upload was aborted; start a new one")
+        checksum = video.checksum
         if video.status is Status.UPLOADING:
             try:
-                self._store.complete(key, upload_id, parts)
+                checksum = self._store.complete(key, upload_id, parts)
             except UploadGone:
                 pass  # Completed by an earlier try, or aborted: the object decides.
             except PartsRejected as rejected:
@@ -205,21 +230,32 @@ class UploadApi:
             size = self._store.object_size(key)
             if size is None:
                 raise not_found("upload")
+            fields: dict[str, Any] = {"size": size}
+            if video.checksum_algorithm:
+                checksum = _object_checksum(checksum, parts)
+                fields["checksum"] = checksum
             # None: the S3 event already moved the record on, which is success.
             self._videos.transition(
                 video.id,
                 Status.UPLOADED,
-                fields={"size": size},
+                fields=fields,
                 remove=UPLOAD_ONLY_ATTRIBUTES,
                 only_from=_OPEN,
                 owner=owner,
             )
-        return {
+        answer: dict[str, Any] = {
             "location": self._object_url(key),
             "bucket": self.settings.source_bucket,
             "key": key,
             "videoId": video.id,
         }
+        if video.checksum_algorithm and checksum:
+            answer["checksum"] = {
+                "algorithm": video.checksum_algorithm,
+                "type": "COMPOSITE",
+                "value": checksum,
+            }
+        return answer
 
     def abort(self, owner: str, key: str, upload_id: str) -> dict[str, Any]:
         video = self._abortable(owner, key, upload_id)
@@ -288,7 +324,9 @@ class UploadApi:
         video_id = str(uuid.uuid4())
         key = upload_key(owner, video_id, new.filename)
         upload_id = (
-            self._store.create_multipart_upload(key, new.content_type)
+            self._store.create_multipart_upload(
+                key, new.content_type, checksum_algorithm=new.checksum_algorithm
+            )
             if create
             else None
         )
@@ -301,6 +339,7 @@ class UploadApi:
             size=new.size,
             upload_id=upload_id,
             upload_method=method,
+            checksum_algorithm=new.checksum_algorithm if create else None,
             expires_at=int(time.time()) + self.settings.upload_ttl_seconds,
             title=new.title or "",
         )
@@ -377,29 +416,61 @@ class UploadApi:
         return self._plan(video.size).part_count if video.size else None
 
     def _signed_parts(
-        self, video: Video, upload_id: str, numbers: Iterable[int]
+        self,
+        video: Video,
+        upload_id: str,
+        numbers: Iterable[int],
+        checksums: Mapping[int, str] | None = None,
     ) -> dict[str, Any]:
         """``{parts: [{partNumber, url}], expiresAt}``, as the sign route
         answers."""
         expires = self.settings.presign_expires_seconds
+        digests = checksums or {}
         return {
             "parts": [
-                {"partNumber": n, "url": self._part_url(video, upload_id, n, expires)}
+                {
+                    "partNumber": n,
+                    "url": self._part_url(video, upload_id, n, expires, digests.get(n)),
+                }
                 for n in numbers
             ],
             "expiresAt": _iso(int(time.time()) + expires),
         }
 
-    def _part_url(self, video: Video, upload_id: str, number: int, expires: int) -> str:
+    def _part_url(
+        self,
+        video: Video,
+        upload_id: str,
+        number: int,
+        expires: int,
+        checksum: str | None = None,
+    ) -> str:
         """An UploadPart URL; in an upload of declared size, only for the
-        part's planned length."""
+        part's planned length; in an upload with checksums, only for the
+        part's SHA-256, which S3 then verifies."""
+        headers: dict[str, str] = {}
         length = self._plan(video.size).part_length(number)
+        if length is not None:
+            headers["content-length"] = str(length)
+        if video.checksum_algorithm and checksum is None:
+            raise ApiError(
+                400,
+                f"checksums: part {number} needs its SHA-256; the upload was "
+                f"created with checksumAlgorithm {video.checksum_algorithm}",
+            )
+        if checksum is not None:
+            if not video.checksum_algorithm:
+                raise ApiError(
+                    400,
+                    "checksums: this upload was created without checksumAlgorithm",
+                )
+            headers["x-amz-checksum-sha256"] = checksum
         # botocore's parameter order, so a URL reads like the SDK's.
         return self._presigner.presign(
             "PUT",
             video.key,
             query={"partNumber": str(number), "uploadId": upload_id},
-            headers=None if length is None else {"content-length": str(length)},
+            headers=headers or None,
             expires_in=expires,
         )
 
@@ -410,6 +481,14 @@ class UploadApi:
 
 #: Signed on a single PUT: S3 writes the object only if the key is free.
 _ONLY_IF_ABSENT = {"if-none-match": "*"}
+
+
+def _object_checksum(from_s3: str | None, parts: list[dict[str, Any]]) -> str:
+    """The whole object's SHA-256 as ``<base64>-<parts>``: S3's answer, or
+    the same value made from the parts' digests, each of which S3 checked."""
+    if from_s3:
+        return from_s3 if "-" in from_s3 else f"{from_s3}-{len(parts)}"
+    return composite_sha256(p["ChecksumSHA256"] for p in parts)
 
 
 def _iso(epoch_seconds: int) -> str:

@@ -30,9 +30,12 @@ class UploadStore:
         # s3v4, because botocore still presigns POST policies with SigV2.
         self._s3 = client or boto3.client("s3", config=Config(signature_version="s3v4"))
 
-    def create_multipart_upload(self, key: str, content_type: str) -> str:
+    def create_multipart_upload(
+        self, key: str, content_type: str, *, checksum_algorithm: str | None = None
+    ) -> str:
+        extra = {"ChecksumAlgorithm": checksum_algorithm} if checksum_algorithm else {}
         response = self._s3.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ContentType=content_type
+            Bucket=self.bucket, Key=key, ContentType=content_type, **extra
         )
         return str(response["UploadId"])
 
@@ -72,9 +75,12 @@ class UploadStore:
             raise
         return True
 
-    def complete(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+    def complete(
+        self, key: str, upload_id: str, parts: list[dict[str, Any]]
+    ) -> str | None:
+        """Complete the upload; S3's SHA-256 of the object when it has one."""
         try:
-            self._s3.complete_multipart_upload(
+            response = self._s3.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=key,
                 UploadId=upload_id,
@@ -83,6 +89,8 @@ class UploadStore:
         except ClientError as error:
             _raise_client_caused(error)
             raise
+        checksum = response.get("ChecksumSHA256")
+        return str(checksum) if checksum else None
 
     def abort(self, key: str, upload_id: str) -> None:
         """Abort; an upload that is already gone counts as aborted."""
