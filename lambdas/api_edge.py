@@ -2,9 +2,11 @@
 API (payload 2.0) events in, JSON responses out.
 
 A route is a plain function ``(service, request) -> JSON-able body``. It
-raises ``ApiError`` for anything the client got wrong; ``serve`` turns that
-into ``{"message": ...}`` with its 4xx status, and turns anything else into a
-logged 500, so a client can never see a traceback.
+parses and checks its input here, once, with the field readers below; the
+services raise the domain errors of ``lambdas.errors`` (invalid, not found,
+conflict, limit). ``serve`` turns each into ``{"message": ...}`` with its
+status, and anything else into a logged 500, so a client never sees a
+traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from lambdas.errors import Conflict, Invalid, LimitReached, NotFound, Refused
+
 LOGGER = logging.getLogger("vod.api")
 LOGGER.setLevel(logging.INFO)
 
@@ -28,18 +32,22 @@ _JSON_HEADERS = {"content-type": "application/json"}
 
 Service = TypeVar("Service")
 
+#: The status of each kind of refusal.
+STATUS_OF: Mapping[type[Refused], int] = {
+    Invalid: 400,
+    NotFound: 404,
+    Conflict: 409,
+    LimitReached: 429,
+}
+
 
 class ApiError(Exception):
-    """A client error (or a deliberate 404) with the message the client sees."""
+    """What only the edge answers: no caller (401), no route (404)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def not_found(what: str) -> ApiError:
-    return ApiError(404, f"{what} not found")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,19 +62,19 @@ class Request:
     def path_param(self, name: str) -> str:
         value = self.path.get(name, "")
         if not value:
-            raise ApiError(400, f"{name} is required in the path")
+            raise Invalid(f"{name} is required in the path")
         return value
 
     def json_body(self) -> dict[str, Any]:
         """The body as a JSON object; a 400 when it is missing or malformed."""
         if not self.body_text:
-            raise ApiError(400, "body is required: send a JSON object")
+            raise Invalid("body is required: send a JSON object")
         try:
             value = json.loads(self.body_text, parse_constant=_reject_constant)
         except (ValueError, RecursionError):
-            raise ApiError(400, "body is not valid JSON") from None
+            raise Invalid("body is not valid JSON") from None
         if not isinstance(value, dict):
-            raise ApiError(400, "body must be a JSON object")
+            raise Invalid("body must be a JSON object")
         return value
 
 
@@ -83,7 +91,7 @@ def parse_event(event: Mapping[str, Any]) -> Request:
         try:
             body = base64.b64decode(body, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise ApiError(400, "body must be UTF-8 JSON") from None
+            raise Invalid("body must be UTF-8 JSON") from None
     return Request(
         owner=owner,
         path=event.get("pathParameters") or {},
@@ -116,6 +124,9 @@ def serve(
         return json_response(200, route(service(), request))
     except ApiError as error:
         return json_response(error.status, {"message": error.message})
+    except Refused as error:
+        status = next(s for kind, s in STATUS_OF.items() if isinstance(error, kind))
+        return json_response(status, {"message": error.message})
     except Exception:
         LOGGER.exception("unhandled error on %s", event.get("routeKey"))
         return json_response(500, {"message": "Internal Server Error"})
@@ -128,7 +139,7 @@ def serve(
 def required_str(value: object, name: str, *, max_chars: int) -> str:
     text = optional_str(value, name, max_chars=max_chars)
     if text is None:
-        raise ApiError(400, f"{name} is required")
+        raise Invalid(f"{name} is required")
     return text
 
 
@@ -138,11 +149,11 @@ def optional_str(
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ApiError(400, f"{name} must be a string")
+        raise Invalid(f"{name} must be a string")
     if not allow_blank and not value.strip():
-        raise ApiError(400, f"{name} must not be empty")
+        raise Invalid(f"{name} must not be empty")
     if len(value) > max_chars:
-        raise ApiError(400, f"{name} must be at most {max_chars} characters")
+        raise Invalid(f"{name} must be at most {max_chars} characters")
     return value
 
 
@@ -150,7 +161,7 @@ def optional_object(value: object, name: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ApiError(400, f"{name} must be an object")
+        raise Invalid(f"{name} must be an object")
     return value
 
 
@@ -165,7 +176,7 @@ def to_int(value: object, name: str, *, low: int, high: int) -> int:
         or not isinstance(value, int)
         or not low <= value <= high
     ):
-        raise ApiError(400, f"{name} must be an integer from {low} to {high}")
+        raise Invalid(f"{name} must be an integer from {low} to {high}")
     return value
 
 
@@ -173,7 +184,7 @@ def text_int(text: str, name: str, *, low: int, high: int) -> int:
     """An integer written in a path or query string, in ``[low, high]``."""
     digits = text.strip()
     if not (digits.isascii() and digits.isdigit()):
-        raise ApiError(400, f"{name} must be an integer from {low} to {high}")
+        raise Invalid(f"{name} must be an integer from {low} to {high}")
     return to_int(int(digits), name, low=low, high=high)
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from lambdas.api_edge import (
     TITLE_MAX_CHARS,
-    ApiError,
     Request,
     optional_int,
     optional_object,
@@ -24,6 +23,7 @@ from lambdas.api_edge import (
     serve,
     text_int,
 )
+from lambdas.errors import Invalid
 from lambdas.upload_api.parts import (
     CHECKSUM_ALGORITHM,
     S3_MAX_OBJECT_BYTES,
@@ -79,9 +79,7 @@ def create_multipart(api: UploadApi, request: Request) -> Any:
     )
     algorithm = body.get("checksumAlgorithm")
     if algorithm is not None and algorithm != CHECKSUM_ALGORITHM:
-        raise ApiError(
-            400, f"checksumAlgorithm must be {CHECKSUM_ALGORITHM} (or left out)"
-        )
+        raise Invalid(f"checksumAlgorithm must be {CHECKSUM_ALGORITHM} (or left out)")
     new = dataclasses.replace(
         _new_upload(api, body, metadata, size=size), checksum_algorithm=algorithm
     )
@@ -149,7 +147,7 @@ def sign_request(api: UploadApi, request: Request) -> Any:
     key = required_str(body.get("key"), "key", max_chars=MAX_KEY_CHARS)
     bucket = body.get("bucket")
     if bucket is not None and bucket != api.settings.source_bucket:
-        raise ApiError(400, "bucket: this API signs requests on its own bucket only")
+        raise Invalid("bucket: this API signs requests on its own bucket only")
     default_expiry = api.settings.presign_expires_seconds
     asked = optional_int(
         body.get("expiresIn"), "expiresIn", low=1, high=MAX_PRESIGN_SECONDS
@@ -202,9 +200,7 @@ def _upload_of(request: Request, fields: Mapping[str, Any]) -> tuple[str, str]:
     the query string or the body."""
     upload_id = request.path_param("uploadId")
     if len(upload_id) > MAX_UPLOAD_ID_CHARS:
-        raise ApiError(
-            400, f"uploadId must be at most {MAX_UPLOAD_ID_CHARS} characters"
-        )
+        raise Invalid(f"uploadId must be at most {MAX_UPLOAD_ID_CHARS} characters")
     return required_str(fields.get("key"), "key", max_chars=MAX_KEY_CHARS), upload_id
 
 

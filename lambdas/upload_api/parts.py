@@ -1,5 +1,5 @@
 """Multipart arithmetic and the part-list rules of the upload API: pure
-functions, no AWS. Each rule raises ``ApiError(400)`` naming the field."""
+functions, no AWS. Each rule raises ``Invalid`` naming the field."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from lambdas.api_edge import ApiError, text_int, to_int
+from lambdas.api_edge import text_int, to_int
+from lambdas.errors import Invalid
 
 #: S3's limits for one multipart upload.
 S3_MAX_PARTS = 10_000
@@ -51,13 +52,12 @@ def plan_parts(
     if size is None:
         return PartPlan(part_size=min_part_bytes, part_count=None)
     if size > max_upload_bytes:
-        raise ApiError(
-            400, f"size {size} is above the maximum upload of {max_upload_bytes} bytes"
+        raise Invalid(
+            f"size {size} is above the maximum upload of {max_upload_bytes} bytes"
         )
     part_size = max(min_part_bytes, math.ceil(size / S3_MAX_PARTS))
     if part_size > S3_MAX_PART_BYTES:
-        raise ApiError(
-            400,
+        raise Invalid(
             f"size {size} would need more than {S3_MAX_PARTS} parts of at most "
             f"{S3_MAX_PART_BYTES} bytes",
         )
@@ -74,8 +74,8 @@ def part_number(
     """An integer from 1 to 10,000, and at most the upload's part count."""
     number = to_int(value, name, low=1, high=S3_MAX_PARTS)
     if part_count is not None and number > part_count:
-        raise ApiError(
-            400, f"{name} {number} is above this upload's part count of {part_count}"
+        raise Invalid(
+            f"{name} {number} is above this upload's part count of {part_count}"
         )
     return number
 
@@ -85,10 +85,9 @@ def part_numbers(
 ) -> list[int]:
     """1 to MAX_PARTS_PER_CALL distinct part numbers, in the order given."""
     if not isinstance(values, list) or not values:
-        raise ApiError(400, f"{name} must be a non-empty list of part numbers")
+        raise Invalid(f"{name} must be a non-empty list of part numbers")
     if len(values) > MAX_PARTS_PER_CALL:
-        raise ApiError(
-            400,
+        raise Invalid(
             f"{name} has {len(values)} entries; sign at most "
             f"{MAX_PARTS_PER_CALL} per call and page through the rest",
         )
@@ -128,13 +127,13 @@ def sha256_checksum(value: object, name: str) -> str:
                 return value
         except (binascii.Error, ValueError):
             pass
-    raise ApiError(400, f"{name} must be a part's SHA-256 digest in base64")
+    raise Invalid(f"{name} must be a part's SHA-256 digest in base64")
 
 
 def part_checksums(value: object, name: str = "checksums") -> dict[int, str]:
     """``{"<part number>": "<base64 SHA-256>"}``."""
     if not isinstance(value, dict):
-        raise ApiError(400, f"{name} must map part numbers to SHA-256 digests")
+        raise Invalid(f"{name} must map part numbers to SHA-256 digests")
     checksums: dict[int, str] = {}
     for raw, checksum in value.items():
         where = f"{name}.{raw}"
@@ -158,24 +157,23 @@ def completed_parts(
     ascending, as S3 requires; extra keys (Uppy sends ``Size``) are dropped.
     With ``checksums`` each part carries its ``ChecksumSHA256`` too."""
     if not isinstance(value, list) or not value:
-        raise ApiError(400, "parts must be a non-empty list of {PartNumber, ETag}")
+        raise Invalid("parts must be a non-empty list of {PartNumber, ETag}")
     if len(value) > S3_MAX_PARTS:
-        raise ApiError(400, f"parts has more than {S3_MAX_PARTS} entries")
+        raise Invalid(f"parts has more than {S3_MAX_PARTS} entries")
     parts: list[dict[str, Any]] = []
     for index, part in enumerate(value):
         where = f"parts[{index}]"
         if not isinstance(part, dict):
-            raise ApiError(400, f"{where} must be an object with PartNumber and ETag")
+            raise Invalid(f"{where} must be an object with PartNumber and ETag")
         number = part_number(
             part.get("PartNumber"), part_count=part_count, name=f"{where}.PartNumber"
         )
         etag = part.get("ETag")
         if not isinstance(etag, str) or not etag.strip() or len(etag) > MAX_ETAG_CHARS:
-            raise ApiError(400, f"{where}.ETag must be a non-empty string")
+            raise Invalid(f"{where}.ETag must be a non-empty string")
         if parts and number <= parts[-1]["PartNumber"]:
             problem = "duplicates" if number == parts[-1]["PartNumber"] else "follows"
-            raise ApiError(
-                400,
+            raise Invalid(
                 f"{where}.PartNumber {number} {problem} part "
                 f"{parts[-1]['PartNumber']}; list parts once each, in ascending order",
             )
@@ -192,5 +190,5 @@ def _no_duplicates(numbers: Iterable[int], name: str) -> None:
     seen: set[int] = set()
     for number in numbers:
         if number in seen:
-            raise ApiError(400, f"{name} lists part {number} more than once")
+            raise Invalid(f"{name} lists part {number} more than once")
         seen.add(number)

@@ -8,7 +8,7 @@ import mimetypes
 import re
 from collections.abc import Sequence
 
-from lambdas.api_edge import ApiError
+from lambdas.errors import Invalid
 
 # RFC 9110 token characters, lowercased: "type/subtype".
 _MEDIA_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
@@ -18,17 +18,15 @@ def content_type(value: object, allowed: Sequence[str], *, name: str = "type") -
     """The media type, lowercased and without parameters, if a pattern in
     ``allowed`` (``video/*`` or an exact ``video/mp4``) admits it."""
     if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, f"{name} is required, e.g. video/mp4")
+        raise Invalid(f"{name} is required, e.g. video/mp4")
     media_type = value.split(";", 1)[0].strip().lower()
     if not _MEDIA_TYPE.fullmatch(media_type):
-        raise ApiError(400, f"{name} {value!r} is not a media type like video/mp4")
+        raise Invalid(f"{name} {value!r} is not a media type like video/mp4")
     major = media_type.split("/", 1)[0]
     for pattern in allowed:
         if pattern == media_type or pattern == f"{major}/*":
             return media_type
-    raise ApiError(
-        400, f"{name} {media_type} is not allowed; allowed: {', '.join(allowed)}"
-    )
+    raise Invalid(f"{name} {media_type} is not allowed; allowed: {', '.join(allowed)}")
 
 
 def guess_content_type(filename: str) -> str | None:
@@ -64,14 +62,13 @@ SIGNED_METHODS = {operation: shape[0] for shape, operation in _OPERATIONS.items(
 
 def s3_operation(method: object, *, upload_id: bool, part_number: bool) -> S3Operation:
     if not isinstance(method, str) or not method:
-        raise ApiError(400, "method is required, e.g. PUT")
+        raise Invalid("method is required, e.g. PUT")
     operation = _OPERATIONS.get((method.upper(), upload_id, part_number))
     if operation is None:
         shape = f"{method.upper()} {'with' if upload_id else 'without'} uploadId"
         if part_number:
             shape += " and with partNumber"
-        raise ApiError(
-            400,
+        raise Invalid(
             f"method: {shape} is not a request this API signs; it signs "
             f"{', '.join(op.value for op in S3Operation)} only",
         )

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from lambdas.api_edge import ApiError, not_found
+from lambdas.errors import Conflict, Invalid, LimitReached, NotFound
 from lambdas.upload_api.parts import (
     S3_MAX_SINGLE_UPLOAD_BYTES,
     PartPlan,
@@ -108,10 +108,9 @@ class UploadApi:
         so that a client can start sending without a sign call in between."""
         plan = self._plan(new.size)
         if sign_first is not None and plan.part_count is None:
-            raise ApiError(400, "signParts needs size, so that parts can be counted")
+            raise Invalid("signParts needs size, so that parts can be counted")
         if sign_first is not None and new.checksum_algorithm:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "signParts cannot go with checksumAlgorithm: each part is signed "
                 "with its checksum; sign parts with POST "
                 "/s3/multipart/{uploadId}/sign and checksums",
@@ -135,8 +134,7 @@ class UploadApi:
     def post_policy(self, owner: str, new: NewUpload) -> dict[str, Any]:
         max_bytes = min(self.settings.max_upload_bytes, S3_MAX_SINGLE_UPLOAD_BYTES)
         if new.size is not None and new.size > max_bytes:
-            raise ApiError(
-                400,
+            raise Invalid(
                 f"size {new.size} is above the {max_bytes} bytes of a single "
                 "upload; use POST /s3/multipart",
             )
@@ -162,7 +160,7 @@ class UploadApi:
         try:
             return self._store.list_parts(key, upload_id)
         except UploadGone:
-            raise not_found("upload") from None
+            raise NotFound("upload") from None
 
     def sign_part(
         self,
@@ -218,7 +216,7 @@ class UploadApi:
             checksums=bool(video.checksum_algorithm),
         )
         if video.status is Status.ABORTED:
-            raise ApiError(409, "upload was aborted; start a new one")
+            raise Conflict("upload was aborted; start a new one")
         checksum = video.checksum
         if video.status is Status.UPLOADING:
             try:
@@ -226,10 +224,10 @@ class UploadApi:
             except UploadGone:
                 pass  # Completed by an earlier try, or aborted: the object decides.
             except PartsRejected as rejected:
-                raise ApiError(400, f"parts: S3 refused them ({rejected})") from None
+                raise Invalid(f"parts: S3 refused them ({rejected})") from None
             size = self._store.object_size(key)
             if size is None:
-                raise not_found("upload")
+                raise NotFound("upload")
             fields: dict[str, Any] = {"size": size}
             if video.checksum_algorithm:
                 checksum = _object_checksum(checksum, parts)
@@ -352,8 +350,7 @@ class UploadApi:
         settings = self.settings
         stored = self._videos.count_by_owner(owner, up_to=settings.max_videos_per_owner)
         if stored >= settings.max_videos_per_owner:
-            raise ApiError(
-                429,
+            raise LimitReached(
                 f"you have {stored} videos, the most one user may keep "
                 f"(maxVideosPerUser); delete some to upload more",
             )
@@ -361,8 +358,7 @@ class UploadApi:
             owner, up_to=settings.max_uploads_in_flight, status=Status.UPLOADING
         )
         if open_uploads >= settings.max_uploads_in_flight:
-            raise ApiError(
-                429,
+            raise LimitReached(
                 f"you have {open_uploads} uploads in progress, the most one user "
                 "may have at once (maxUploadsInFlightPerUser); finish one, or "
                 "DELETE /videos/{id} of one you gave up on",
@@ -375,7 +371,7 @@ class UploadApi:
         video_id = parsed[1] if parsed and _VIDEO_ID.fullmatch(parsed[1]) else None
         video = self._videos.get(video_id) if video_id else None
         if video is None or video.owner != owner or video.key != key:
-            raise not_found("upload")
+            raise NotFound("upload")
         if video.upload_id == upload_id:
             return video
         if (
@@ -391,18 +387,18 @@ class UploadApi:
             )
             if bound.video is not None:
                 return bound.video
-        raise not_found("upload")
+        raise NotFound("upload")
 
     def _open_upload(self, owner: str, key: str, upload_id: str) -> Video:
         video = self._owned(owner, key, upload_id)
         if video.status not in _OPEN:
-            raise ApiError(409, f"upload is {video.status}; it takes no more parts")
+            raise Conflict(f"upload is {video.status}; it takes no more parts")
         return video
 
     def _abortable(self, owner: str, key: str, upload_id: str) -> Video:
         video = self._owned(owner, key, upload_id)
         if video.status not in _OPEN | {Status.ABORTED}:
-            raise ApiError(409, f"upload is {video.status}; it can no longer abort")
+            raise Conflict(f"upload is {video.status}; it can no longer abort")
         return video
 
     def _plan(self, size: int | None) -> PartPlan:
@@ -453,15 +449,13 @@ class UploadApi:
         if length is not None:
             headers["content-length"] = str(length)
         if video.checksum_algorithm and checksum is None:
-            raise ApiError(
-                400,
+            raise Invalid(
                 f"checksums: part {number} needs its SHA-256; the upload was "
                 f"created with checksumAlgorithm {video.checksum_algorithm}",
             )
         if checksum is not None:
             if not video.checksum_algorithm:
-                raise ApiError(
-                    400,
+                raise Invalid(
                     "checksums: this upload was created without checksumAlgorithm",
                 )
             headers["x-amz-checksum-sha256"] = checksum

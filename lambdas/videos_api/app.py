@@ -11,12 +11,12 @@ from typing import Any
 from lambdas.api_edge import (
     DESCRIPTION_MAX_CHARS,
     TITLE_MAX_CHARS,
-    ApiError,
     Request,
     optional_str,
     serve,
     text_int,
 )
+from lambdas.errors import Invalid
 from lambdas.videos_api.service import VideosApi
 
 DEFAULT_PAGE_SIZE = 20
@@ -49,8 +49,8 @@ def update_video(api: VideosApi, request: Request) -> Any:
     body = request.json_body()
     unknown = sorted(set(body) - set(_EDITABLE))
     if unknown:
-        raise ApiError(
-            400, f"{unknown[0]} cannot be changed; editable: {', '.join(_EDITABLE)}"
+        raise Invalid(
+            f"{unknown[0]} cannot be changed; editable: {', '.join(_EDITABLE)}"
         )
     fields = {
         name: value
@@ -72,7 +72,7 @@ def update_video(api: VideosApi, request: Request) -> Any:
         if value is not None
     }
     if not fields:
-        raise ApiError(400, "send title or description to change")
+        raise Invalid("send title or description to change")
     return api.update(request.owner, video_id, fields)
 
 
@@ -85,7 +85,7 @@ def _video_id(request: Request) -> str:
     try:
         return str(uuid.UUID(raw))
     except ValueError:
-        raise ApiError(400, "id must be a video id (a UUID)") from None
+        raise Invalid("id must be a video id (a UUID)") from None
 
 
 ROUTES: Mapping[str, Callable[[VideosApi, Request], Any]] = {

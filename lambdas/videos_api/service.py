@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lambdas.api_edge import ApiError, not_found
+from lambdas.errors import Conflict, Invalid, NotFound
 from lambdas.videos_api.storage import VideoObjects
 from vod.keys import output_prefix
 from vod.model import Status, Video
@@ -42,7 +42,7 @@ class VideosApi:
                 owner, limit=limit, cursor=cursor
             )
         except BadCursor:
-            raise ApiError(400, "cursor is not one this API handed out") from None
+            raise Invalid("cursor is not one this API handed out") from None
         return {
             "videos": [self._public(video) for video in videos],
             "nextCursor": next_cursor,
@@ -60,7 +60,7 @@ class VideosApi:
     ) -> dict[str, Any]:
         video = self._videos.update_details(video_id, owner, fields)
         if video is None:
-            raise not_found("video")
+            raise NotFound("video")
         return self._public(video)
 
     def delete(self, owner: str, video_id: str) -> dict[str, Any]:
@@ -70,8 +70,8 @@ class VideosApi:
         if video.status is Status.PROCESSING:
             # A transcode in flight would write its outputs after they were
             # deleted and leave them behind without a record.
-            raise ApiError(
-                409, "video is being transcoded; delete it once it is READY or FAILED"
+            raise Conflict(
+                "video is being transcoded; delete it once it is READY or FAILED"
             )
         if video.status is Status.UPLOADING and video.upload_id:
             self._objects.abort_upload(video.key, video.upload_id)
@@ -83,7 +83,7 @@ class VideosApi:
     def _owned(self, owner: str, video_id: str) -> Video:
         video = self._videos.get_owned(video_id, owner)
         if video is None:
-            raise not_found("video")
+            raise NotFound("video")
         return video
 
     def _public(self, video: Video) -> dict[str, Any]:
