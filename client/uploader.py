@@ -20,7 +20,6 @@ import dataclasses
 import enum
 import hashlib
 import itertools
-import mimetypes
 import os
 import queue
 import re
@@ -34,6 +33,7 @@ from typing import Any, BinaryIO, Protocol
 import requests
 
 from client.api import ApiError, VodApi, VodError, failure_reason
+from client.media import video_type
 from client.state import LocalFile, StateStore, UploadState, default_state_dir
 from client.transport import (
     DEFAULT_TIMEOUT,
@@ -145,6 +145,8 @@ def upload_file(
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     file = LocalFile.of(path)
+    if file.size == 0:
+        raise VodError(f"{file.path.name}: the file is empty")
     store = StateStore(state_dir or default_state_dir())
     saved = store.load(api.base_url, file)
     listed: list[dict[str, Any]] = []
@@ -230,9 +232,14 @@ def _completed_result(saved: UploadState) -> UploadResult:
 
 
 def guess_content_type(path: Path) -> str:
-    return mimetypes.guess_type(path.name, strict=False)[0] or (
-        "application/octet-stream"
-    )
+    """The file's video type by its name; a clear error when it has none."""
+    found = video_type(path)
+    if found is None:
+        raise VodError(
+            f"{path.name}: cannot tell the video type from the name; pass it "
+            "with --type, e.g. --type video/mp4"
+        )
+    return found
 
 
 class _Upload:
