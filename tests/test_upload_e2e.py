@@ -431,3 +431,27 @@ def test_a_part_is_signed_for_its_sha256_and_s3_checks_it(stack):
     }
     assert stack.owner.ok("GET", f"/videos/{upload['videoId']}")["checksum"] == expected
     assert stored_sha256(stack, upload["key"]) == hashlib.sha256(data).hexdigest()
+
+
+def test_a_form_for_a_declared_size_takes_that_size_only(stack):
+    form = stack.owner.ok(
+        "GET",
+        "/s3/params",
+        params={"filename": "five.mp4", "type": "video/mp4", "size": "5"},
+    )
+    for body, code in ((b"123456", "EntityTooLarge"), (b"1234", "EntityTooSmall")):
+        refused = requests.post(
+            form["url"],
+            data=form["fields"],
+            files={"file": ("five.mp4", body, "video/mp4")},
+            timeout=TIMEOUT,
+        )
+        assert refused.status_code == 400
+        assert f"<Code>{code}</Code>" in refused.text
+    landed = requests.post(
+        form["url"],
+        data=form["fields"],
+        files={"file": ("five.mp4", b"12345", "video/mp4")},
+        timeout=TIMEOUT,
+    )
+    assert landed.status_code == 201, landed.text

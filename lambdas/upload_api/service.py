@@ -140,10 +140,12 @@ class UploadApi:
             )
         video = self._start(owner, new, UploadMethod.POST)
         expires = self.settings.single_upload_expires_seconds
+        # A declared size is the only size the form takes.
         post = self._store.post_policy(
             video.key,
             content_type=new.content_type,
-            max_bytes=max_bytes,
+            min_bytes=new.size or 1,
+            max_bytes=new.size or max_bytes,
             expires_in=expires,
         )
         return {

@@ -113,15 +113,22 @@ class UploadStore:
         return int(response["ContentLength"])
 
     def post_policy(
-        self, key: str, *, content_type: str, max_bytes: int, expires_in: int
+        self,
+        key: str,
+        *,
+        content_type: str,
+        min_bytes: int = 1,
+        max_bytes: int,
+        expires_in: int,
     ) -> dict[str, Any]:
         """A browser form upload of exactly ``key``, of ``content_type``, of
-        1 to ``max_bytes`` bytes, answered with 201 and an XML body."""
+        ``min_bytes`` to ``max_bytes`` bytes, answered with 201 and an XML
+        body."""
         fields = {"Content-Type": content_type, "success_action_status": "201"}
         conditions: list[Any] = [
             {"Content-Type": content_type},
             {"success_action_status": "201"},
-            ["content-length-range", 1, max_bytes],
+            ["content-length-range", min_bytes, max_bytes],
         ]
         result: dict[str, Any] = self._s3.generate_presigned_post(
             Bucket=self.bucket,
