@@ -62,7 +62,26 @@ def failed_from(result: Any, batch: list[dict[str, Any]]) -> int | None:
     return 0
 
 
-class DynamoStreamPoller:
+class _Poller:
+    """A daemon thread that runs ``_run`` until ``stop``."""
+
+    def __init__(self, name: str) -> None:
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class DynamoStreamPoller(_Poller):
     """Feeds one table stream to one function on a thread of its own.
 
     :param streams: a boto3 ``dynamodbstreams`` client of the local server
@@ -88,18 +107,7 @@ class DynamoStreamPoller:
         self._sqs = sqs
         self._invoke = invoke
         self._on_failure_url = on_failure_url
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"stream-{spec.logical_id}", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().__init__(f"stream-{spec.logical_id}")
 
     def _run(self) -> None:
         (shard,) = self._streams.describe_stream(StreamArn=self.stream_arn)[
@@ -235,7 +243,7 @@ def succeeded(result: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]
     return [record for record in records if record["messageId"] not in failed]
 
 
-class SqsQueuePoller:
+class SqsQueuePoller(_Poller):
     """Feeds one queue to one function on a thread of its own.
 
     :param sqs: a boto3 SQS client of the local server
@@ -255,18 +263,7 @@ class SqsQueuePoller:
         self.queue_arn = queue_arn
         self._sqs = sqs
         self._invoke = invoke
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"queue-{spec.logical_id}", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().__init__(f"queue-{spec.logical_id}")
 
     def _run(self) -> None:
         while not self._stopping.is_set():

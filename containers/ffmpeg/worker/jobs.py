@@ -310,12 +310,7 @@ class Transcoder:
 
     def _plan(self, video: Video, run: TaskRun) -> TranscodePlan:
         bucket = self._settings.source_bucket
-        try:
-            size = self._storage.size(bucket, video.key)
-        except SourceMissing:
-            raise Unprocessable("the uploaded file no longer exists") from None
-        if size == 0:
-            raise Unprocessable("the uploaded file is empty")
+        self._source_size(video)
         url = self._storage.url(
             bucket, video.key, expires_seconds=self._settings.job_time_allowance_seconds
         )
@@ -743,14 +738,19 @@ class Transcoder:
             )
         return str(self._download(video, job_dir))
 
-    def _download(self, video: Video, job_dir: Path) -> Path:
-        bucket = self._settings.source_bucket
+    def _source_size(self, video: Video) -> int:
+        """The original's size; a missing or empty one fails the video."""
         try:
-            size = self._storage.size(bucket, video.key)
+            size = self._storage.size(self._settings.source_bucket, video.key)
         except SourceMissing:
             raise Unprocessable("the uploaded file no longer exists") from None
         if size == 0:
             raise Unprocessable("the uploaded file is empty")
+        return size
+
+    def _download(self, video: Video, job_dir: Path) -> Path:
+        bucket = self._settings.source_bucket
+        size = self._source_size(video)
         free = shutil.disk_usage(job_dir).free
         needed = size + self._settings.disk_headroom_bytes
         if free < needed:
