@@ -10,6 +10,7 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, App, CfnResource, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -198,6 +199,15 @@ def acknowledge_delivery(delivery: VideoDelivery) -> None:
         "The distribution uses the default *.cloudfront.net certificate, whose "
         "minimum TLS version CloudFront fixes; with a custom domain the "
         "operator sets a TLSv1.2_2021 minimum on the distribution.",
+    )
+
+
+def acknowledge_ingest_failures(queue: sqs.IQueue) -> None:
+    _acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is itself the failure destination: Lambda sends here the "
+        "S3 events the ingest function still failed after its retries.",
     )
 
 

@@ -12,6 +12,8 @@ stack to a function in the other forms a dependency cycle.
 from __future__ import annotations
 
 from aws_cdk import App, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app import compliance
@@ -103,6 +105,21 @@ class VodStack(Stack):
             },
             removal_policy=stateless_removal,
         )
+        # S3 invokes the function asynchronously: an event that still fails
+        # after Lambda's two retries would be dropped, leaving its video
+        # UPLOADING until the table's TTL deletes the record and orphans the
+        # object. It waits here instead, to be replayed (README, Monitoring).
+        self.ingest_failures = sqs.Queue(
+            self,
+            "IngestFailures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.ingest_function.lambda_function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.ingest_failures)
+        )
+        compliance.acknowledge_ingest_failures(self.ingest_failures)
         self.videos.grant_update_items(self.ingest_function.role)
         self.transcoder.grant_submit(self.ingest_function.role)
         compliance.acknowledge_transcoder(
@@ -132,6 +149,7 @@ class VodStack(Stack):
             ],
             video_events=self.video_events,
             transcoder=self.transcoder,
+            ingest_failures=self.ingest_failures,
             alarm_email=config.alarm_address,
         )
         compliance.acknowledge_delivery(self.delivery)
@@ -187,6 +205,7 @@ class VodStack(Stack):
             self, "OutputBucketName", value=self.storage.output_bucket.bucket_name
         )
         CfnOutput(self, "VideoTableName", value=self.videos.dynamodb_table.table_name)
+        CfnOutput(self, "IngestFailuresQueueUrl", value=self.ingest_failures.queue_url)
         for output_id, value in self.transcoder.outputs().items():
             CfnOutput(self, output_id, value=value)
         CfnOutput(

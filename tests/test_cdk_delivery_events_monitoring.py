@@ -137,7 +137,7 @@ def _alarms(synth: Synthesized) -> dict[str, dict[str, Any]]:
     return synth.resources(STACK, "AWS::CloudWatch::Alarm")
 
 
-def test_alarms_cover_dead_letters_job_age_api_5xx_and_every_function(synth):
+def test_alarms_cover_dead_letters_failed_ingests_job_age_5xx_and_functions(synth):
     alarms = {
         k: v["Properties"] for k, v in _alarms(synth).items() if "Monitoring" in k
     }
@@ -155,6 +155,11 @@ def test_alarms_cover_dead_letters_job_age_api_5xx_and_every_function(synth):
     assert "TranscoderJobsDeadLetterQueue" in json.dumps(dead_lettered["Dimensions"])
     receives = cdk_json_context()["jobsMaxReceiveCount"]
     assert f"delivered {receives} times" in dead_lettered["AlarmDescription"]
+    ingest_failed = one("IngestFailed")
+    # Nothing consumes the ingest failures queue: a failed event stays visible.
+    assert ingest_failed["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert (ingest_failed["Statistic"], ingest_failed["Threshold"]) == ("Maximum", 0)
+    assert "IngestFailures" in json.dumps(ingest_failed["Dimensions"])
     assert one("OldestJobAge")["Threshold"] == 30 * 60
     rate = one("Api5xxRate")
     assert "100 * errors / MAX([requests, 1])" in json.dumps(rate["Metrics"])
@@ -213,6 +218,7 @@ def test_stack_outputs_name_what_users_need(synth):
         "DistributionDomainName",
         "DashboardName",
         "EventBusName",
+        "IngestFailuresQueueUrl",
     } <= outputs
 
 
