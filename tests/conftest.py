@@ -145,9 +145,16 @@ def synth_mediaconvert(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synthesize(tmp_path_factory.mktemp("cdk-out-mc"), transcoder="mediaconvert")
 
 
+#: Knobs of the prod synth besides the stage. It also takes a redrive count
+#: other than the default, to show that what depends on it follows the knob.
+PROD_KNOBS: dict[str, Any] = {"jobsMaxReceiveCount": 5}
+
+
 @pytest.fixture(scope="session")
 def synth_prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize(tmp_path_factory.mktemp("cdk-out-prod"), stage="prod")
+    return synthesize(
+        tmp_path_factory.mktemp("cdk-out-prod"), stage="prod", **PROD_KNOBS
+    )
 
 
 def normalize_template(template: dict[str, Any]) -> dict[str, Any]:

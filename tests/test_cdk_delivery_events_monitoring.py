@@ -8,13 +8,13 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Match, Template
 
 from cdk_app.database import VideoTable
 from cdk_app.delivery import VideoDelivery
 from cdk_app.events import VideoEvents
 from cdk_app.storage import VideoStorage
-from tests.conftest import Synthesized, cdk_json_context
+from tests.conftest import PROD_KNOBS, Synthesized, cdk_json_context
 from worker.storage import GROWING_PLAYLIST_CACHE, PLAYLIST_CACHE
 
 STACK = "Vod"
@@ -175,6 +175,23 @@ def test_alarms_cover_dead_letters_failed_ingests_job_age_5xx_and_functions(synt
     topic, _ = _only(synth, "AWS::SNS::Topic")
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": topic}]
+
+
+def test_the_dead_letter_alarm_counts_the_deliveries_the_knob_allows(synth_prod):
+    receives = PROD_KNOBS["jobsMaxReceiveCount"]
+    assert receives != cdk_json_context()["jobsMaxReceiveCount"]
+    template = synth_prod.template(STACK)
+    template.has_resource_properties(
+        "AWS::SQS::Queue", {"RedrivePolicy": {"maxReceiveCount": receives}}
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmDescription": Match.string_like_regexp(
+                f"^A transcode job was delivered {receives} times without finishing"
+            )
+        },
+    )
 
 
 def test_alarm_topic_is_encrypted_and_ssl_only(synth):
