@@ -219,8 +219,13 @@ def acknowledge_bucket_notifications(stack: Stack) -> None:
         role,
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
         "service-role/AWSLambdaBasicExecutionRole]",
-        "CDK's built-in notifications handler uses the basic execution policy, "
-        "which grants only CloudWatch Logs writes; CDK gives no way to swap it.",
+        "CDK's S3-notifications handler runs with the basic execution policy, "
+        "which grants only CloudWatch Logs writes. The bucket's "
+        "notifications_handler_role does not avoid it: CDK attaches the policy "
+        "to any role it is given except an immutable one, and to an immutable "
+        "one it cannot attach the bucket's s3:PutBucketNotification policy "
+        "either. The handler's log group is named by CloudFormation, so logs "
+        "rights of our own would need a wildcard as well.",
     )
 
 
