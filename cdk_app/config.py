@@ -177,6 +177,15 @@ def _optional(
     return parse
 
 
+def _string(pattern: re.Pattern[str], allowed: str) -> Callable[[str, Any], str]:
+    def parse(key: str, value: Any) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value.strip()):
+            raise _fail(key, value, allowed)
+        return value.strip()
+
+    return parse
+
+
 def _string_list(
     item_pattern: re.Pattern[str], allowed: str
 ) -> Callable[[str, Any], tuple[str, ...]]:
@@ -202,10 +211,28 @@ def _string_list(
 
 
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
+#: Cognito takes https redirect URLs, and http only for localhost.
+_REDIRECT_URL = re.compile(
+    r"(https://[A-Za-z0-9.-]+|http://localhost)(:\d{1,5})?(/[^\s#,]*)?"
+)
+#: Cognito's rule for the prefix of an amazoncognito.com domain.
+_DOMAIN_PREFIX = re.compile(
+    r"(?!.*(aws|amazon|cognito))[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+)
 _CONTENT_TYPE = re.compile(r"[a-z0-9.+-]+/(\*|[a-z0-9.+-]+)")
 _ISSUER = re.compile(r"https://[^\s/]+(/[^\s]*)?")
 _AUDIENCE = re.compile(r"[^\s,]{1,256}")
 _EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[A-Za-z]{2,}")
+
+
+_REDIRECT_URLS = (
+    "a non-empty list of https URLs like https://app.example.com/, or "
+    "http://localhost URLs"
+)
+_DOMAIN_PREFIX_ALLOWED = (
+    "1 to 63 lower-case letters, digits and hyphens, not at either end, "
+    "without aws, amazon or cognito"
+)
 
 
 class Architecture(enum.StrEnum):
@@ -298,6 +325,31 @@ KNOBS: tuple[Knob, ...] = (
         "null, or a list of audiences",
         "Audiences (client ids) accepted from jwtIssuer; required with it.",
         _optional(_string_list(_AUDIENCE, "a non-empty list of audience strings")),
+    ),
+    Knob(
+        "authCallbackUrls",
+        ["http://localhost:3000/", "http://localhost:8787/"],
+        "list of https URLs; http only for localhost",
+        "Where the Cognito app client may send a browser back after sign-in "
+        "(authorization code grant with PKCE). Unused with jwtIssuer.",
+        _string_list(_REDIRECT_URL, _REDIRECT_URLS),
+    ),
+    Knob(
+        "authLogoutUrls",
+        ["http://localhost:3000/", "http://localhost:8787/"],
+        "list of https URLs; http only for localhost",
+        "Where the Cognito app client may send a browser back after sign-out. "
+        "Unused with jwtIssuer.",
+        _string_list(_REDIRECT_URL, _REDIRECT_URLS),
+    ),
+    Knob(
+        "authDomainPrefix",
+        None,
+        "null, or a prefix of lower-case letters, digits and hyphens",
+        "null creates no sign-in domain; a prefix creates the Cognito hosted "
+        "sign-in pages at https://<prefix>.auth.<region>.amazoncognito.com "
+        "(stack output UserPoolDomainUrl). Unused with jwtIssuer.",
+        _optional(_string(_DOMAIN_PREFIX, _DOMAIN_PREFIX_ALLOWED)),
     ),
     Knob(
         "jobsMaxReceiveCount",
@@ -470,6 +522,9 @@ class PlatformConfig:
     presign_expiry_seconds: int
     jwt_issuer: tuple[str, ...] | None
     jwt_audience: tuple[str, ...] | None
+    auth_callback_urls: tuple[str, ...]
+    auth_logout_urls: tuple[str, ...]
+    auth_domain_prefix: str | None
     jobs_max_receive_count: int
     worker_cpu: int
     worker_memory_mib: int

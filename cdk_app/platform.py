@@ -27,7 +27,7 @@ from cdk_app.monitoring import Monitoring
 from cdk_app.storage import VideoStorage
 from cdk_app.transcoder import FargateTranscoder, TranscodeLimits, WorkerSize
 from cdk_app.transcoding import VideoTranscoder
-from cdk_app.upload_api import ExternalIssuer, UploadApi, UploadLimits
+from cdk_app.upload_api import BrowserSignIn, ExternalIssuer, UploadApi, UploadLimits
 from lambdas.mediaconvert.job import TierPrices
 from vod.settings import Env, Transcoder
 
@@ -84,6 +84,11 @@ class VodStack(Stack):
                 ExternalIssuer(issuer=config.issuer, audience=config.jwt_audience or ())
                 if config.issuer
                 else None
+            ),
+            sign_in=BrowserSignIn(
+                callback_urls=config.auth_callback_urls,
+                logout_urls=config.auth_logout_urls,
+                domain_prefix=config.auth_domain_prefix,
             ),
             playback_base_url=playback,
             removal_policy=stateful_removal,
@@ -222,6 +227,9 @@ class VodStack(Stack):
         if pool is not None and client is not None:
             CfnOutput(self, "UserPoolId", value=pool.user_pool_id)
             CfnOutput(self, "UserPoolClientId", value=client.user_pool_client_id)
+        domain = self.upload_api.user_pool_domain
+        if domain is not None:
+            CfnOutput(self, "UserPoolDomainUrl", value=domain.base_url())
 
 
 def build_platform(app: App, config: PlatformConfig) -> VodStack:

@@ -145,9 +145,15 @@ def synth_mediaconvert(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synthesize(tmp_path_factory.mktemp("cdk-out-mc"), transcoder="mediaconvert")
 
 
-#: Knobs of the prod synth besides the stage. It also takes a redrive count
-#: other than the default, to show that what depends on it follows the knob.
-PROD_KNOBS: dict[str, Any] = {"jobsMaxReceiveCount": 5}
+#: Knobs of the prod synth besides the stage: those a prod deployment sets,
+#: and a redrive count other than the default, to show that what depends on
+#: it follows the knob.
+PROD_KNOBS: dict[str, Any] = {
+    "authCallbackUrls": ["https://app.example.com/signed-in"],
+    "authLogoutUrls": ["https://app.example.com/"],
+    "authDomainPrefix": "vod-example",
+    "jobsMaxReceiveCount": 5,
+}
 
 
 @pytest.fixture(scope="session")

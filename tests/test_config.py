@@ -116,6 +116,23 @@ def test_a_json_list_of_origins_is_accepted():
     assert config.allowed_origins == ("https://a.example.com",)
 
 
+def test_sign_in_urls_and_domain_prefix_arrive_as_strings_and_are_parsed():
+    config = PlatformConfig.from_context(
+        Context(
+            authCallbackUrls="https://app.example.com/cb, http://localhost:8787/",
+            authLogoutUrls='["https://app.example.com/"]',
+            authDomainPrefix="vod-videos-1",
+        )
+    )
+    assert config.auth_callback_urls == (
+        "https://app.example.com/cb",
+        "http://localhost:8787/",
+    )
+    assert config.auth_logout_urls == ("https://app.example.com/",)
+    assert config.auth_domain_prefix == "vod-videos-1"
+    assert PlatformConfig.defaults().auth_domain_prefix is None
+
+
 @pytest.mark.parametrize(
     ("key", "value", "allowed"),
     [
@@ -132,6 +149,13 @@ def test_a_json_list_of_origins_is_accepted():
         ("allowedOrigins", ["localhost:3000"], "origins"),
         ("allowedOrigins", ["https://app.example.com/path"], "origins"),
         ("allowedOrigins", "[not json", "origins"),
+        ("authCallbackUrls", ["http://app.example.com/"], "http://localhost URLs"),
+        ("authCallbackUrls", "https://app.example.com/#top", "https URLs"),
+        ("authLogoutUrls", [], "https URLs"),
+        ("authDomainPrefix", "Videos", "lower-case letters"),
+        ("authDomainPrefix", "-videos", "not at either end"),
+        ("authDomainPrefix", "my-aws-videos", "without aws, amazon or cognito"),
+        ("authDomainPrefix", "v" * 64, "1 to 63"),
         ("workerMaxTasks", 101, "1 to 100"),
         ("chunkSeconds", 0, "a multiple of 6 from 6 to 600"),
         ("chunkSeconds", 61, "a multiple of 6 from 6 to 600"),
