@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import ipaddress
 import json
 import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from vod.costs import (
     MEDIACONVERT_BASIC_USD_PER_MINUTE,
@@ -246,7 +248,8 @@ KNOBS: tuple[Knob, ...] = (
         "dev",
         "dev | prod",
         "prod retains the bucket and table on stack deletion and turns on "
-        "termination protection; dev destroys them with the stack.",
+        "termination protection, and refuses http and localhost origins and "
+        "sign-in URLs; dev destroys them with the stack.",
         _choice(Stage),
     ),
     Knob(
@@ -554,6 +557,8 @@ class PlatformConfig:
             )
         if self.jwt_issuer is not None and len(self.jwt_issuer) != 1:
             raise _fail("jwtIssuer", list(self.jwt_issuer), "one https issuer URL")
+        if self.is_prod:
+            self._refuse_local_urls()
         low, high = FARGATE_MEMORY_MIB[self.worker_cpu]
         if not low <= self.worker_memory_mib <= high:
             raise _fail(
@@ -561,6 +566,24 @@ class PlatformConfig:
                 self.worker_memory_mib,
                 f"{low} to {high} for workerCpu={self.worker_cpu}",
             )
+
+    def _refuse_local_urls(self) -> None:
+        """A prod stack must not trust a page on the deployer's machine, nor
+        one served over plain http, with CORS or with sign-in redirects."""
+        browser_urls = {"allowedOrigins": self.allowed_origins}
+        if self.jwt_issuer is None:
+            browser_urls["authCallbackUrls"] = self.auth_callback_urls
+            browser_urls["authLogoutUrls"] = self.auth_logout_urls
+        for key, urls in browser_urls.items():
+            for url in urls:
+                if _is_local_or_plain_http(url):
+                    raise ConfigError(
+                        f"context knob '{key}' has {url!r}, which stage=prod "
+                        "does not allow: a prod stack accepts only https URLs "
+                        "whose host is not localhost or a loopback address "
+                        f"such as 127.0.0.1. Pass -c {key}=<your app's https "
+                        "URLs>, or deploy with -c stage=dev."
+                    )
 
     @property
     def issuer(self) -> str | None:
@@ -608,6 +631,17 @@ class PlatformConfig:
         return cls(
             **{_attribute(k.key): k.parse(k.key, k.default) for k in KNOBS},
         )
+
+
+def _is_local_or_plain_http(url: str) -> bool:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _attribute(key: str) -> str:

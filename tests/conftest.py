@@ -149,6 +149,7 @@ def synth_mediaconvert(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 #: and a redrive count other than the default, to show that what depends on
 #: it follows the knob.
 PROD_KNOBS: dict[str, Any] = {
+    "allowedOrigins": ["https://app.example.com"],
     "authCallbackUrls": ["https://app.example.com/signed-in"],
     "authLogoutUrls": ["https://app.example.com/"],
     "authDomainPrefix": "vod-example",

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from cdk_app.config import DEFAULTS
-from tests.conftest import Synthesized
+from cdk_app.config import DEFAULTS, ConfigError
+from tests.conftest import Synthesized, synthesize
 
 DATA = "Vod"
 ALL_BLOCKED = {
@@ -144,3 +144,8 @@ def test_prod_stage_retains_stateful_resources_and_protects_the_stack(synth_prod
     template.all_resources("AWS::DynamoDB::Table", {"DeletionPolicy": "Retain"})
     template.all_resources("AWS::S3::Bucket", {"DeletionPolicy": "Retain"})
     assert synth_prod.app.node.find_child(DATA).termination_protection
+
+
+def test_prod_synth_stops_on_the_dev_stages_localhost_origins(tmp_path):
+    with pytest.raises(ConfigError, match="'allowedOrigins' has 'http://localhost"):
+        synthesize(tmp_path, stage="prod")

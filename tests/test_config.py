@@ -64,6 +64,8 @@ def test_values_given_on_the_command_line_arrive_as_strings_and_are_parsed():
             originalsTransitionAfterDays="30",
             transcoder="MediaConvert",
             maxUploadBytes="2147483648",
+            authCallbackUrls="https://a.example.com/",
+            authLogoutUrls="https://a.example.com/",
         )
     )
     assert config.is_prod
@@ -131,6 +133,50 @@ def test_sign_in_urls_and_domain_prefix_arrive_as_strings_and_are_parsed():
     assert config.auth_logout_urls == ("https://app.example.com/",)
     assert config.auth_domain_prefix == "vod-videos-1"
     assert PlatformConfig.defaults().auth_domain_prefix is None
+
+
+PROD_URLS = {
+    "allowedOrigins": "https://app.example.com",
+    "authCallbackUrls": "https://app.example.com/",
+    "authLogoutUrls": "https://app.example.com/",
+}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("allowedOrigins", "http://localhost:8787"),
+        ("allowedOrigins", "https://localhost:8443"),
+        ("allowedOrigins", "https://127.0.0.1"),
+        ("allowedOrigins", "http://app.example.com"),
+        ("allowedOrigins", "https://app.example.com, https://dev.localhost"),
+        ("authCallbackUrls", "http://localhost:8787/"),
+        ("authLogoutUrls", "https://127.0.0.1:3000/"),
+    ],
+)
+def test_prod_refuses_plain_http_and_local_browser_urls(key, value):
+    PlatformConfig.from_context(Context(stage="prod", **PROD_URLS))
+    with pytest.raises(ConfigError) as raised:
+        PlatformConfig.from_context(Context(stage="prod", **{**PROD_URLS, key: value}))
+    message = str(raised.value)
+    assert f"'{key}'" in message
+    assert "stage=prod" in message
+    assert "localhost" in message
+    assert "127.0.0.1" in message
+    assert f"-c {key}=" in message
+    assert PlatformConfig.from_context(Context(stage="dev", **{key: value}))
+
+
+def test_prod_ignores_the_sign_in_urls_of_a_pool_it_does_not_create():
+    config = PlatformConfig.from_context(
+        Context(
+            stage="prod",
+            allowedOrigins="https://app.example.com",
+            jwtIssuer="https://login.example.com/",
+            jwtAudience="app-client",
+        )
+    )
+    assert config.auth_callback_urls == tuple(DEFAULTS["authCallbackUrls"])
 
 
 @pytest.mark.parametrize(
