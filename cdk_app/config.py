@@ -247,9 +247,10 @@ KNOBS: tuple[Knob, ...] = (
         "stage",
         "dev",
         "dev | prod",
-        "prod retains the bucket and table on stack deletion and turns on "
-        "termination protection, and refuses http and localhost origins and "
-        "sign-in URLs; dev destroys them with the stack.",
+        "prod retains the buckets and table on stack deletion, turns on "
+        "termination protection and the deletion protection of the table and "
+        "the user pool, and refuses http and localhost origins and sign-in "
+        "URLs; dev destroys them with the stack.",
         _choice(Stage),
     ),
     Knob(

@@ -1,7 +1,8 @@
 """The composition root: the only place that wires units together.
 
 One stack holds the whole platform. In prod its buckets and table are
-retained if the stack is ever deleted, and termination protection is on. A
+retained if the stack is ever deleted, termination protection is on, and the
+table and the user pool have deletion protection. A
 separate stateful stack was tried and dropped: with the recommended
 weak cross-stack references every prefix-scoped grant on a bucket of the
 other stack names a hash-named stack output, which cdk-nag 3 can only
@@ -57,7 +58,12 @@ class VodStack(Stack):
             originals_transition_after_days=config.originals_transition_after_days,
             removal_policy=stateful_removal,
         )
-        self.videos = VideoTable(self, "Videos", removal_policy=stateful_removal)
+        self.videos = VideoTable(
+            self,
+            "Videos",
+            removal_policy=stateful_removal,
+            deletion_protection=config.is_prod,
+        )
         self.delivery = VideoDelivery(
             self,
             "Delivery",
@@ -92,6 +98,7 @@ class VodStack(Stack):
             ),
             playback_base_url=playback,
             removal_policy=stateful_removal,
+            deletion_protection=config.is_prod,
         )
         compliance.acknowledge_upload_api(self.upload_api, self.storage)
 

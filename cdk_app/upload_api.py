@@ -74,6 +74,8 @@ class UploadApi(Construct):
     :param allowed_origins: browser origins for the API's CORS.
     :param playback_base_url: prefix of the playback URLs in video records
         (the CDN's origin); Default "" returns paths only.
+    :param deletion_protection: Default False. True makes Cognito refuse to
+        delete the user pool, whoever asks, until the protection is turned off.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class UploadApi(Construct):
         sign_in: BrowserSignIn | None = None,
         playback_base_url: str = "",
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        deletion_protection: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.user_pool: cognito.UserPool | None = None
@@ -101,7 +104,9 @@ class UploadApi(Construct):
                     "given, and its app client needs sign_in=BrowserSignIn("
                     "callback_urls=[...], logout_urls=[...])"
                 )
-            issuer = self._create_user_pool(sign_in, removal_policy)
+            issuer = self._create_user_pool(
+                sign_in, removal_policy, deletion_protection
+            )
 
         self.upload_function = PythonLambda(
             self,
@@ -178,7 +183,10 @@ class UploadApi(Construct):
         return self.stage.url
 
     def _create_user_pool(
-        self, sign_in: BrowserSignIn, removal_policy: RemovalPolicy
+        self,
+        sign_in: BrowserSignIn,
+        removal_policy: RemovalPolicy,
+        deletion_protection: bool,
     ) -> ExternalIssuer:
         pool = cognito.UserPool(
             self,
@@ -196,6 +204,8 @@ class UploadApi(Construct):
             mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
             removal_policy=removal_policy,
+            # Off leaves the property out of the template: Cognito's default.
+            deletion_protection=True if deletion_protection else None,
         )
         client = pool.add_client(
             "WebClient",
