@@ -193,13 +193,16 @@ def acknowledge_delivery(delivery: VideoDelivery) -> None:
         "WAF web ACL is billed per rule and request and is the operator's "
         "choice, attached by web ACL id.",
     )
-    _acknowledge(
-        distribution,
-        "AwsSolutions-CFR4",
-        "The distribution uses the default *.cloudfront.net certificate, whose "
-        "minimum TLS version CloudFront fixes; with a custom domain the "
-        "operator sets a TLSv1.2_2021 minimum on the distribution.",
-    )
+    if delivery.playback_domain is None:
+        _acknowledge(
+            distribution,
+            "AwsSolutions-CFR4",
+            "Without the knobs domainName and certificateArn the distribution "
+            "has only its *.cloudfront.net name, whose certificate CloudFront "
+            "serves with a TLSv1 minimum whatever the distribution asks; with "
+            "them it serves the operator's certificate with a TLSv1.2_2021 "
+            "minimum and this finding does not arise.",
+        )
 
 
 def acknowledge_ingest_failures(queue: sqs.IQueue) -> None:

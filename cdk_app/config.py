@@ -227,6 +227,42 @@ _AUDIENCE = re.compile(r"[^\s,]{1,256}")
 _EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[A-Za-z]{2,}")
 
 
+#: A host name CloudFront can serve as an alias (no wildcard: the playback
+#: URLs use it).
+_DOMAIN_NAME = re.compile(
+    r"(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
+_DOMAIN_NAME_ALLOWED = "a lower-case DNS name like video.example.com, no wildcard"
+_CERTIFICATE_ARN = re.compile(
+    r"arn:aws:acm:(?P<region>[a-z]{2}(-[a-z]+)+-\d):\d{12}:certificate/"
+    r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}"
+)
+#: CloudFront presents only ACM certificates from this region.
+CLOUDFRONT_CERTIFICATE_REGION = "us-east-1"
+_CERTIFICATE_ALLOWED = (
+    f"an ACM certificate ARN in {CLOUDFRONT_CERTIFICATE_REGION}, like "
+    f"arn:aws:acm:{CLOUDFRONT_CERTIFICATE_REGION}:123456789012:certificate/"
+    "<uuid>"
+)
+
+
+def _cloudfront_certificate_arn(key: str, value: Any) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    match = _CERTIFICATE_ARN.fullmatch(text)
+    if match is None:
+        raise _fail(key, value, _CERTIFICATE_ALLOWED)
+    if match["region"] != CLOUDFRONT_CERTIFICATE_REGION:
+        raise _fail(
+            key,
+            value,
+            f"{_CERTIFICATE_ALLOWED}; CloudFront uses certificates only from "
+            f"{CLOUDFRONT_CERTIFICATE_REGION}, and this one is in "
+            f"{match['region']}: request or import it in "
+            f"{CLOUDFRONT_CERTIFICATE_REGION}",
+        )
+    return match.group(0)
+
+
 _REDIRECT_URLS = (
     "a non-empty list of https URLs like https://app.example.com/, or "
     "http://localhost URLs"
@@ -488,6 +524,24 @@ KNOBS: tuple[Knob, ...] = (
         _optional(_string_list(re.compile(r"[A-Za-z0-9-]{1,128}"), "a key group id")),
     ),
     Knob(
+        "domainName",
+        None,
+        "null, or a DNS name like video.example.com; with certificateArn",
+        "null serves playback on the distribution's *.cloudfront.net name, "
+        "whose certificate admits TLS 1.0; a name (with certificateArn) is the "
+        "distribution's alias, served with TLS 1.2 at least, and the playback "
+        "URLs use it.",
+        _optional(_string(_DOMAIN_NAME, _DOMAIN_NAME_ALLOWED)),
+    ),
+    Knob(
+        "certificateArn",
+        None,
+        f"null, or an ACM certificate ARN in {CLOUDFRONT_CERTIFICATE_REGION}; "
+        "with domainName",
+        "The certificate CloudFront presents for domainName; it must cover it.",
+        _optional(_cloudfront_certificate_arn),
+    ),
+    Knob(
         "eventsEmail",
         None,
         "null, or an email address",
@@ -546,6 +600,8 @@ class PlatformConfig:
     media_convert_basic_usd_per_minute: float
     media_convert_pro_usd_per_minute: float
     playback_key_group_id: tuple[str, ...] | None
+    domain_name: str | None
+    certificate_arn: str | None
     events_email: tuple[str, ...] | None
     alarm_email: tuple[str, ...] | None
     oldest_job_alarm_minutes: int
@@ -555,6 +611,14 @@ class PlatformConfig:
             raise ConfigError(
                 "context knobs 'jwtIssuer' and 'jwtAudience' go together: set "
                 "both to use your own identity provider, or neither for Cognito."
+            )
+        if (self.domain_name is None) != (self.certificate_arn is None):
+            raise ConfigError(
+                "context knobs 'domainName' and 'certificateArn' go together: "
+                "set both to serve playback on your domain (the certificate "
+                "must cover it), or neither for the distribution's "
+                "*.cloudfront.net name: -c domainName=video.example.com -c "
+                "certificateArn=arn:aws:acm:us-east-1:<account>:certificate/<id>"
             )
         if self.jwt_issuer is not None and len(self.jwt_issuer) != 1:
             raise _fail("jwtIssuer", list(self.jwt_issuer), "one https issuer URL")

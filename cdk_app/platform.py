@@ -13,6 +13,7 @@ stack to a function in the other forms a dependency cycle.
 from __future__ import annotations
 
 from aws_cdk import App, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -20,7 +21,7 @@ from constructs import Construct
 from cdk_app import compliance
 from cdk_app.config import PlatformConfig
 from cdk_app.database import VideoTable
-from cdk_app.delivery import VideoDelivery
+from cdk_app.delivery import PlaybackDomain, VideoDelivery
 from cdk_app.events import VideoEvents
 from cdk_app.functions import PythonLambda
 from cdk_app.mediaconvert import MediaConvertTranscoder
@@ -70,6 +71,7 @@ class VodStack(Stack):
             storage=self.storage,
             allowed_origins=config.allowed_origins,
             key_group_id=config.key_group_id,
+            domain=self._playback_domain(config),
         )
         playback = self.delivery.playback_base_url
 
@@ -166,6 +168,16 @@ class VodStack(Stack):
         )
         compliance.acknowledge_delivery(self.delivery)
         self._outputs()
+
+    def _playback_domain(self, config: PlatformConfig) -> PlaybackDomain | None:
+        if config.domain_name is None or config.certificate_arn is None:
+            return None
+        return PlaybackDomain(
+            name=config.domain_name,
+            certificate=acm.Certificate.from_certificate_arn(
+                self, "PlaybackCertificate", config.certificate_arn
+            ),
+        )
 
     def _transcoder(
         self, config: PlatformConfig, removal_policy: RemovalPolicy

@@ -153,6 +153,9 @@ PROD_KNOBS: dict[str, Any] = {
     "authCallbackUrls": ["https://app.example.com/signed-in"],
     "authLogoutUrls": ["https://app.example.com/"],
     "authDomainPrefix": "vod-example",
+    "domainName": "video.example.com",
+    "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/"
+    "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
     "jobsMaxReceiveCount": 5,
 }
 

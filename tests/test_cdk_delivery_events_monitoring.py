@@ -93,11 +93,7 @@ def test_player_cors_comes_from_a_response_headers_policy(synth):
     }
 
 
-def test_playback_urls_use_the_distribution_domain(synth):
-    distribution_id, _ = _only(synth, "AWS::CloudFront::Distribution")
-    expected = {
-        "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution_id, "DomainName"]}]]
-    }
+def _playback_base_urls(synth: Synthesized) -> list[Any]:
     envs = [
         f["Properties"]["Environment"]["Variables"]
         for f in synth.resources(STACK, "AWS::Lambda::Function").values()
@@ -105,8 +101,44 @@ def test_playback_urls_use_the_distribution_domain(synth):
         in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
     assert len(envs) == 2, "the videos API and the event publisher"
-    for env in envs:
-        assert env["VOD_PLAYBACK_BASE_URL"] == expected
+    return [env["VOD_PLAYBACK_BASE_URL"] for env in envs]
+
+
+def test_playback_urls_use_the_distribution_domain(synth):
+    distribution_id, _ = _only(synth, "AWS::CloudFront::Distribution")
+    expected = {
+        "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution_id, "DomainName"]}]]
+    }
+    assert _playback_base_urls(synth) == [expected, expected]
+    # Without a domain of its own the distribution has only the
+    # *.cloudfront.net certificate (TLS 1.0 and up; README, Playback).
+    synth.template(STACK).has_resource_properties(
+        "AWS::CloudFront::Distribution",
+        {
+            "DistributionConfig": {
+                "Aliases": Match.absent(),
+                "ViewerCertificate": Match.absent(),
+            }
+        },
+    )
+
+
+def test_a_domain_of_yours_is_served_with_its_certificate_and_tls_1_2(synth_prod):
+    synth_prod.template(STACK).has_resource_properties(
+        "AWS::CloudFront::Distribution",
+        {
+            "DistributionConfig": {
+                "Aliases": [PROD_KNOBS["domainName"]],
+                "ViewerCertificate": {
+                    "AcmCertificateArn": PROD_KNOBS["certificateArn"],
+                    "MinimumProtocolVersion": "TLSv1.2_2021",
+                    "SslSupportMethod": "sni-only",
+                },
+            }
+        },
+    )
+    expected = f"https://{PROD_KNOBS['domainName']}"
+    assert _playback_base_urls(synth_prod) == [expected, expected]
 
 
 def test_status_changes_stream_to_the_event_publisher(synth):

@@ -179,6 +179,37 @@ def test_prod_ignores_the_sign_in_urls_of_a_pool_it_does_not_create():
     assert config.auth_callback_urls == tuple(DEFAULTS["authCallbackUrls"])
 
 
+CERTIFICATE = (
+    "arn:aws:acm:us-east-1:123456789012:certificate/"
+    "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+)
+
+
+def test_a_playback_domain_comes_with_its_certificate():
+    config = PlatformConfig.from_context(
+        Context(domainName="video.example.com", certificateArn=CERTIFICATE)
+    )
+    assert (config.domain_name, config.certificate_arn) == (
+        "video.example.com",
+        CERTIFICATE,
+    )
+    for alone in ({"domainName": "video.example.com"}, {"certificateArn": CERTIFICATE}):
+        with pytest.raises(ConfigError, match="'domainName' and 'certificateArn' go"):
+            PlatformConfig.from_context(Context(**alone))
+
+
+def test_a_certificate_outside_us_east_1_is_refused_with_the_region():
+    elsewhere = CERTIFICATE.replace("us-east-1", "eu-west-1")
+    with pytest.raises(ConfigError) as raised:
+        PlatformConfig.from_context(
+            Context(domainName="video.example.com", certificateArn=elsewhere)
+        )
+    message = str(raised.value)
+    assert "'certificateArn'" in message
+    assert "only from us-east-1, and this one is in eu-west-1" in message
+    assert "-c certificateArn=" in message
+
+
 @pytest.mark.parametrize(
     ("key", "value", "allowed"),
     [
@@ -202,6 +233,11 @@ def test_prod_ignores_the_sign_in_urls_of_a_pool_it_does_not_create():
         ("authDomainPrefix", "-videos", "not at either end"),
         ("authDomainPrefix", "my-aws-videos", "without aws, amazon or cognito"),
         ("authDomainPrefix", "v" * 64, "1 to 63"),
+        ("domainName", "https://video.example.com", "DNS name"),
+        ("domainName", "*.example.com", "no wildcard"),
+        ("domainName", "localhost", "DNS name"),
+        ("certificateArn", "arn:aws:iam::123456789012:server-certificate/x", "ACM"),
+        ("certificateArn", CERTIFICATE[:-1], "in us-east-1"),
         ("workerMaxTasks", 101, "1 to 100"),
         ("chunkSeconds", 0, "a multiple of 6 from 6 to 600"),
         ("chunkSeconds", 61, "a multiple of 6 from 6 to 600"),
