@@ -10,6 +10,7 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, App, CfnResource, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -192,12 +193,24 @@ def acknowledge_delivery(delivery: VideoDelivery) -> None:
         "WAF web ACL is billed per rule and request and is the operator's "
         "choice, attached by web ACL id.",
     )
+    if delivery.playback_domain is None:
+        _acknowledge(
+            distribution,
+            "AwsSolutions-CFR4",
+            "Without the knobs domainName and certificateArn the distribution "
+            "has only its *.cloudfront.net name, whose certificate CloudFront "
+            "serves with a TLSv1 minimum whatever the distribution asks; with "
+            "them it serves the operator's certificate with a TLSv1.2_2021 "
+            "minimum and this finding does not arise.",
+        )
+
+
+def acknowledge_ingest_failures(queue: sqs.IQueue) -> None:
     _acknowledge(
-        distribution,
-        "AwsSolutions-CFR4",
-        "The distribution uses the default *.cloudfront.net certificate, whose "
-        "minimum TLS version CloudFront fixes; with a custom domain the "
-        "operator sets a TLSv1.2_2021 minimum on the distribution.",
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is itself the failure destination: Lambda sends here the "
+        "S3 events the ingest function still failed after its retries.",
     )
 
 
@@ -209,8 +222,13 @@ def acknowledge_bucket_notifications(stack: Stack) -> None:
         role,
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
         "service-role/AWSLambdaBasicExecutionRole]",
-        "CDK's built-in notifications handler uses the basic execution policy, "
-        "which grants only CloudWatch Logs writes; CDK gives no way to swap it.",
+        "CDK's S3-notifications handler runs with the basic execution policy, "
+        "which grants only CloudWatch Logs writes. The bucket's "
+        "notifications_handler_role does not avoid it: CDK attaches the policy "
+        "to any role it is given except an immutable one, and to an immutable "
+        "one it cannot attach the bucket's s3:PutBucketNotification policy "
+        "either. The handler's log group is named by CloudFormation, so logs "
+        "rights of our own would need a wildcard as well.",
     )
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import ipaddress
 import json
 import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from vod.costs import (
     MEDIACONVERT_BASIC_USD_PER_MINUTE,
@@ -177,6 +179,15 @@ def _optional(
     return parse
 
 
+def _string(pattern: re.Pattern[str], allowed: str) -> Callable[[str, Any], str]:
+    def parse(key: str, value: Any) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value.strip()):
+            raise _fail(key, value, allowed)
+        return value.strip()
+
+    return parse
+
+
 def _string_list(
     item_pattern: re.Pattern[str], allowed: str
 ) -> Callable[[str, Any], tuple[str, ...]]:
@@ -202,10 +213,64 @@ def _string_list(
 
 
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
+#: Cognito takes https redirect URLs, and http only for localhost.
+_REDIRECT_URL = re.compile(
+    r"(https://[A-Za-z0-9.-]+|http://localhost)(:\d{1,5})?(/[^\s#,]*)?"
+)
+#: Cognito's rule for the prefix of an amazoncognito.com domain.
+_DOMAIN_PREFIX = re.compile(
+    r"(?!.*(aws|amazon|cognito))[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+)
 _CONTENT_TYPE = re.compile(r"[a-z0-9.+-]+/(\*|[a-z0-9.+-]+)")
 _ISSUER = re.compile(r"https://[^\s/]+(/[^\s]*)?")
 _AUDIENCE = re.compile(r"[^\s,]{1,256}")
 _EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[A-Za-z]{2,}")
+
+
+#: A host name CloudFront can serve as an alias (no wildcard: the playback
+#: URLs use it).
+_DOMAIN_NAME = re.compile(
+    r"(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
+_DOMAIN_NAME_ALLOWED = "a lower-case DNS name like video.example.com, no wildcard"
+_CERTIFICATE_ARN = re.compile(
+    r"arn:aws:acm:(?P<region>[a-z]{2}(-[a-z]+)+-\d):\d{12}:certificate/"
+    r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}"
+)
+#: CloudFront presents only ACM certificates from this region.
+CLOUDFRONT_CERTIFICATE_REGION = "us-east-1"
+_CERTIFICATE_ALLOWED = (
+    f"an ACM certificate ARN in {CLOUDFRONT_CERTIFICATE_REGION}, like "
+    f"arn:aws:acm:{CLOUDFRONT_CERTIFICATE_REGION}:123456789012:certificate/"
+    "<uuid>"
+)
+
+
+def _cloudfront_certificate_arn(key: str, value: Any) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    match = _CERTIFICATE_ARN.fullmatch(text)
+    if match is None:
+        raise _fail(key, value, _CERTIFICATE_ALLOWED)
+    if match["region"] != CLOUDFRONT_CERTIFICATE_REGION:
+        raise _fail(
+            key,
+            value,
+            f"{_CERTIFICATE_ALLOWED}; CloudFront uses certificates only from "
+            f"{CLOUDFRONT_CERTIFICATE_REGION}, and this one is in "
+            f"{match['region']}: request or import it in "
+            f"{CLOUDFRONT_CERTIFICATE_REGION}",
+        )
+    return match.group(0)
+
+
+_REDIRECT_URLS = (
+    "a non-empty list of https URLs like https://app.example.com/, or "
+    "http://localhost URLs"
+)
+_DOMAIN_PREFIX_ALLOWED = (
+    "1 to 63 lower-case letters, digits and hyphens, not at either end, "
+    "without aws, amazon or cognito"
+)
 
 
 class Architecture(enum.StrEnum):
@@ -218,8 +283,10 @@ KNOBS: tuple[Knob, ...] = (
         "stage",
         "dev",
         "dev | prod",
-        "prod retains the bucket and table on stack deletion and turns on "
-        "termination protection; dev destroys them with the stack.",
+        "prod retains the buckets and table on stack deletion, turns on "
+        "termination protection and the deletion protection of the table and "
+        "the user pool, and refuses http and localhost origins and sign-in "
+        "URLs; dev destroys them with the stack.",
         _choice(Stage),
     ),
     Knob(
@@ -312,6 +379,31 @@ KNOBS: tuple[Knob, ...] = (
         "null, or a list of audiences",
         "Audiences (client ids) accepted from jwtIssuer; required with it.",
         _optional(_string_list(_AUDIENCE, "a non-empty list of audience strings")),
+    ),
+    Knob(
+        "authCallbackUrls",
+        ["http://localhost:3000/", "http://localhost:8787/"],
+        "list of https URLs; http only for localhost",
+        "Where the Cognito app client may send a browser back after sign-in "
+        "(authorization code grant with PKCE). Unused with jwtIssuer.",
+        _string_list(_REDIRECT_URL, _REDIRECT_URLS),
+    ),
+    Knob(
+        "authLogoutUrls",
+        ["http://localhost:3000/", "http://localhost:8787/"],
+        "list of https URLs; http only for localhost",
+        "Where the Cognito app client may send a browser back after sign-out. "
+        "Unused with jwtIssuer.",
+        _string_list(_REDIRECT_URL, _REDIRECT_URLS),
+    ),
+    Knob(
+        "authDomainPrefix",
+        None,
+        "null, or a prefix of lower-case letters, digits and hyphens",
+        "null creates no sign-in domain; a prefix creates the Cognito hosted "
+        "sign-in pages at https://<prefix>.auth.<region>.amazoncognito.com "
+        "(stack output UserPoolDomainUrl). Unused with jwtIssuer.",
+        _optional(_string(_DOMAIN_PREFIX, _DOMAIN_PREFIX_ALLOWED)),
     ),
     Knob(
         "jobsMaxReceiveCount",
@@ -446,6 +538,24 @@ KNOBS: tuple[Knob, ...] = (
         _optional(_string_list(re.compile(r"[A-Za-z0-9-]{1,128}"), "a key group id")),
     ),
     Knob(
+        "domainName",
+        None,
+        "null, or a DNS name like video.example.com; with certificateArn",
+        "null serves playback on the distribution's *.cloudfront.net name, "
+        "whose certificate admits TLS 1.0; a name (with certificateArn) is the "
+        "distribution's alias, served with TLS 1.2 at least, and the playback "
+        "URLs use it.",
+        _optional(_string(_DOMAIN_NAME, _DOMAIN_NAME_ALLOWED)),
+    ),
+    Knob(
+        "certificateArn",
+        None,
+        f"null, or an ACM certificate ARN in {CLOUDFRONT_CERTIFICATE_REGION}; "
+        "with domainName",
+        "The certificate CloudFront presents for domainName; it must cover it.",
+        _optional(_cloudfront_certificate_arn),
+    ),
+    Knob(
         "eventsEmail",
         None,
         "null, or an email address",
@@ -486,6 +596,9 @@ class PlatformConfig:
     max_videos_per_user: int
     jwt_issuer: tuple[str, ...] | None
     jwt_audience: tuple[str, ...] | None
+    auth_callback_urls: tuple[str, ...]
+    auth_logout_urls: tuple[str, ...]
+    auth_domain_prefix: str | None
     jobs_max_receive_count: int
     worker_cpu: int
     worker_memory_mib: int
@@ -503,6 +616,8 @@ class PlatformConfig:
     media_convert_basic_usd_per_minute: float
     media_convert_pro_usd_per_minute: float
     playback_key_group_id: tuple[str, ...] | None
+    domain_name: str | None
+    certificate_arn: str | None
     events_email: tuple[str, ...] | None
     alarm_email: tuple[str, ...] | None
     oldest_job_alarm_minutes: int
@@ -513,8 +628,18 @@ class PlatformConfig:
                 "context knobs 'jwtIssuer' and 'jwtAudience' go together: set "
                 "both to use your own identity provider, or neither for Cognito."
             )
+        if (self.domain_name is None) != (self.certificate_arn is None):
+            raise ConfigError(
+                "context knobs 'domainName' and 'certificateArn' go together: "
+                "set both to serve playback on your domain (the certificate "
+                "must cover it), or neither for the distribution's "
+                "*.cloudfront.net name: -c domainName=video.example.com -c "
+                "certificateArn=arn:aws:acm:us-east-1:<account>:certificate/<id>"
+            )
         if self.jwt_issuer is not None and len(self.jwt_issuer) != 1:
             raise _fail("jwtIssuer", list(self.jwt_issuer), "one https issuer URL")
+        if self.is_prod:
+            self._refuse_local_urls()
         low, high = FARGATE_MEMORY_MIB[self.worker_cpu]
         if not low <= self.worker_memory_mib <= high:
             raise _fail(
@@ -522,6 +647,24 @@ class PlatformConfig:
                 self.worker_memory_mib,
                 f"{low} to {high} for workerCpu={self.worker_cpu}",
             )
+
+    def _refuse_local_urls(self) -> None:
+        """A prod stack must not trust a page on the deployer's machine, nor
+        one served over plain http, with CORS or with sign-in redirects."""
+        browser_urls = {"allowedOrigins": self.allowed_origins}
+        if self.jwt_issuer is None:
+            browser_urls["authCallbackUrls"] = self.auth_callback_urls
+            browser_urls["authLogoutUrls"] = self.auth_logout_urls
+        for key, urls in browser_urls.items():
+            for url in urls:
+                if _is_local_or_plain_http(url):
+                    raise ConfigError(
+                        f"context knob '{key}' has {url!r}, which stage=prod "
+                        "does not allow: a prod stack accepts only https URLs "
+                        "whose host is not localhost or a loopback address "
+                        f"such as 127.0.0.1. Pass -c {key}=<your app's https "
+                        "URLs>, or deploy with -c stage=dev."
+                    )
 
     @property
     def issuer(self) -> str | None:
@@ -569,6 +712,17 @@ class PlatformConfig:
         return cls(
             **{_attribute(k.key): k.parse(k.key, k.default) for k in KNOBS},
         )
+
+
+def _is_local_or_plain_http(url: str) -> bool:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _attribute(key: str) -> str:

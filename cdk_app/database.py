@@ -32,6 +32,8 @@ class VideoTable(Construct):
     the API sets on UPLOADING records and clears once the upload completes.
 
     :param removal_policy: Default RETAIN. Point-in-time recovery is always on.
+    :param deletion_protection: Default False. True makes DynamoDB refuse to
+        delete the table, whoever asks, until the protection is turned off.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class VideoTable(Construct):
         construct_id: str,
         *,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        deletion_protection: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dynamodb_table = dynamodb.Table(
@@ -57,6 +60,8 @@ class VideoTable(Construct):
             # Every status change, for the lifecycle-event publisher.
             stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
             removal_policy=removal_policy,
+            # Off leaves the property out of the template: DynamoDB's default.
+            deletion_protection=True if deletion_protection else None,
         )
         self.dynamodb_table.add_global_secondary_index(
             index_name=OWNER_INDEX,

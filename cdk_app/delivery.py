@@ -3,9 +3,11 @@ Access Control, with cache rules that fit HLS."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from aws_cdk import Duration
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from constructs import Construct
@@ -20,6 +22,15 @@ PLAYLIST_TTL = Duration.seconds(10)
 SEGMENT_TTL = Duration.days(365)
 
 
+@dataclasses.dataclass(frozen=True)
+class PlaybackDomain:
+    """A name of yours for playback, and the certificate CloudFront presents
+    for it (from ACM in us-east-1)."""
+
+    name: str
+    certificate: acm.ICertificate
+
+
 class VideoDelivery(Construct):
     """A CloudFront distribution serving ``videos/`` from the output bucket.
 
@@ -28,6 +39,11 @@ class VideoDelivery(Construct):
     :param key_group_id: Default None: playback is open to anyone with the
         URL. With an existing CloudFront key group id, every request needs a
         URL or cookie signed by one of the group's keys (private videos).
+    :param domain: Default None: playback is served on the distribution's
+        *.cloudfront.net name, whose certificate CloudFront fixes at a TLS 1.0
+        minimum. With a domain, the distribution serves that name with its
+        certificate and TLS 1.2 at least (TLSv1.2_2021), and the playback URLs
+        use it.
     """
 
     def __init__(
@@ -38,8 +54,10 @@ class VideoDelivery(Construct):
         storage: VideoStorage,
         allowed_origins: Sequence[str],
         key_group_id: str | None = None,
+        domain: PlaybackDomain | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.playback_domain = domain
         origin = origins.S3BucketOrigin.with_origin_access_control(
             storage.output_bucket
         )
@@ -106,8 +124,15 @@ class VideoDelivery(Construct):
             enable_logging=True,
             log_bucket=storage.access_logs_bucket,
             log_file_prefix="cloudfront/",
+            domain_names=[domain.name] if domain else None,
+            certificate=domain.certificate if domain else None,
+            minimum_protocol_version=(
+                cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 if domain else None
+            ),
         )
 
     @property
     def playback_base_url(self) -> str:
+        if self.playback_domain is not None:
+            return f"https://{self.playback_domain.name}"
         return f"https://{self.cloudfront_distribution.distribution_domain_name}"

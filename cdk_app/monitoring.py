@@ -13,6 +13,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app.events import VideoEvents
@@ -29,9 +30,12 @@ class Monitoring(Construct):
     """A dashboard and alarms, all to one SNS topic.
 
     Alarms: the API's 5xx rate is above 1 % over 5 minutes; any function
-    reports an error; and whatever the transcoder names about its own health.
+    reports an error; an upload's event waits in ``ingest_failures``; and
+    whatever the transcoder names about its own health.
 
     :param functions: every function of the platform, the transcoder's too.
+    :param ingest_failures: the ingest function's on-failure destination,
+        where S3 events it failed for good wait to be replayed.
     :param alarm_email: Default None. An address subscribed to the alarms
         topic (the subscription must be confirmed).
     """
@@ -45,6 +49,7 @@ class Monitoring(Construct):
         functions: Sequence[PythonLambda],
         video_events: VideoEvents,
         transcoder: VideoTranscoder,
+        ingest_failures: sqs.IQueue,
         alarm_email: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -94,6 +99,22 @@ class Monitoring(Construct):
                     description=f"{name} reported errors",
                 )
             )
+        # Nothing consumes the queue: a message waits until someone replays it.
+        self._alarm(
+            AlarmSpec(
+                "IngestFailed",
+                ingest_failures.metric_approximate_number_of_messages_visible(
+                    period=FIVE_MINUTES, statistic="Maximum"
+                ),
+                threshold=0,
+                description=(
+                    "The ingest function failed an upload's S3 event after "
+                    "Lambda's retries: its video is not queued. The event "
+                    "waits in the ingest failures queue to be replayed (README, "
+                    "Monitoring) before an UPLOADING record expires"
+                ),
+            )
+        )
         for spec in transcoder.alarms():
             self._alarm(spec)
 

@@ -1,7 +1,8 @@
 """The composition root: the only place that wires units together.
 
 One stack holds the whole platform. In prod its buckets and table are
-retained if the stack is ever deleted, and termination protection is on. A
+retained if the stack is ever deleted, termination protection is on, and the
+table and the user pool have deletion protection. A
 separate stateful stack was tried and dropped: with the recommended
 weak cross-stack references every prefix-scoped grant on a bucket of the
 other stack names a hash-named stack output, which cdk-nag 3 can only
@@ -12,12 +13,15 @@ stack to a function in the other forms a dependency cycle.
 from __future__ import annotations
 
 from aws_cdk import App, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app import compliance
 from cdk_app.config import PlatformConfig
 from cdk_app.database import VideoTable
-from cdk_app.delivery import VideoDelivery
+from cdk_app.delivery import PlaybackDomain, VideoDelivery
 from cdk_app.events import VideoEvents
 from cdk_app.functions import PythonLambda
 from cdk_app.mediaconvert import MediaConvertTranscoder
@@ -25,7 +29,7 @@ from cdk_app.monitoring import Monitoring
 from cdk_app.storage import VideoStorage
 from cdk_app.transcoder import FargateTranscoder, TranscodeLimits, WorkerSize
 from cdk_app.transcoding import VideoTranscoder
-from cdk_app.upload_api import ExternalIssuer, UploadApi, UploadLimits
+from cdk_app.upload_api import BrowserSignIn, ExternalIssuer, UploadApi, UploadLimits
 from lambdas.mediaconvert.job import TierPrices
 from vod.settings import Env, Transcoder
 
@@ -55,13 +59,19 @@ class VodStack(Stack):
             originals_transition_after_days=config.originals_transition_after_days,
             removal_policy=stateful_removal,
         )
-        self.videos = VideoTable(self, "Videos", removal_policy=stateful_removal)
+        self.videos = VideoTable(
+            self,
+            "Videos",
+            removal_policy=stateful_removal,
+            deletion_protection=config.is_prod,
+        )
         self.delivery = VideoDelivery(
             self,
             "Delivery",
             storage=self.storage,
             allowed_origins=config.allowed_origins,
             key_group_id=config.key_group_id,
+            domain=self._playback_domain(config),
         )
         playback = self.delivery.playback_base_url
 
@@ -85,8 +95,14 @@ class VodStack(Stack):
                 if config.issuer
                 else None
             ),
+            sign_in=BrowserSignIn(
+                callback_urls=config.auth_callback_urls,
+                logout_urls=config.auth_logout_urls,
+                domain_prefix=config.auth_domain_prefix,
+            ),
             playback_base_url=playback,
             removal_policy=stateful_removal,
+            deletion_protection=config.is_prod,
         )
         compliance.acknowledge_upload_api(self.upload_api, self.storage)
 
@@ -105,6 +121,21 @@ class VodStack(Stack):
             },
             removal_policy=stateless_removal,
         )
+        # S3 invokes the function asynchronously: an event that still fails
+        # after Lambda's two retries would be dropped, leaving its video
+        # UPLOADING until the table's TTL deletes the record and orphans the
+        # object. It waits here instead, to be replayed (README, Monitoring).
+        self.ingest_failures = sqs.Queue(
+            self,
+            "IngestFailures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.ingest_function.lambda_function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.ingest_failures)
+        )
+        compliance.acknowledge_ingest_failures(self.ingest_failures)
         self.videos.grant_update_items(self.ingest_function.role)
         self.transcoder.grant_submit(self.ingest_function.role)
         compliance.acknowledge_transcoder(
@@ -134,10 +165,21 @@ class VodStack(Stack):
             ],
             video_events=self.video_events,
             transcoder=self.transcoder,
+            ingest_failures=self.ingest_failures,
             alarm_email=config.alarm_address,
         )
         compliance.acknowledge_delivery(self.delivery)
         self._outputs()
+
+    def _playback_domain(self, config: PlatformConfig) -> PlaybackDomain | None:
+        if config.domain_name is None or config.certificate_arn is None:
+            return None
+        return PlaybackDomain(
+            name=config.domain_name,
+            certificate=acm.Certificate.from_certificate_arn(
+                self, "PlaybackCertificate", config.certificate_arn
+            ),
+        )
 
     def _transcoder(
         self, config: PlatformConfig, removal_policy: RemovalPolicy
@@ -189,6 +231,7 @@ class VodStack(Stack):
             self, "OutputBucketName", value=self.storage.output_bucket.bucket_name
         )
         CfnOutput(self, "VideoTableName", value=self.videos.dynamodb_table.table_name)
+        CfnOutput(self, "IngestFailuresQueueUrl", value=self.ingest_failures.queue_url)
         for output_id, value in self.transcoder.outputs().items():
             CfnOutput(self, output_id, value=value)
         CfnOutput(
@@ -205,6 +248,9 @@ class VodStack(Stack):
         if pool is not None and client is not None:
             CfnOutput(self, "UserPoolId", value=pool.user_pool_id)
             CfnOutput(self, "UserPoolClientId", value=client.user_pool_client_id)
+        domain = self.upload_api.user_pool_domain
+        if domain is not None:
+            CfnOutput(self, "UserPoolDomainUrl", value=domain.base_url())
 
 
 def build_platform(app: App, config: PlatformConfig) -> VodStack:

@@ -38,6 +38,20 @@ class ExternalIssuer:
 
 
 @dataclasses.dataclass(frozen=True)
+class BrowserSignIn:
+    """How a browser app signs users in to the stack's user pool: OAuth 2.0
+    authorization code grant with PKCE, as a public client (no secret)."""
+
+    #: Where Cognito may send the browser back with the code after sign-in.
+    callback_urls: Sequence[str]
+    #: Where Cognito may send the browser back after sign-out.
+    logout_urls: Sequence[str]
+    #: Default None: no domain, so no hosted sign-in pages. Otherwise the
+    #: pages are served at https://<prefix>.auth.<region>.amazoncognito.com.
+    domain_prefix: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class UploadLimits:
     """What the API accepts; see the README's knob table for each default."""
 
@@ -57,9 +71,13 @@ class UploadApi(Construct):
 
     :param issuer: Default None: the construct creates a Cognito user pool
         and an app client, and the authorizer accepts their tokens.
+    :param sign_in: the OAuth settings of the pool's app client; required
+        when the construct creates the pool (no ``issuer``), unused otherwise.
     :param allowed_origins: browser origins for the API's CORS.
     :param playback_base_url: prefix of the playback URLs in video records
         (the CDN's origin); Default "" returns paths only.
+    :param deletion_protection: Default False. True makes Cognito refuse to
+        delete the user pool, whoever asks, until the protection is turned off.
     """
 
     def __init__(
@@ -72,14 +90,25 @@ class UploadApi(Construct):
         limits: UploadLimits,
         allowed_origins: Sequence[str],
         issuer: ExternalIssuer | None = None,
+        sign_in: BrowserSignIn | None = None,
         playback_base_url: str = "",
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        deletion_protection: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.user_pool: cognito.UserPool | None = None
         self.user_pool_client: cognito.UserPoolClient | None = None
+        self.user_pool_domain: cognito.UserPoolDomain | None = None
         if issuer is None:
-            issuer = self._create_user_pool(removal_policy)
+            if sign_in is None:
+                raise ValueError(
+                    "UploadApi creates a Cognito user pool when no issuer is "
+                    "given, and its app client needs sign_in=BrowserSignIn("
+                    "callback_urls=[...], logout_urls=[...])"
+                )
+            issuer = self._create_user_pool(
+                sign_in, removal_policy, deletion_protection
+            )
 
         self.upload_function = PythonLambda(
             self,
@@ -159,7 +188,12 @@ class UploadApi(Construct):
     def url(self) -> str:
         return self.stage.url
 
-    def _create_user_pool(self, removal_policy: RemovalPolicy) -> ExternalIssuer:
+    def _create_user_pool(
+        self,
+        sign_in: BrowserSignIn,
+        removal_policy: RemovalPolicy,
+        deletion_protection: bool,
+    ) -> ExternalIssuer:
         pool = cognito.UserPool(
             self,
             "UserPool",
@@ -176,14 +210,38 @@ class UploadApi(Construct):
             mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
             removal_policy=removal_policy,
+            # Off leaves the property out of the template: Cognito's default.
+            deletion_protection=True if deletion_protection else None,
         )
         client = pool.add_client(
             "WebClient",
             auth_flows=cognito.AuthFlow(user_srp=True),
+            # A browser cannot keep a secret; PKCE protects its code instead.
             generate_secret=False,
             prevent_user_existence_errors=True,
+            o_auth=cognito.OAuthSettings(
+                # The code grant only: the implicit grant returns tokens in
+                # the URL.
+                flows=cognito.OAuthFlows(
+                    authorization_code_grant=True, implicit_code_grant=False
+                ),
+                scopes=[
+                    cognito.OAuthScope.OPENID,
+                    cognito.OAuthScope.EMAIL,
+                    cognito.OAuthScope.PROFILE,
+                ],
+                callback_urls=list(sign_in.callback_urls),
+                logout_urls=list(sign_in.logout_urls),
+            ),
         )
         self.user_pool, self.user_pool_client = pool, client
+        if sign_in.domain_prefix is not None:
+            self.user_pool_domain = pool.add_domain(
+                "Domain",
+                cognito_domain=cognito.CognitoDomainOptions(
+                    domain_prefix=sign_in.domain_prefix
+                ),
+            )
         region = Stack.of(self).region
         return ExternalIssuer(
             issuer=f"https://cognito-idp.{region}.amazonaws.com/{pool.user_pool_id}",

@@ -145,9 +145,26 @@ def synth_mediaconvert(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synthesize(tmp_path_factory.mktemp("cdk-out-mc"), transcoder="mediaconvert")
 
 
+#: Knobs of the prod synth besides the stage: those a prod deployment sets,
+#: and a redrive count other than the default, to show that what depends on
+#: it follows the knob.
+PROD_KNOBS: dict[str, Any] = {
+    "allowedOrigins": ["https://app.example.com"],
+    "authCallbackUrls": ["https://app.example.com/signed-in"],
+    "authLogoutUrls": ["https://app.example.com/"],
+    "authDomainPrefix": "vod-example",
+    "domainName": "video.example.com",
+    "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/"
+    "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+    "jobsMaxReceiveCount": 5,
+}
+
+
 @pytest.fixture(scope="session")
 def synth_prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize(tmp_path_factory.mktemp("cdk-out-prod"), stage="prod")
+    return synthesize(
+        tmp_path_factory.mktemp("cdk-out-prod"), stage="prod", **PROD_KNOBS
+    )
 
 
 def normalize_template(template: dict[str, Any]) -> dict[str, Any]:

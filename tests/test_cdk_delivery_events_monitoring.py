@@ -8,13 +8,13 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Match, Template
 
 from cdk_app.database import VideoTable
 from cdk_app.delivery import VideoDelivery
 from cdk_app.events import VideoEvents
 from cdk_app.storage import VideoStorage
-from tests.conftest import Synthesized, cdk_json_context
+from tests.conftest import PROD_KNOBS, Synthesized, cdk_json_context
 from worker.storage import GROWING_PLAYLIST_CACHE, PLAYLIST_CACHE
 
 STACK = "Vod"
@@ -93,11 +93,7 @@ def test_player_cors_comes_from_a_response_headers_policy(synth):
     }
 
 
-def test_playback_urls_use_the_distribution_domain(synth):
-    distribution_id, _ = _only(synth, "AWS::CloudFront::Distribution")
-    expected = {
-        "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution_id, "DomainName"]}]]
-    }
+def _playback_base_urls(synth: Synthesized) -> list[Any]:
     envs = [
         f["Properties"]["Environment"]["Variables"]
         for f in synth.resources(STACK, "AWS::Lambda::Function").values()
@@ -105,8 +101,44 @@ def test_playback_urls_use_the_distribution_domain(synth):
         in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
     assert len(envs) == 2, "the videos API and the event publisher"
-    for env in envs:
-        assert env["VOD_PLAYBACK_BASE_URL"] == expected
+    return [env["VOD_PLAYBACK_BASE_URL"] for env in envs]
+
+
+def test_playback_urls_use_the_distribution_domain(synth):
+    distribution_id, _ = _only(synth, "AWS::CloudFront::Distribution")
+    expected = {
+        "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution_id, "DomainName"]}]]
+    }
+    assert _playback_base_urls(synth) == [expected, expected]
+    # Without a domain of its own the distribution has only the
+    # *.cloudfront.net certificate (TLS 1.0 and up; README, Playback).
+    synth.template(STACK).has_resource_properties(
+        "AWS::CloudFront::Distribution",
+        {
+            "DistributionConfig": {
+                "Aliases": Match.absent(),
+                "ViewerCertificate": Match.absent(),
+            }
+        },
+    )
+
+
+def test_a_domain_of_yours_is_served_with_its_certificate_and_tls_1_2(synth_prod):
+    synth_prod.template(STACK).has_resource_properties(
+        "AWS::CloudFront::Distribution",
+        {
+            "DistributionConfig": {
+                "Aliases": [PROD_KNOBS["domainName"]],
+                "ViewerCertificate": {
+                    "AcmCertificateArn": PROD_KNOBS["certificateArn"],
+                    "MinimumProtocolVersion": "TLSv1.2_2021",
+                    "SslSupportMethod": "sni-only",
+                },
+            }
+        },
+    )
+    expected = f"https://{PROD_KNOBS['domainName']}"
+    assert _playback_base_urls(synth_prod) == [expected, expected]
 
 
 def test_status_changes_stream_to_the_event_publisher(synth):
@@ -137,7 +169,7 @@ def _alarms(synth: Synthesized) -> dict[str, dict[str, Any]]:
     return synth.resources(STACK, "AWS::CloudWatch::Alarm")
 
 
-def test_alarms_cover_dead_letters_job_age_api_5xx_and_every_function(synth):
+def test_alarms_cover_dead_letters_failed_ingests_job_age_5xx_and_functions(synth):
     alarms = {
         k: v["Properties"] for k, v in _alarms(synth).items() if "Monitoring" in k
     }
@@ -155,6 +187,11 @@ def test_alarms_cover_dead_letters_job_age_api_5xx_and_every_function(synth):
     assert "TranscoderJobsDeadLetterQueue" in json.dumps(dead_lettered["Dimensions"])
     receives = cdk_json_context()["jobsMaxReceiveCount"]
     assert f"delivered {receives} times" in dead_lettered["AlarmDescription"]
+    ingest_failed = one("IngestFailed")
+    # Nothing consumes the ingest failures queue: a failed event stays visible.
+    assert ingest_failed["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert (ingest_failed["Statistic"], ingest_failed["Threshold"]) == ("Maximum", 0)
+    assert "IngestFailures" in json.dumps(ingest_failed["Dimensions"])
     assert one("OldestJobAge")["Threshold"] == 30 * 60
     rate = one("Api5xxRate")
     assert "100 * errors / MAX([requests, 1])" in json.dumps(rate["Metrics"])
@@ -170,6 +207,23 @@ def test_alarms_cover_dead_letters_job_age_api_5xx_and_every_function(synth):
     topic, _ = _only(synth, "AWS::SNS::Topic")
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": topic}]
+
+
+def test_the_dead_letter_alarm_counts_the_deliveries_the_knob_allows(synth_prod):
+    receives = PROD_KNOBS["jobsMaxReceiveCount"]
+    assert receives != cdk_json_context()["jobsMaxReceiveCount"]
+    template = synth_prod.template(STACK)
+    template.has_resource_properties(
+        "AWS::SQS::Queue", {"RedrivePolicy": {"maxReceiveCount": receives}}
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmDescription": Match.string_like_regexp(
+                f"^A transcode job was delivered {receives} times without finishing"
+            )
+        },
+    )
 
 
 def test_alarm_topic_is_encrypted_and_ssl_only(synth):
@@ -213,6 +267,7 @@ def test_stack_outputs_name_what_users_need(synth):
         "DistributionDomainName",
         "DashboardName",
         "EventBusName",
+        "IngestFailuresQueueUrl",
     } <= outputs
 
 

@@ -125,8 +125,8 @@ def test_the_ingest_function_is_told_which_transcoder_and_only_its_settings(
     assert (Env.MEDIACONVERT_JOB_TEMPLATE in env) == (transcoder == "mediaconvert")
 
 
-def test_both_modes_pass_the_nag_gate(synth, synth_mediaconvert):
-    for result in (synth, synth_mediaconvert):
+def test_both_modes_and_prod_pass_the_nag_gate(synth, synth_mediaconvert, synth_prod):
+    for result in (synth, synth_mediaconvert, synth_prod):
         report = (result.outdir / "validation-report.json").read_text()
         assert '"failure"' not in report
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aws_cdk.assertions import Match
 
-from cdk_app.config import DEFAULTS
-from tests.conftest import Synthesized
+from cdk_app.config import DEFAULTS, ConfigError
+from tests.conftest import Synthesized, synthesize
 
 DATA = "Vod"
 ALL_BLOCKED = {
@@ -139,6 +140,12 @@ def test_dev_stage_destroys_stateful_resources_and_allows_deletion(synth):
     template.has_resource("AWS::DynamoDB::Table", {"DeletionPolicy": "Delete"})
     template.has_resource("AWS::S3::Bucket", {"DeletionPolicy": "Delete"})
     assert not synth.app.node.find_child(DATA).termination_protection
+    template.all_resources_properties(
+        "AWS::DynamoDB::Table", {"DeletionProtectionEnabled": Match.absent()}
+    )
+    template.all_resources_properties(
+        "AWS::Cognito::UserPool", {"DeletionProtection": Match.absent()}
+    )
 
 
 def test_prod_stage_retains_stateful_resources_and_protects_the_stack(synth_prod):
@@ -146,3 +153,20 @@ def test_prod_stage_retains_stateful_resources_and_protects_the_stack(synth_prod
     template.all_resources("AWS::DynamoDB::Table", {"DeletionPolicy": "Retain"})
     template.all_resources("AWS::S3::Bucket", {"DeletionPolicy": "Retain"})
     assert synth_prod.app.node.find_child(DATA).termination_protection
+
+
+def test_prod_stage_protects_the_table_and_the_user_pool_from_deletion(synth_prod):
+    template = synth_prod.template(DATA)
+    template.resource_count_is("AWS::DynamoDB::Table", 1)
+    template.all_resources_properties(
+        "AWS::DynamoDB::Table", {"DeletionProtectionEnabled": True}
+    )
+    template.resource_count_is("AWS::Cognito::UserPool", 1)
+    template.all_resources_properties(
+        "AWS::Cognito::UserPool", {"DeletionProtection": "ACTIVE"}
+    )
+
+
+def test_prod_synth_stops_on_the_dev_stages_localhost_origins(tmp_path):
+    with pytest.raises(ConfigError, match="'allowedOrigins' has 'http://localhost"):
+        synthesize(tmp_path, stage="prod")

@@ -8,7 +8,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Match, Template
 
 from cdk_app.config import Architecture
 from cdk_app.database import VideoTable
@@ -247,17 +247,82 @@ def test_every_scaling_alarm_watches_the_jobs_backlog(synth):
             assert stat["Stat"] == "Maximum"
 
 
-def test_ingest_function_may_only_update_records_and_send_jobs(synth):
+def test_ingest_function_may_only_update_records_send_jobs_and_failed_events(synth):
     queue, _ = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
+    failures, _ = _one(synth, "AWS::SQS::Queue", "IngestFailures")
     statements = _statements(synth, "IngestFunctionRoleDefaultPolicy")
     assert _actions(statements) == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "dynamodb:UpdateItem",
         "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
     }
-    (send,) = [s for s in statements if s["Action"] == "sqs:SendMessage"]
-    assert send["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+    sends = {
+        json.dumps(s["Resource"]): _actions([s])
+        for s in statements
+        if "sqs:SendMessage" in _actions([s])
+    }
+    assert sends == {
+        json.dumps({"Fn::GetAtt": [queue, "Arn"]}): {"sqs:SendMessage"},
+        # Lambda's on-failure destination; CDK's grant adds the two reads.
+        json.dumps({"Fn::GetAtt": [failures, "Arn"]}): {
+            "sqs:SendMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+        },
+    }
+
+
+def test_an_upload_event_the_ingest_function_fails_waits_in_a_queue(synth):
+    """S3 invokes the ingest function asynchronously: an event it still fails
+    after Lambda's retries goes to an encrypted, SSL-only queue for 14 days
+    instead of being dropped with its video left unqueued."""
+    ingest, _ = _one(synth, "AWS::Lambda::Function", "IngestFunction")
+    failures, _ = _one(synth, "AWS::SQS::Queue", "IngestFailures")
+    template = synth.template(STACK)
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "FunctionName": {"Ref": ingest},
+            "Qualifier": "$LATEST",
+            "DestinationConfig": {
+                "OnFailure": {"Destination": {"Fn::GetAtt": [failures, "Arn"]}}
+            },
+        },
+    )
+    assert failures in template.find_resources(
+        "AWS::SQS::Queue",
+        {
+            "Properties": {
+                "SqsManagedSseEnabled": True,
+                "MessageRetentionPeriod": 14 * 24 * 3600,
+            }
+        },
+    )
+    assert template.find_resources(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Properties": {
+                "Queues": [{"Ref": failures}],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Deny",
+                                    "Condition": {
+                                        "Bool": {"aws:SecureTransport": "false"}
+                                    },
+                                }
+                            )
+                        ]
+                    )
+                },
+            }
+        },
+    )
 
 
 def test_dead_lettered_jobs_feed_the_dead_jobs_function(synth):

@@ -8,14 +8,15 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Capture, Template
 
+from cdk_app.config import DEFAULTS
 from cdk_app.database import VideoTable
 from cdk_app.storage import VideoStorage
 from cdk_app.upload_api import ExternalIssuer, UploadApi, UploadLimits
 from lambdas.upload_api.app import ROUTE_KEYS as UPLOAD_ROUTES
 from lambdas.videos_api.app import ROUTE_KEYS as VIDEO_ROUTES
-from tests.conftest import Synthesized
+from tests.conftest import PROD_KNOBS, Synthesized
 
 STACK = "Vod"
 
@@ -99,6 +100,58 @@ def test_the_authorizer_trusts_the_stacks_cognito_pool_by_default(synth):
     assert authorizer["Properties"]["IdentitySource"] == [
         "$request.header.Authorization"
     ]
+
+
+def test_the_app_client_is_a_public_code_grant_client_for_the_knobs_urls(synth):
+    template = synth.template(STACK)
+    template.has_resource_properties(
+        "AWS::Cognito::UserPoolClient",
+        {
+            "AllowedOAuthFlows": ["code"],
+            "AllowedOAuthFlowsUserPoolClient": True,
+            "AllowedOAuthScopes": ["openid", "email", "profile"],
+            "CallbackURLs": DEFAULTS["authCallbackUrls"],
+            "LogoutURLs": DEFAULTS["authLogoutUrls"],
+            "GenerateSecret": False,
+        },
+    )
+    template.resource_count_is("AWS::Cognito::UserPoolDomain", 0)
+    assert "UserPoolDomainUrl" not in synth.templates[STACK]["Outputs"]
+
+
+def test_a_domain_prefix_adds_the_hosted_sign_in_domain_and_its_url(synth_prod):
+    template = synth_prod.template(STACK)
+    pool = Capture()
+    template.has_resource_properties(
+        "AWS::Cognito::UserPoolDomain",
+        {"Domain": PROD_KNOBS["authDomainPrefix"], "UserPoolId": {"Ref": pool}},
+    )
+    assert pool.as_string().startswith("UploadApiUserPool")
+    (domain,) = template.find_resources("AWS::Cognito::UserPoolDomain")
+    template.has_output(
+        "UserPoolDomainUrl",
+        {
+            "Value": {
+                "Fn::Join": [
+                    "",
+                    [
+                        "https://",
+                        {"Ref": domain},
+                        ".auth.",
+                        {"Ref": "AWS::Region"},
+                        ".amazoncognito.com",
+                    ],
+                ]
+            }
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Cognito::UserPoolClient",
+        {
+            "CallbackURLs": PROD_KNOBS["authCallbackUrls"],
+            "LogoutURLs": PROD_KNOBS["authLogoutUrls"],
+        },
+    )
 
 
 def test_api_cors_allows_the_configured_origins_with_auth_headers(synth):

@@ -64,6 +64,8 @@ def test_values_given_on_the_command_line_arrive_as_strings_and_are_parsed():
             originalsTransitionAfterDays="30",
             transcoder="MediaConvert",
             maxUploadBytes="2147483648",
+            authCallbackUrls="https://a.example.com/",
+            authLogoutUrls="https://a.example.com/",
         )
     )
     assert config.is_prod
@@ -116,6 +118,98 @@ def test_a_json_list_of_origins_is_accepted():
     assert config.allowed_origins == ("https://a.example.com",)
 
 
+def test_sign_in_urls_and_domain_prefix_arrive_as_strings_and_are_parsed():
+    config = PlatformConfig.from_context(
+        Context(
+            authCallbackUrls="https://app.example.com/cb, http://localhost:8787/",
+            authLogoutUrls='["https://app.example.com/"]',
+            authDomainPrefix="vod-videos-1",
+        )
+    )
+    assert config.auth_callback_urls == (
+        "https://app.example.com/cb",
+        "http://localhost:8787/",
+    )
+    assert config.auth_logout_urls == ("https://app.example.com/",)
+    assert config.auth_domain_prefix == "vod-videos-1"
+    assert PlatformConfig.defaults().auth_domain_prefix is None
+
+
+PROD_URLS = {
+    "allowedOrigins": "https://app.example.com",
+    "authCallbackUrls": "https://app.example.com/",
+    "authLogoutUrls": "https://app.example.com/",
+}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("allowedOrigins", "http://localhost:8787"),
+        ("allowedOrigins", "https://localhost:8443"),
+        ("allowedOrigins", "https://127.0.0.1"),
+        ("allowedOrigins", "http://app.example.com"),
+        ("allowedOrigins", "https://app.example.com, https://dev.localhost"),
+        ("authCallbackUrls", "http://localhost:8787/"),
+        ("authLogoutUrls", "https://127.0.0.1:3000/"),
+    ],
+)
+def test_prod_refuses_plain_http_and_local_browser_urls(key, value):
+    PlatformConfig.from_context(Context(stage="prod", **PROD_URLS))
+    with pytest.raises(ConfigError) as raised:
+        PlatformConfig.from_context(Context(stage="prod", **{**PROD_URLS, key: value}))
+    message = str(raised.value)
+    assert f"'{key}'" in message
+    assert "stage=prod" in message
+    assert "localhost" in message
+    assert "127.0.0.1" in message
+    assert f"-c {key}=" in message
+    assert PlatformConfig.from_context(Context(stage="dev", **{key: value}))
+
+
+def test_prod_ignores_the_sign_in_urls_of_a_pool_it_does_not_create():
+    config = PlatformConfig.from_context(
+        Context(
+            stage="prod",
+            allowedOrigins="https://app.example.com",
+            jwtIssuer="https://login.example.com/",
+            jwtAudience="app-client",
+        )
+    )
+    assert config.auth_callback_urls == tuple(DEFAULTS["authCallbackUrls"])
+
+
+CERTIFICATE = (
+    "arn:aws:acm:us-east-1:123456789012:certificate/"
+    "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+)
+
+
+def test_a_playback_domain_comes_with_its_certificate():
+    config = PlatformConfig.from_context(
+        Context(domainName="video.example.com", certificateArn=CERTIFICATE)
+    )
+    assert (config.domain_name, config.certificate_arn) == (
+        "video.example.com",
+        CERTIFICATE,
+    )
+    for alone in ({"domainName": "video.example.com"}, {"certificateArn": CERTIFICATE}):
+        with pytest.raises(ConfigError, match="'domainName' and 'certificateArn' go"):
+            PlatformConfig.from_context(Context(**alone))
+
+
+def test_a_certificate_outside_us_east_1_is_refused_with_the_region():
+    elsewhere = CERTIFICATE.replace("us-east-1", "eu-west-1")
+    with pytest.raises(ConfigError) as raised:
+        PlatformConfig.from_context(
+            Context(domainName="video.example.com", certificateArn=elsewhere)
+        )
+    message = str(raised.value)
+    assert "'certificateArn'" in message
+    assert "only from us-east-1, and this one is in eu-west-1" in message
+    assert "-c certificateArn=" in message
+
+
 @pytest.mark.parametrize(
     ("key", "value", "allowed"),
     [
@@ -132,6 +226,18 @@ def test_a_json_list_of_origins_is_accepted():
         ("allowedOrigins", ["localhost:3000"], "origins"),
         ("allowedOrigins", ["https://app.example.com/path"], "origins"),
         ("allowedOrigins", "[not json", "origins"),
+        ("authCallbackUrls", ["http://app.example.com/"], "http://localhost URLs"),
+        ("authCallbackUrls", "https://app.example.com/#top", "https URLs"),
+        ("authLogoutUrls", [], "https URLs"),
+        ("authDomainPrefix", "Videos", "lower-case letters"),
+        ("authDomainPrefix", "-videos", "not at either end"),
+        ("authDomainPrefix", "my-aws-videos", "without aws, amazon or cognito"),
+        ("authDomainPrefix", "v" * 64, "1 to 63"),
+        ("domainName", "https://video.example.com", "DNS name"),
+        ("domainName", "*.example.com", "no wildcard"),
+        ("domainName", "localhost", "DNS name"),
+        ("certificateArn", "arn:aws:iam::123456789012:server-certificate/x", "ACM"),
+        ("certificateArn", CERTIFICATE[:-1], "in us-east-1"),
         ("workerMaxTasks", 101, "1 to 100"),
         ("chunkSeconds", 0, "a multiple of 6 from 6 to 600"),
         ("chunkSeconds", 61, "a multiple of 6 from 6 to 600"),
