@@ -12,14 +12,17 @@ import itertools
 import json
 import random
 import re
+import shutil
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from tests.hls_conformance import Nonconformance, check_vod
 from tests.test_worker_e2e import keyframe_times as keyframes
 from tests.worker_support import Stack, clip, probe_json, resource
 from vod.jobs import JobMessage
@@ -581,3 +584,40 @@ def test_the_audio_so_far_skips_what_ffmpeg_is_still_writing(tmp_path):
     assert reports == [
         {"durations": [5.994667, 5.994667], "init": fmp4.content_name(b"init")}
     ]
+
+
+def _read(url: str) -> bytes:
+    return Path(unquote(urlsplit(url).path)).read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["single", "chunked"])
+def test_both_paths_conform_to_apples_hls_authoring_spec(encoded, kind):
+    master = encoded.folders[kind] / "master.m3u8"
+    check_vod(master.as_uri(), _read, codec_of=_codec)
+
+
+@pytest.mark.parametrize(
+    ("playlist", "old", "new", "clause"),
+    [
+        ("master.m3u8", ",CLOSED-CAPTIONS=NONE", "", "M4"),
+        ("master.m3u8", ',LANGUAGE="und"', "", "M6"),
+        ("master.m3u8", 'CODECS="avc1.', 'CODECS="avc1.0', "M5"),
+        ("144p/index.m3u8", "#EXTINF", "#EXT-X-DISCONTINUITY\n#EXTINF", "P3"),
+        ("144p/index.m3u8", "#EXT-X-ENDLIST\n", "", "P1"),
+    ],
+)
+def test_the_conformance_check_fails_a_playlist_broken_on_purpose(
+    encoded, tmp_path, playlist, old, new, clause
+):
+    broken = tmp_path / "broken"
+    shutil.copytree(encoded.folders["chunked"], broken)
+    path = broken / playlist
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(Nonconformance, match=f"^{clause}:"):
+        check_vod((broken / "master.m3u8").as_uri(), _read, codec_of=_codec)
+
+
+def _codec(init: bytes) -> str:
+    return fmp4.avc_codec(init) or ""

@@ -7,12 +7,14 @@ import struct
 
 import pytest
 
+from vod.languages import bcp47
 from worker import fmp4
 from worker.hls import (
     MediaPlaylist,
     Rates,
     Segment,
     Variant,
+    audio_name,
     estimated_rates,
     master_playlist,
     media_playlist,
@@ -95,24 +97,42 @@ def stream_infs(text):
 
 
 def test_the_master_lists_every_rung_with_what_apple_requires_and_one_audio_group():
-    text = master_playlist(VARIANTS, audio=Rates(128_000, 131_000))
+    text = master_playlist(VARIANTS, audio=Rates(128_000, 131_000), language="de")
     assert text.startswith("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
     assert (
-        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="group_audio",NAME="audio",DEFAULT=YES,'
-        'AUTOSELECT=YES,URI="audio/index.m3u8"'
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="group_audio",LANGUAGE="de",'
+        'NAME="Deutsch",DEFAULT=YES,AUTOSELECT=YES,URI="audio/index.m3u8"'
     ) in text
     infs = stream_infs(text)
     assert list(infs) == ["720p/index.m3u8", "360p/index.m3u8"]
     assert infs["720p/index.m3u8"] == (
         "BANDWIDTH=3031000,AVERAGE-BANDWIDTH=2128000,"
         'CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=1280x720,FRAME-RATE=29.970,'
-        'AUDIO="group_audio"'
+        'VIDEO-RANGE=SDR,CLOSED-CAPTIONS=NONE,AUDIO="group_audio"'
     )
     # Not measured yet: the cap (plus a tenth for BANDWIDTH) stands in.
     assert infs["360p/index.m3u8"].startswith(
         "BANDWIDTH=1011000,AVERAGE-BANDWIDTH=928000,"
     )
     assert estimated_rates(800_000) == Rates(800_000, 880_000)
+
+
+@pytest.mark.parametrize(
+    ("tag", "language", "name"),
+    [
+        ("eng", "en", "English"),
+        ("ger", "de", "Deutsch"),
+        ("fra", "fr", "Français"),
+        ("yue", "yue", "yue"),
+        ("pt-BR", "pt-br", "Português"),
+        (None, "und", "Original audio"),
+        ("", "und", "Original audio"),
+        ("english!", "und", "Original audio"),
+    ],
+)
+def test_the_audio_rendition_says_its_language_as_bcp_47(tag, language, name):
+    assert bcp47(tag) == language
+    assert audio_name(language) == name
 
 
 def test_a_master_without_audio_has_video_only_variants():

@@ -140,6 +140,8 @@ class Source:
     #: Degrees of the display matrix (or legacy ``rotate`` tag).
     rotation: int = 0
     sample_aspect_ratio: Fraction = Fraction(1)
+    #: The first audio track's language (BCP 47), ``und`` when untagged.
+    audio_language: str = "und"
 
     @property
     def display_size(self) -> tuple[int, int]:

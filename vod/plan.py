@@ -178,6 +178,8 @@ class TranscodePlan:
     chunks: tuple[Chunk, ...]
     #: Source frame rate (the average when variable), for accurate seeking.
     source_frame_rate: Fraction = Fraction(0)
+    #: The audio track's language (BCP 47), for the master playlist.
+    audio_language: str = "und"
 
     @property
     def ladder(self) -> Plan:
@@ -215,6 +217,7 @@ class TranscodePlan:
                 for v in self.variants
             ],
             "hasAudio": self.has_audio,
+            "audioLanguage": self.audio_language,
             "videoStream": self.video_stream,
             "preset": self.preset,
             "seekable": self.seekable,
@@ -241,6 +244,7 @@ class TranscodePlan:
                 for v in raw["variants"]
             ),
             has_audio=bool(raw["hasAudio"]),
+            audio_language=str(raw.get("audioLanguage", "und")),
             video_stream=int(raw.get("videoStream", 0)),
             preset=str(raw["preset"]),
             seekable=bool(raw.get("seekable", False)),

@@ -12,8 +12,11 @@ video was encoded in one run or in chunks:
   ever did). Segment numbers and times run on without a discontinuity;
 - the master playlist with what Apple's HLS authoring spec asks of every
   variant: BANDWIDTH (the peak segment rate; before READY the caps, which
-  the VBV holds, plus a tenth), AVERAGE-BANDWIDTH, CODECS, RESOLUTION and
-  FRAME-RATE, and one AAC audio rendition group when there is audio.
+  the VBV holds, plus a tenth), AVERAGE-BANDWIDTH, CODECS, RESOLUTION,
+  FRAME-RATE, VIDEO-RANGE (SDR: every rung is 8-bit BT.709-range H.264) and
+  CLOSED-CAPTIONS=NONE (there are no CEA-608 captions in the video), and
+  one AAC audio rendition group when there is audio, with its NAME,
+  LANGUAGE, DEFAULT and AUTOSELECT.
 """
 
 from __future__ import annotations
@@ -93,6 +96,24 @@ def media_playlist(segments: Sequence[Segment], *, complete: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: What a player's audio menu shows for a track, by its language.
+_LANGUAGE_NAMES = {
+    "ar": "العربية", "de": "Deutsch", "en": "English", "es": "Español",
+    "fr": "Français", "hi": "हिन्दी", "it": "Italiano", "ja": "日本語",
+    "ko": "한국어", "nl": "Nederlands", "pl": "Polski", "pt": "Português",
+    "ru": "Русский", "sv": "Svenska", "tr": "Türkçe", "zh": "中文",
+}  # fmt: skip
+
+
+def audio_name(language: str) -> str:
+    """The rendition's NAME: the language's own name where known (Apple's
+    spec asks for a name in the rendition's language), else the tag."""
+    primary = language.split("-", 1)[0]
+    if language == "und":
+        return "Original audio"
+    return _LANGUAGE_NAMES.get(primary, language)
+
+
 @dataclasses.dataclass(frozen=True)
 class Rates:
     """Measured rates in bit/s: over the whole (AVERAGE-BANDWIDTH) and of the
@@ -148,13 +169,16 @@ def estimated_rates(max_bitrate: int) -> Rates:
 ESTIMATED_AUDIO = estimated_rates(AUDIO_BITRATE)
 
 
-def master_playlist(variants: Sequence[Variant], *, audio: Rates | None) -> str:
+def master_playlist(
+    variants: Sequence[Variant], *, audio: Rates | None, language: str = "und"
+) -> str:
     """The master playlist; ``audio`` is the audio rendition's rates, or None
-    for a video without sound."""
+    for a video without sound, and ``language`` its BCP 47 tag."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     if audio is not None:
         lines.append(
-            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="{AUDIO_NAME}",'
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",'
+            f'LANGUAGE="{language}",NAME="{audio_name(language)}",'
             f'DEFAULT=YES,AUTOSELECT=YES,URI="{AUDIO_NAME}/index.m3u8"'
         )
     for variant in variants:
@@ -167,6 +191,8 @@ def master_playlist(variants: Sequence[Variant], *, audio: Rates | None) -> str:
             f'CODECS="{codecs}"',
             f"RESOLUTION={variant.width}x{variant.height}",
             f"FRAME-RATE={variant.frame_rate:.3f}",
+            "VIDEO-RANGE=SDR",
+            "CLOSED-CAPTIONS=NONE",
         ]
         if audio is not None:
             attributes.append(f'AUDIO="{AUDIO_GROUP}"')

@@ -400,7 +400,9 @@ class Transcoder:
             for rung in [*rungs, *([audio] if audio else [])]
         }
         texts[MASTER_PLAYLIST] = master_playlist(
-            variants, audio=audio.rates() if audio else None
+            variants,
+            audio=audio.rates() if audio else None,
+            language=plan.audio_language,
         )
         for name, text in texts.items():
             path = playlists / name
@@ -598,7 +600,9 @@ class Transcoder:
         self._publisher.master(
             prefix,
             master_playlist(
-                variants, audio=ESTIMATED_AUDIO if plan.has_audio else None
+                variants,
+                audio=ESTIMATED_AUDIO if plan.has_audio else None,
+                language=plan.audio_language,
             ),
             final=False,
         )
@@ -659,7 +663,9 @@ class Transcoder:
         variants = facts.variants(total, measured=True)
         self._publisher.master(
             prefix,
-            master_playlist(variants, audio=facts.audio_rates()),
+            master_playlist(
+                variants, audio=facts.audio_rates(), language=plan.audio_language
+            ),
             final=True,
         )
         self._ready(video, plan, variants, run, task=STITCH_TASK)
@@ -870,6 +876,7 @@ def plan_transcode(
         seekable=media.seekable,
         chunks=chunks,
         source_frame_rate=_source_rate(media),
+        audio_language=source.audio_language,
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vod.ladder import Source
+from vod.languages import bcp47
 from worker.errors import Unprocessable, tool_message
 
 _PROBE_TIMEOUT_SECONDS = 120
@@ -85,7 +86,8 @@ def describe(probe: Mapping[str, Any]) -> Media:
     duration = _number(video.get("duration")) or _number(fmt.get("duration"))
     if duration is None or duration <= 0:
         raise Unprocessable("the video has no duration")
-    has_audio = any(s.get("codec_type") == "audio" for s in streams)
+    audios = [s for s in streams if s.get("codec_type") == "audio"]
+    has_audio = bool(audios)
     return Media(
         source=Source(
             width=width,
@@ -97,6 +99,9 @@ def describe(probe: Mapping[str, Any]) -> Media:
             bitrate=_video_bitrate(video, fmt, streams),
             rotation=_rotation(video),
             sample_aspect_ratio=_ratio(video.get("sample_aspect_ratio")),
+            audio_language=bcp47(
+                (audios[0].get("tags") or {}).get("language") if audios else None
+            ),
         ),
         video_stream=video_stream,
         format_name=str(fmt.get("format_name", "")),
