@@ -40,14 +40,12 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import string
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -62,7 +60,7 @@ from local.container import host_image
 from local.event_sources import DynamoStreamPoller, SqsQueuePoller
 from local.jwt_issuer import LocalIssuer
 from local.lambda_runtime import LambdaProcess
-from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint
+from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint, moto_server
 from local.playback import LoopbackHttpServer, PlaybackReader
 from local.s3_events import Delivery, EventDelivery, matching
 from local.s3_gateway import S3Gateway
@@ -75,7 +73,7 @@ from local.template import (
     TaskSpec,
     WiringError,
 )
-from local.workers import WorkerPool, stop_processes
+from local.workers import WorkerPool
 from vod.keys import parse_upload_key, upload_key
 from vod.model import Status
 from vod.settings import Env
@@ -86,8 +84,6 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 #: The demo user's ``sub``: a fixed UUID, as Cognito's subs are UUIDs.
 DEMO_USER = "0d6c6b1e-5a8f-4c3e-9b7a-2f1d0e9c8b7a"
-MOTO_START_SECONDS = 30.0
-MOTO_STOP_SECONDS = 5.0
 #: How long workers have to stop after SIGTERM before they are killed. A
 #: worker may be in a 20 s long poll; locally nothing is lost by cutting it.
 WORKER_STOP_SECONDS = 5.0
@@ -227,7 +223,7 @@ class LocalPlatform:
             log.warning("not run locally: %s", left_out)
         self.run_dir = self._make_run_dir()
         self.moto = self._stack.enter_context(
-            moto_process(self._moto_port, self.run_dir / "logs" / "moto.log")
+            moto_server(self._moto_port, log_path=self.run_dir / "logs" / "moto.log")
         )
         self._create_resources(self.moto)
         self.functions = self.template.functions()
@@ -900,49 +896,6 @@ def describe_filters(notifications: list[NotificationSpec], bucket: str) -> str:
 
 
 # --- helpers ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def moto_process(port: int, log_path: Path) -> Iterator[MotoEndpoint]:
-    """A moto server in a process of its own on loopback (a free port when
-    ``port`` is 0). moto keeps its state per process, so each platform gets a
-    fresh account of its own, as a new stack in a new account would."""
-    if port == 0:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            # Out of the terminal's process group: Ctrl-C stops the runner,
-            # which then stops moto last, after everything that talks to it.
-            start_new_session=True,
-        )
-        try:
-            _wait_until_serving(url, process)
-            yield MotoEndpoint(url=url, port=port)
-        finally:
-            stop_processes([process], MOTO_STOP_SECONDS)
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + MOTO_START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"the moto server exited with code {process.returncode} "
-                f"(is port {urlsplit(url).port} free?)"
-            )
-        try:
-            if requests.get(f"{url}/moto-api/data.json", timeout=1).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.05)
-    raise RuntimeError(f"the moto server did not answer on {url}")
 
 
 def _started(component: T | None) -> T:
