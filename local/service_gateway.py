@@ -44,11 +44,7 @@ _JSON_CODES = {
     "SignatureDoesNotMatch": "InvalidSignatureException",
     "RequestTimeTooSkewed": "InvalidSignatureException",
 }
-_QUERY_CODES = {
-    "MissingAuthenticationToken": "MissingAuthenticationToken",
-    "AccessDenied": "AccessDenied",
-    "InvalidAccessKeyId": "InvalidClientTokenId",
-}
+_QUERY_CODES = {"InvalidAccessKeyId": "InvalidClientTokenId"}
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "content-length", "expect"}
 )
@@ -225,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/x-amz-json-1.0")
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         if service == "sqs":
-            query_code = _QUERY_CODES.get(error.code, "SignatureDoesNotMatch")
+            query_code = _QUERY_CODES.get(error.code, error.code)
             self.send_header("x-amzn-query-error", f"{query_code};Sender")
         self._end(json.dumps({"__type": code, "message": error.message}).encode())
 
