@@ -245,6 +245,9 @@ class FargateTranscoder(Construct):
 
         task_role = self.task_definition.task_role
         storage.grant_read_uploads(task_role)
+        # GetObject on outputs: the worker reads back its thumbnails to tile
+        # the sprite, and heads a growing playlist before it rewrites it.
+        storage.grant_read_outputs(task_role)
         storage.grant_write_outputs(task_role)
         storage.grant_delete_outputs(task_role)
         videos.grant_read_write_items(task_role)

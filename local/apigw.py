@@ -43,11 +43,12 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from local.jwt_issuer import InvalidToken, LocalIssuer
+from local.playback import LoopbackHttpServer
 
 LOGGER = logging.getLogger("local.apigw")
 
@@ -198,14 +199,13 @@ class LocalHttpApi:
         self._host = host
         self._port = port
         self.api_id = secrets.token_hex(5)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackHttpServer | None = None
 
     @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("LocalHttpApi is not started; call start() first")
-        return f"http://{self._host}:{self._server.server_port}"
+        return self._server.url
 
     def start(self) -> LocalHttpApi:
         api = self
@@ -250,25 +250,16 @@ class LocalHttpApi:
             def log_message(self, format: str, *args: Any) -> None:
                 LOGGER.debug("%s " + format, self.client_address[0], *args)
 
-        self._server = ThreadingHTTPServer((self._host, self._port), RequestHandler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="local-apigw",
-            daemon=True,
+        self._server = LoopbackHttpServer(
+            (self._host, self._port), RequestHandler, name="local-apigw"
         )
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> LocalHttpApi:
         return self.start()

@@ -1,16 +1,23 @@
-"""An in-process moto server on loopback: the local stand-in for S3, DynamoDB
-and SQS, shared by the local runner, the tests and the benchmarks."""
+"""A moto server on loopback, in a process of its own: the local stand-in for
+S3, DynamoDB, SQS and EventBridge, shared by the local runner, the tests and
+the benchmarks."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from moto.server import ThreadedMotoServer
+import requests
 
+from local.workers import stop_processes
 from vod.model import (
     OWNER_INDEX,
     OWNER_INDEX_PARTITION_KEY,
@@ -24,6 +31,8 @@ SETUP_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "local-setup-secret-not-a-real-key",
 }
 REGION = "us-east-1"
+MOTO_START_SECONDS = 30.0
+MOTO_STOP_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,16 +52,49 @@ class MotoEndpoint:
 
 
 @contextlib.contextmanager
-def moto_server(port: int = 0, host: str = "127.0.0.1") -> Iterator[MotoEndpoint]:
-    """Start moto on ``host:port`` (a free port when 0) and stop it on exit."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    try:
-        bound = server._server.server_port  # type: ignore[union-attr]
-        yield MotoEndpoint(url=f"http://{host}:{bound}", port=bound)
-    finally:
-        server.stop()
+def moto_server(
+    port: int = 0, *, log_path: Path | None = None
+) -> Iterator[MotoEndpoint]:
+    """Start moto on loopback (a free port when 0) and stop it on exit. moto
+    keeps its state per process, so each server is a fresh account of its
+    own, as a new stack in a new account would be."""
+    if port == 0:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with contextlib.ExitStack() as stack:
+        output = (
+            stack.enter_context(log_path.open("ab")) if log_path else subprocess.DEVNULL
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            # Out of the terminal's process group: Ctrl-C stops the runner,
+            # which then stops moto last, after everything that talks to it.
+            start_new_session=True,
+        )
+        stack.callback(stop_processes, [process], MOTO_STOP_SECONDS)
+        _wait_until_serving(url, process)
+        yield MotoEndpoint(url=url, port=port)
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + MOTO_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"the moto server exited with code {process.returncode} "
+                f"(is port {urlsplit(url).port} free?)"
+            )
+        try:
+            if requests.get(f"{url}/moto-api/data.json", timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.05)
+    raise RuntimeError(f"the moto server did not answer on {url}")
 
 
 def create_video_table(dynamodb: Any, name: str) -> None:

@@ -5,12 +5,15 @@
 * a moto server of its own on loopback, holding every bucket (with its CORS and
   lifecycle rules), table (keys, indexes, TTL) and queue (redrive policy) of
   the template, under names made the way CloudFormation makes them;
-* the S3 gateway in front of it, which checks presigned URLs and POST
-  policies and reports every object S3 accepted;
+* the S3 gateway in front of it, which checks signatures, presigned URLs
+  and POST policies, and reports every object S3 accepted, and the service
+  gateway in front of its JSON APIs (DynamoDB, SQS, EventBridge); both judge
+  every call by the caller's template role and the template's bucket and
+  queue policies;
 * the HTTP API, whose routes, integrations, functions and JWT authorizer
   come from the template; each function runs in a process of its own,
   imported from its asset directory, with its template environment resolved
-  to the local resources and credentials of its own;
+  to the local resources and an access key of its own role;
 * S3 event notifications, delivered to the functions the bucket's
   notification configuration names, for the events and key filters it says;
 * table streams and queues, fed to the functions their event source
@@ -32,22 +35,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import fnmatch
 import http.server
 import json
 import logging
 import os
-import secrets
 import shutil
-import socket
-import string
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -60,13 +58,17 @@ from botocore.config import Config
 from local.apigw import LocalHttpApi, Route
 from local.container import host_image
 from local.event_sources import DynamoStreamPoller, SqsQueuePoller
+from local.iam import AccessControl, AccessKey, Principal
 from local.jwt_issuer import LocalIssuer
 from local.lambda_runtime import LambdaProcess
-from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint
+from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint, moto_server
 from local.playback import LoopbackHttpServer, PlaybackReader
 from local.s3_events import Delivery, EventDelivery, matching
 from local.s3_gateway import S3Gateway
+from local.service_gateway import ServiceGateway
 from local.template import (
+    ACCOUNT_ID,
+    PARTITION,
     REGION,
     Assembly,
     FunctionSpec,
@@ -75,7 +77,7 @@ from local.template import (
     TaskSpec,
     WiringError,
 )
-from local.workers import WorkerPool, stop_processes
+from local.workers import WorkerPool
 from vod.keys import parse_upload_key, upload_key
 from vod.model import Status
 from vod.settings import Env
@@ -86,8 +88,6 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 #: The demo user's ``sub``: a fixed UUID, as Cognito's subs are UUIDs.
 DEMO_USER = "0d6c6b1e-5a8f-4c3e-9b7a-2f1d0e9c8b7a"
-MOTO_START_SECONDS = 30.0
-MOTO_STOP_SECONDS = 5.0
 #: How long workers have to stop after SIGTERM before they are killed. A
 #: worker may be in a 20 s long poll; locally nothing is lost by cutting it.
 WORKER_STOP_SECONDS = 5.0
@@ -103,22 +103,8 @@ RESOURCE_VARIABLES = {
 #: The ObjectCreated event each upload route of the API ends in.
 UPLOAD_EVENTS = ("Put", "Post", "CompleteMultipartUpload")
 _SAMPLE_UPLOAD_KEY = upload_key(DEMO_USER, str(uuid.UUID(int=0)), "clip.mp4")
-
-
-@dataclasses.dataclass(frozen=True)
-class AccessKey:
-    """A fake access key, one per component; it names no real account."""
-
-    access_key_id: str
-    secret_access_key: str
-
-    @classmethod
-    def generate(cls) -> AccessKey:
-        alphabet = string.ascii_uppercase + string.digits
-        return cls(
-            "AKIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
-            secrets.token_urlsafe(30),
-        )
+CLOUDFRONT = "cloudfront.amazonaws.com"
+READER = "playback-reader"
 
 
 class VideoFailed(Exception):
@@ -181,6 +167,8 @@ class LocalPlatform:
         self.issuer: LocalIssuer | None = None
         self.moto: MotoEndpoint | None = None
         self.gateway: S3Gateway | None = None
+        self.services: ServiceGateway | None = None
+        self.access: AccessControl | None = None
         self.api: LocalHttpApi | None = None
         self.reader: PlaybackReader | None = None
         self.web: LoopbackHttpServer | None = None
@@ -227,14 +215,22 @@ class LocalPlatform:
             log.warning("not run locally: %s", left_out)
         self.run_dir = self._make_run_dir()
         self.moto = self._stack.enter_context(
-            moto_process(self._moto_port, self.run_dir / "logs" / "moto.log")
+            moto_server(self._moto_port, log_path=self.run_dir / "logs" / "moto.log")
         )
         self._create_resources(self.moto)
         self.functions = self.template.functions()
         task = self.template.task()
+        access = AccessControl(
+            self.template.resource_policy_statements(),
+            setup=AccessKey(
+                SETUP_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                SETUP_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            ),
+        )
+        self.access = access
         self.credentials = {
-            name: AccessKey.generate()
-            for name in [*self.functions, task.logical_id, "playback-reader"]
+            name: access.issue(principal)
+            for name, principal in self._principals(task).items()
         }
         self._admin_s3 = self.admin_client("s3")
         # Started once the functions run, and stopped (its queue drained)
@@ -246,12 +242,20 @@ class LocalPlatform:
         )
         self.gateway = S3Gateway(
             upstream=self.moto.url,
-            secrets=self._secret_for,
+            secrets=access.secret_for,
+            authorize=access.authorize,
             on_object_created=self.events.object_created,
         )
         self.gateway.start()
         self._stack.callback(self.gateway.stop)
-        self.reader = self._start_reader(self.gateway.url)
+        self.services = ServiceGateway(
+            upstream=self.moto.url,
+            secrets=access.secret_for,
+            authorize=access.authorize,
+        )
+        self.services.start()
+        self._stack.callback(self.services.stop)
+        self.reader = self._start_reader()
         self._start_lambdas()
         self.events.start()
         self._stack.callback(self.events.stop)
@@ -328,19 +332,51 @@ class LocalPlatform:
         head = self._admin_s3.head_object(Bucket=bucket, Key=key)
         return int(head["ContentLength"]), str(head["ETag"])
 
-    def _secret_for(self, access_key_id: str) -> str | None:
-        if access_key_id == SETUP_CREDENTIALS["AWS_ACCESS_KEY_ID"]:
-            return SETUP_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
-        for key in self.credentials.values():
-            if key.access_key_id == access_key_id:
-                return key.secret_access_key
-        return None
+    def _principals(self, task: TaskSpec) -> dict[str, Principal]:
+        """Who each component acts as: the role its template gives it (a
+        function's session is named after the function, as Lambda names it),
+        and for the playback reader, CloudFront through its origin access
+        control, which only the bucket policy allows anything."""
+        sessions = {name: (f.role, f.name) for name, f in self.functions.items()}
+        sessions[task.logical_id] = (task.role, task.logical_id)
+        principals = {
+            name: Principal.assumed_role(
+                self.template.resources[role].ref if role else "none",
+                session,
+                self.template.role_statements(role) if role else [],
+            )
+            for name, (role, session) in sessions.items()
+        }
+        context = {"aws:SourceAccount": ACCOUNT_ID}
+        for distribution in self.template.distributions()[:1]:
+            distribution_id = self.template.resources[distribution.logical_id].ref
+            context["aws:SourceArn"] = (
+                f"arn:{PARTITION}:cloudfront::{ACCOUNT_ID}:distribution/"
+                f"{distribution_id}"
+            )
+        principals[READER] = Principal(CLOUDFRONT, service=CLOUDFRONT, context=context)
+        return principals
+
+    def component_client(self, component: str, service: str) -> Any:
+        """A client of ``service`` as ``component`` makes it: its own key,
+        through the gateway that judges its calls."""
+        key = self.credentials[component]
+        s3 = service == "s3"
+        endpoint = _started(self.gateway).url if s3 else _started(self.services).url
+        return boto3.client(
+            service,
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id=key.access_key_id,
+            aws_secret_access_key=key.secret_access_key,
+            config=Config(signature_version="s3v4") if s3 else None,
+        )
 
     def component_env(self, component: str) -> dict[str, str]:
-        """The AWS environment of one component: its own credentials, boto3
-        pointed at moto, and S3 at the gateway, so that every S3 request (a
-        function's CompleteMultipartUpload too) is seen as S3 would see it."""
-        if self.moto is None or self.gateway is None:
+        """The AWS environment of one component: its own credentials, and
+        boto3 pointed at the gateways, so that every call is judged as AWS
+        would judge it."""
+        if self.services is None or self.gateway is None:
             raise RuntimeError("the platform is not started")
         key = self.credentials[component]
         absent = str(self.run_dir / "no-aws-config")
@@ -352,7 +388,7 @@ class LocalPlatform:
             "AWS_DEFAULT_REGION": REGION,
             "AWS_ACCESS_KEY_ID": key.access_key_id,
             "AWS_SECRET_ACCESS_KEY": key.secret_access_key,
-            "AWS_ENDPOINT_URL": self.moto.url,
+            "AWS_ENDPOINT_URL": self.services.url,
             "AWS_ENDPOINT_URL_S3": self.gateway.url,
             "AWS_CONFIG_FILE": absent,
             "AWS_SHARED_CREDENTIALS_FILE": absent,
@@ -415,8 +451,8 @@ class LocalPlatform:
                 spec,
                 stream_arn=self.template.resources[spec.table].attributes["StreamArn"],
                 function_arn=self.functions[spec.function].arn,
-                streams=self.admin_client("dynamodbstreams"),
-                sqs=self.admin_client("sqs"),
+                streams=self.component_client(spec.function, "dynamodbstreams"),
+                sqs=self.component_client(spec.function, "sqs"),
                 invoke=self._invoke_async,
                 on_failure_url=(
                     self.template.resources[on_failure].ref if on_failure else None
@@ -432,7 +468,7 @@ class LocalPlatform:
                 spec,
                 queue_url=queue.ref,
                 queue_arn=queue.attributes["Arn"],
-                sqs=self.admin_client("sqs"),
+                sqs=self.component_client(spec.function, "sqs"),
                 invoke=self._invoke_async,
             )
             poller.start()
@@ -521,17 +557,9 @@ class LocalPlatform:
         """The worker processes running now (one per slot)."""
         return self.worker_pool.processes if self.worker_pool else []
 
-    def _start_reader(self, s3_endpoint: str) -> PlaybackReader:
+    def _start_reader(self) -> PlaybackReader:
         bucket, origins = self._playback_origin()
-        key = self.credentials["playback-reader"]
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=s3_endpoint,
-            region_name=REGION,
-            aws_access_key_id=key.access_key_id,
-            aws_secret_access_key=key.secret_access_key,
-            config=Config(signature_version="s3v4"),
-        )
+        s3 = self.component_client(READER, "s3")
         reader = PlaybackReader(bucket=bucket, s3=s3, allowed_origins=origins)
         reader.start()
         self._stack.callback(reader.stop)
@@ -694,9 +722,11 @@ class LocalPlatform:
             if problem is not None:
                 raise WiringError(problem)
             if time.monotonic() > deadline:
+                denied = self.access.denials[-3:] if self.access else []
                 raise TimeoutError(
                     f"video {video_id} is still {status} after {timeout:g} s; "
                     f"logs are in {self.run_dir / 'logs'}"
+                    + "".join(f"; denied: {denial}" for denial in denied)
                 )
             time.sleep(poll_seconds)
 
@@ -900,49 +930,6 @@ def describe_filters(notifications: list[NotificationSpec], bucket: str) -> str:
 
 
 # --- helpers ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def moto_process(port: int, log_path: Path) -> Iterator[MotoEndpoint]:
-    """A moto server in a process of its own on loopback (a free port when
-    ``port`` is 0). moto keeps its state per process, so each platform gets a
-    fresh account of its own, as a new stack in a new account would."""
-    if port == 0:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            # Out of the terminal's process group: Ctrl-C stops the runner,
-            # which then stops moto last, after everything that talks to it.
-            start_new_session=True,
-        )
-        try:
-            _wait_until_serving(url, process)
-            yield MotoEndpoint(url=url, port=port)
-        finally:
-            stop_processes([process], MOTO_STOP_SECONDS)
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + MOTO_START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"the moto server exited with code {process.returncode} "
-                f"(is port {urlsplit(url).port} free?)"
-            )
-        try:
-            if requests.get(f"{url}/moto-api/data.json", timeout=1).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.05)
-    raise RuntimeError(f"the moto server did not answer on {url}")
 
 
 def _started(component: T | None) -> T:

@@ -22,16 +22,15 @@ import contextlib
 import dataclasses
 import hashlib
 import http.client
+import io
 import logging
-import re
-import socket
 import tempfile
-import threading
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from io import BufferedIOBase
 from itertools import chain
 from types import TracebackType
@@ -54,11 +53,13 @@ from werkzeug.sansio.multipart import (
     NeedData,
 )
 
+from local.iam import Authorize, allow_all
+from local.playback import LoopbackHttpServer
 from local.sigv4_verify import (
     S3Error,
     SecretLookup,
     is_query_authenticated,
-    sign_headers,
+    verify_header_signed,
     verify_post_policy,
     verify_presigned,
 )
@@ -74,8 +75,6 @@ POST_SPOOL_IN_MEMORY = 1024 * 1024
 UPSTREAM_TIMEOUT_SECONDS = 120
 #: Idle keep-alive connections are closed after this long.
 CLIENT_TIMEOUT_SECONDS = 60
-#: How quickly stop() is noticed by the accepting thread.
-SHUTDOWN_POLL_SECONDS = 0.05
 
 _HOP_BY_HOP = frozenset(
     {
@@ -145,14 +144,90 @@ class ObjectCreated:
 
 #: Query parameters a PutObject may carry besides a presigned URL's own.
 _PUT_OBJECT_QUERY = frozenset({"x-id"})
-_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+#: IAM actions by method and the query parameter that names a subresource;
+#: without one, by method alone.
+_OBJECT_ACTIONS = {
+    ("GET", "uploadId"): "s3:ListMultipartUploadParts",
+    ("DELETE", "uploadId"): "s3:AbortMultipartUpload",
+    ("DELETE", "versionId"): "s3:DeleteObjectVersion",
+    ("GET", "tagging"): "s3:GetObjectTagging",
+    ("PUT", "tagging"): "s3:PutObjectTagging",
+    ("GET", "acl"): "s3:GetObjectAcl",
+    ("PUT", "acl"): "s3:PutObjectAcl",
+    "GET": "s3:GetObject",
+    "HEAD": "s3:GetObject",
+    "PUT": "s3:PutObject",
+    "POST": "s3:PutObject",
+    "DELETE": "s3:DeleteObject",
+}
+_BUCKET_ACTIONS = {
+    ("GET", "uploads"): "s3:ListBucketMultipartUploads",
+    ("GET", "versions"): "s3:ListBucketVersions",
+    ("GET", "location"): "s3:GetBucketLocation",
+    ("GET", "cors"): "s3:GetBucketCORS",
+    ("PUT", "cors"): "s3:PutBucketCORS",
+    ("GET", "policy"): "s3:GetBucketPolicy",
+    ("PUT", "policy"): "s3:PutBucketPolicy",
+    ("GET", "notification"): "s3:GetBucketNotification",
+    ("PUT", "notification"): "s3:PutBucketNotification",
+    ("GET", "lifecycle"): "s3:GetLifecycleConfiguration",
+    ("PUT", "lifecycle"): "s3:PutLifecycleConfiguration",
+    "GET": "s3:ListBucket",
+    "HEAD": "s3:ListBucket",
+    "PUT": "s3:CreateBucket",
+    "DELETE": "s3:DeleteBucket",
+}
+#: What DeleteObjects may carry: at most 1000 keys of at most 1 KiB each.
+MAX_DELETE_BODY = 2 * 1024 * 1024
+
+Check = tuple[str, str, dict[str, str]]
+
+
+def s3_checks(
+    method: str,
+    bucket: str,
+    key: str,
+    query: Sequence[tuple[str, str]],
+    headers: Mapping[str, str],
+    deleted: Sequence[str] = (),
+) -> list[Check]:
+    """What IAM checks for one path-style request: (action, resource ARN,
+    condition keys) each; ``deleted`` are the keys a DeleteObjects names."""
+    if not bucket:
+        return [("s3:ListAllMyBuckets", "*", {})]
+    arn = f"arn:aws:s3:::{bucket}"
+    params = dict(query)
+    actions: Mapping[Any, str] = _OBJECT_ACTIONS if key else _BUCKET_ACTIONS
+    action = next(
+        (actions[(method, name)] for name in params if (method, name) in actions),
+        actions.get(method, f"s3:{method}"),
+    )
+    if key:
+        checks: list[Check] = [(action, f"{arn}/{key}", {})]
+        source = headers.get("x-amz-copy-source")
+        if method == "PUT" and source:
+            copied = unquote(source.lstrip("/").partition("?")[0])
+            checks.append(("s3:GetObject", f"arn:aws:s3:::{copied}", {}))
+        return checks
+    if method == "POST" and "delete" in params:
+        return [("s3:DeleteObject", f"{arn}/{name}", {}) for name in deleted]
+    context = {}
+    if action == "s3:ListBucket":
+        context = {
+            f"s3:{name}": params[name]
+            for name in ("prefix", "delimiter", "max-keys")
+            if name in params
+        }
+    return [(action, arn, context)]
 
 
 class S3Gateway:
     """A threaded HTTP server on ``host:port`` (a free port when 0) that fronts
     the moto server at ``upstream``.
 
-    ``secrets`` maps an access key id to its secret, for verifying signatures;
+    ``secrets`` maps an access key id to its secret, for verifying signatures:
+    a request that no known key signed is refused. ``authorize`` then judges
+    each call by who signed it (by default, anyone known may do anything).
     ``clock`` tells the time signatures and policies are checked against.
     ``on_object_created`` is called, on the request's thread, after S3 accepted
     a PutObject, a POST upload or a CompleteMultipartUpload; it must return
@@ -165,6 +240,7 @@ class S3Gateway:
         *,
         upstream: str,
         secrets: Mapping[str, str] | Callable[[str], str | None],
+        authorize: Authorize = allow_all,
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], datetime] = _utc_now,
@@ -178,10 +254,10 @@ class S3Gateway:
             )
         self.upstream_host = target.hostname
         self.upstream_port = target.port or 80
-        self.upstream_netloc = target.netloc
         self.secret_for: SecretLookup = (
             secrets.get if isinstance(secrets, Mapping) else secrets
         )
+        self.authorize = authorize
         self.clock = clock
         self.on_object_created = on_object_created
         # Only reads bucket CORS configurations, which moto serves unsigned.
@@ -192,27 +268,18 @@ class S3Gateway:
             config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
         )
         self._upload_keys: dict[tuple[str, str], str] = {}
-        self._server = _Server((host, port), self)
-        self.url = f"http://{host}:{self._server.server_port}"
-        self._thread: threading.Thread | None = None
+        handler = type("Handler", (_Handler,), {"gateway": self})
+        self._server = LoopbackHttpServer((host, port), handler, name="s3-gateway")
+        # Stopping joins every request's thread, so nothing outlives the gateway.
+        self._server.daemon_threads = False
+        self.url = self._server.url
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
-            name="s3-gateway",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
         """Stop accepting, cut open connections, and wait for every thread."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.close_connections()
-        self._server.server_close()
+        self._server.stop()
 
     def __enter__(self) -> S3Gateway:
         self.start()
@@ -269,44 +336,12 @@ class S3Gateway:
         return list(rules)
 
 
-class _Server(ThreadingHTTPServer):
-    # Handler threads are joined on close, and stop() cuts their connections
-    # so that idle keep-alive clients cannot hold it up.
-    daemon_threads = False
-    block_on_close = True
-
-    def __init__(self, address: tuple[str, int], gateway: S3Gateway) -> None:
-        self.gateway = gateway
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            for connection in self._connections:
-                try:
-                    connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    log.debug("connection already closed")
-
-    def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ARG002
-        log.debug("connection from %s failed", client_address, exc_info=True)
-
-
 class _RequestBody:
     """The request body as it arrives, read at most once, chunked or not."""
 
-    def __init__(self, rfile: BufferedIOBase, headers: Message) -> None:
+    def __init__(
+        self, rfile: BufferedIOBase | IO[bytes], headers: Message | Mapping[str, str]
+    ) -> None:
         self._rfile = rfile
         self.chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
         self._remaining = 0 if self.chunked else int(headers.get("Content-Length") or 0)
@@ -392,37 +427,48 @@ def _checked_sha256(
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = CLIENT_TIMEOUT_SECONDS
-    server: _Server
+    gateway: S3Gateway
     _response_started = False
 
     def do_request(self) -> None:
         self._response_started = False
         body = _RequestBody(self.rfile, self.headers)
         target = urlsplit(self.path)
-        bucket, _, key = target.path.lstrip("/").partition("/")
-        bucket = unquote(bucket)
+        bucket, _, key = (unquote(part) for part in target.path[1:].partition("/"))
         try:
             if self.command == "OPTIONS":
                 self._answer_preflight(bucket, is_object=bool(key))
                 return
-            query = parse_qsl(target.query, keep_blank_values=True)
-            if is_query_authenticated(query):
-                verify_presigned(
-                    method=self.command,
-                    raw_path=target.path,
-                    query=query,
-                    headers=self._lower_headers(),
-                    secret_for=self.gateway.secret_for,
-                    now=self.gateway.clock(),
-                )
-            upload_id = dict(query).get("uploadId")
-            if key and upload_id is not None:
-                self._check_upload_of(bucket, unquote(key), upload_id)
             if self.command == "POST" and not key and self._is_form():
                 self._post_object(bucket, body)
-            else:
-                with _checked_sha256(body, self.headers) as checked:
-                    self._forward(bucket, checked)
+                return
+            query = parse_qsl(target.query, keep_blank_values=True)
+            headers = self._lower_headers()
+            verify = (
+                verify_presigned
+                if is_query_authenticated(query)
+                else verify_header_signed
+            )
+            signer = verify(
+                method=self.command,
+                raw_path=target.path,
+                query=query,
+                headers=headers,
+                secret_for=self.gateway.secret_for,
+                now=self.gateway.clock(),
+            ).access_key
+            deleted: list[str] = []
+            if self.command == "POST" and not key and "delete" in dict(query):
+                body, deleted = _deleted_keys(body)
+            checks = s3_checks(self.command, bucket, key, query, headers, deleted)
+            for check in checks:
+                self._authorize(signer, *check)
+            upload_id = dict(query).get("uploadId")
+            if key and upload_id is not None:
+                self._check_upload_of(bucket, key, upload_id)
+            reads = checks[0][0] == "s3:GetObject"
+            with _checked_sha256(body, self.headers) as checked:
+                self._forward(bucket, key, checked, signer, hides_missing=reads)
         except S3Error as error:
             body.drain()
             self._send_error(error, bucket)
@@ -434,10 +480,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._fail(bucket)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_OPTIONS = do_PATCH = do_request
-
-    @property
-    def gateway(self) -> S3Gateway:
-        return self.server.gateway
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -464,9 +506,28 @@ class _Handler(BaseHTTPRequestHandler):
         content_type, _ = parse_options_header(self.headers.get("Content-Type"))
         return content_type == "multipart/form-data"
 
-    def _forward(self, bucket: str, body: _RequestBody | _SpooledBody) -> None:
-        """Send the request to moto as it came and stream the answer back."""
-        creates = self._object_creation(bucket)
+    def _authorize(
+        self, signer: str, action: str, resource: str, context: Mapping[str, str]
+    ) -> None:
+        denial = self.gateway.authorize(signer, action, resource, context)
+        if denial is not None:
+            raise S3Error(403, "AccessDenied", denial)
+
+    def _forward(
+        self,
+        bucket: str,
+        key: str,
+        body: _RequestBody | _SpooledBody,
+        signer: str,
+        *,
+        hides_missing: bool,
+    ) -> None:
+        """Send the request to moto as it came and stream the answer back.
+
+        S3 tells a caller that a key is missing (404) only if it may list
+        the bucket there; to anyone else it answers 403 (``hides_missing``).
+        """
+        creates = self._object_creation(bucket, key, signer)
         connection = self.gateway.upstream_connection()
         try:
             connection.putrequest(
@@ -486,19 +547,29 @@ class _Handler(BaseHTTPRequestHandler):
             if body.chunked:
                 connection.send(b"0\r\n\r\n")
             response = connection.getresponse()
+            if response.status == 404 and hides_missing:
+                denial = self.gateway.authorize(
+                    signer,
+                    "s3:ListBucket",
+                    f"arn:aws:s3:::{bucket}",
+                    {"s3:prefix": key},
+                )
+                if denial is not None:
+                    response.read()
+                    raise S3Error(403, "AccessDenied", denial)
             self._relay(response, bucket)
         finally:
             connection.close()
         if creates is not None and response.status == 200:
             self.gateway.object_created(creates)
 
-    def _object_creation(self, bucket: str) -> ObjectCreated | None:
+    def _object_creation(
+        self, bucket: str, key: str, signer: str
+    ) -> ObjectCreated | None:
         """The object this request creates if S3 accepts it, else None."""
-        target = urlsplit(self.path)
-        _, _, key = target.path.lstrip("/").partition("/")
         if not key:
             return None
-        names = {name for name, _ in parse_qsl(target.query, keep_blank_values=True)}
+        names = {name for name, _ in parse_qsl(urlsplit(self.path).query, True)}
         if self.command == "PUT" and not any(
             name not in _PUT_OBJECT_QUERY and not name.lower().startswith("x-amz-")
             for name in names
@@ -508,16 +579,11 @@ class _Handler(BaseHTTPRequestHandler):
             event = "CompleteMultipartUpload"
         else:
             return None
-        return self._created(bucket, unquote(key), event)
+        return self._created(bucket, key, event, signer)
 
-    def _created(self, bucket: str, key: str, event: str) -> ObjectCreated:
-        signed_by = _CREDENTIAL.search(self.headers.get("Authorization", ""))
-        query = dict(parse_qsl(urlsplit(self.path).query))
-        principal = (
-            signed_by.group(1)
-            if signed_by
-            else query.get("X-Amz-Credential", "").split("/")[0] or None
-        )
+    def _created(
+        self, bucket: str, key: str, event: str, principal: str
+    ) -> ObjectCreated:
         return ObjectCreated(
             bucket=bucket,
             key=key,
@@ -561,23 +627,16 @@ class _Handler(BaseHTTPRequestHandler):
             now=self.gateway.clock(),
         )
         key = fields["key"].replace("${filename}", filename)
+        signer = grant.credential.access_key
+        self._authorize(signer, "s3:PutObject", f"arn:aws:s3:::{bucket}/{key}", {})
         with tempfile.SpooledTemporaryFile(max_size=POST_SPOOL_IN_MEMORY) as spool:
             size = _spool_file(events, spool, keep_up_to=grant.max_size)
             body.drain()  # S3 ignores the fields after the file
             grant.check_size(size)
             spool.seek(0)
             path = f"/{quote(bucket)}/{quote(key, safe='/~')}"
-            headers = sign_headers(
-                method="PUT",
-                raw_path=path,
-                headers={
-                    "host": self.gateway.upstream_netloc,
-                    "content-length": str(size),
-                    **_object_headers(fields),
-                },
-                credential=grant.credential,
-                now=self.gateway.clock(),
-            )
+            # moto takes unsigned requests: the gateway has checked this one.
+            headers = {"content-length": str(size), **_object_headers(fields)}
             connection = self.gateway.upstream_connection()
             try:
                 connection.request("PUT", path, body=spool, headers=headers)
@@ -589,10 +648,7 @@ class _Handler(BaseHTTPRequestHandler):
             finally:
                 connection.close()
         self._answer_post(bucket, key, fields, stored)
-        created = self._created(bucket, key, "Post")
-        self.gateway.object_created(
-            dataclasses.replace(created, principal=grant.credential.access_key)
-        )
+        self.gateway.object_created(self._created(bucket, key, "Post", signer))
 
     def _answer_post(
         self,
@@ -854,6 +910,26 @@ def _object_headers(fields: Mapping[str, str]) -> dict[str, str]:
     if "acl" in fields:
         headers["x-amz-acl"] = fields["acl"]
     return headers
+
+
+def _deleted_keys(body: _RequestBody) -> tuple[_RequestBody, list[str]]:
+    """A DeleteObjects body, read whole, and the keys it names."""
+    data = b"".join(body.chunks())
+    if len(data) > MAX_DELETE_BODY:
+        raise S3Error(400, "MalformedXML", "The XML you provided was too large.")
+    try:
+        # A component's own request on loopback, not untrusted input.
+        document = ET.fromstring(data)  # noqa: S314
+    except ET.ParseError as error:
+        raise S3Error(
+            400, "MalformedXML", "The XML you provided was not well-formed"
+        ) from error
+    keys = [
+        element.text or ""
+        for element in document.iter()
+        if element.tag.rpartition("}")[2] == "Key"
+    ]
+    return _RequestBody(io.BytesIO(data), {"Content-Length": str(len(data))}), keys
 
 
 def _malformed_post() -> S3Error:

@@ -1,5 +1,6 @@
-"""S3's request authentication as pure functions: SigV4 presigned URLs, POST
-policies, and the header signature the gateway puts on its own requests.
+"""S3's request authentication as pure functions: SigV4 header signatures
+(of any service), presigned URLs and POST policies, with botocore's own
+canonical requests.
 
 The checks follow what S3 answers, error code and message included, so that a
 client that works against the local gateway works against S3 and fails the
@@ -11,16 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
+from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
 ALGORITHM = "AWS4-HMAC-SHA256"
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 #: S3 refuses presigned URLs valid for longer than seven days.
 MAX_PRESIGNED_EXPIRES = 7 * 24 * 3600
@@ -38,6 +42,10 @@ _PRESIGNED_PARAMS = (
     "X-Amz-Expires",
 )
 _SIGV2_QUERY_PARAMS = frozenset({"awsaccesskeyid", "signature"})
+_AUTHORIZATION = re.compile(
+    ALGORITHM + r" Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*"
+    r"Signature=([0-9a-f]+)"
+)
 _POST_AUTH_FIELDS = ("x-amz-algorithm", "x-amz-credential", "x-amz-date")
 #: Form fields S3 never expects a policy condition for.
 _POST_FIELDS_WITHOUT_CONDITION = frozenset({"x-amz-signature", "file", "policy"})
@@ -75,20 +83,18 @@ class Credential:
     region: str
     service: str = "s3"
 
-    @property
-    def scope(self) -> str:
-        return f"{self.date}/{self.region}/{self.service}/aws4_request"
-
-    def sign(self, amz_date: str, canonical_request: str) -> tuple[str, str]:
-        """Return (string to sign, hex signature) for a canonical request."""
-        text = string_to_sign(amz_date, self.scope, canonical_request)
-        return text, self.sign_text(text)
+    def signer(self, *, presigned: bool = False) -> SigV4Auth:
+        keys = Credentials(self.access_key, self.secret)
+        if presigned:
+            return S3SigV4QueryAuth(keys, self.service, self.region)
+        kind = S3SigV4Auth if self.service == "s3" else SigV4Auth
+        return kind(keys, self.service, self.region)
 
     def sign_text(self, text: str) -> str:
-        key = f"AWS4{self.secret}".encode()
-        for part in (self.date, self.region, self.service, "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+        """The signature of ``text`` itself, as a POST policy is signed."""
+        request = AWSRequest()
+        request.context["timestamp"] = f"{self.date}T000000Z"
+        return str(self.signer().signature(text, request))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,40 +127,32 @@ def canonical_uri(raw_path: str) -> str:
     return quote(unquote(raw_path), safe="/~")
 
 
-def canonical_query(pairs: Sequence[tuple[str, str]]) -> str:
-    encoded = sorted(
-        (quote(name, safe="~"), quote(value, safe="~")) for name, value in pairs
-    )
-    return "&".join(f"{name}={value}" for name, value in encoded)
-
-
-def canonical_request(
+def signature_of(
+    credential: Credential,
+    amz_date: str,
+    *,
     method: str,
     raw_path: str,
     query: Sequence[tuple[str, str]],
     headers: Mapping[str, str],
     signed_headers: Sequence[str],
-    payload_hash: str,
-) -> str:
-    """The SigV4 canonical request; ``headers`` has lower-case names."""
-    header_lines = "".join(
-        f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed_headers
+    body: bytes | None = None,
+    presigned: bool = False,
+) -> tuple[str, str, str]:
+    """(canonical request, string to sign, signature) as botocore's signer
+    makes them for this request; ``headers`` has lower-case names."""
+    request = AWSRequest(
+        method=method,
+        url=f"http://{headers.get('host', '')}{canonical_uri(raw_path)}",
+        headers={name: headers.get(name, "") for name in signed_headers},
+        params=list(query),
+        data=body,
     )
-    return "\n".join(
-        [
-            method,
-            canonical_uri(raw_path),
-            canonical_query(query),
-            header_lines,
-            ";".join(signed_headers),
-            payload_hash,
-        ]
-    )
-
-
-def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
-    digest = hashlib.sha256(canonical.encode()).hexdigest()
-    return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
+    request.context["timestamp"] = amz_date
+    signer = credential.signer(presigned=presigned)
+    canonical = signer.canonical_request(request)
+    text = signer.string_to_sign(request, canonical)
+    return canonical, text, signer.signature(text, request)
 
 
 def is_query_authenticated(query: Sequence[tuple[str, str]]) -> bool:
@@ -177,19 +175,15 @@ def verify_presigned(
     headers: Mapping[str, str],
     secret_for: SecretLookup,
     now: datetime,
-) -> None:
-    """Check a query-string SigV4 request the way S3 does; raise :class:`S3Error`.
+) -> Credential:
+    """Check a query-string SigV4 request the way S3 does and return who
+    signed it; raise :class:`S3Error`.
 
     ``headers`` maps lower-case names to the request's values.
     """
     params = dict(query)
     if not any(name in params for name in _PRESIGNED_PARAMS):
-        raise S3Error(
-            400,
-            "InvalidRequest",
-            "The authorization mechanism you have provided is not supported. "
-            "Please use AWS4-HMAC-SHA256.",
-        )
+        raise _unsupported()
     if not all(params.get(name) for name in _PRESIGNED_PARAMS):
         raise _query_error(
             "Query-string authentication version 4 requires the X-Amz-Algorithm, "
@@ -219,17 +213,95 @@ def verify_presigned(
                 "ServerTime": _iso(now),
             },
         )
-    signed_headers = params["X-Amz-SignedHeaders"].lower().split(";")
-    canonical = canonical_request(
-        method,
-        raw_path,
-        [(name, value) for name, value in query if name != "X-Amz-Signature"],
-        headers,
-        signed_headers,
-        UNSIGNED_PAYLOAD,
+    _check_signature(
+        credential,
+        amz_date,
+        params["X-Amz-Signature"],
+        method=method,
+        raw_path=raw_path,
+        query=[(name, value) for name, value in query if name != "X-Amz-Signature"],
+        headers=headers,
+        signed_headers=params["X-Amz-SignedHeaders"].lower().split(";"),
+        presigned=True,
     )
-    text, expected = credential.sign(amz_date, canonical)
-    provided = params["X-Amz-Signature"]
+    return credential
+
+
+def verify_header_signed(
+    *,
+    method: str,
+    raw_path: str,
+    query: Sequence[tuple[str, str]],
+    headers: Mapping[str, str],
+    secret_for: SecretLookup,
+    now: datetime,
+    body: bytes | None = None,
+    service: str | None = "s3",
+) -> Credential:
+    """Check a request signed in its Authorization header the way S3 does,
+    and return who signed it; raise :class:`S3Error` (anonymous requests
+    included). ``service`` None takes any service's signature, whose payload
+    hash is then that of ``body``."""
+    authorization = headers.get("authorization", "")
+    if not authorization:
+        raise S3Error(403, "AccessDenied", "Access Denied")
+    parsed = _AUTHORIZATION.fullmatch(authorization.strip())
+    if not authorization.startswith(ALGORITHM):
+        raise _unsupported()
+    if parsed is None:
+        raise S3Error(
+            400,
+            "AuthorizationHeaderMalformed",
+            "The authorization header is malformed; it must be "
+            f"{ALGORITHM} Credential=..., SignedHeaders=..., Signature=...",
+        )
+    credential = _credential(parsed[1], secret_for, _header_error, service)
+    amz_date = headers.get("x-amz-date", "")
+    if abs(now - _parse_amz_date(amz_date, _header_error)) > ALLOWED_CLOCK_SKEW:
+        raise S3Error(
+            403,
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is "
+            "too large.",
+        )
+    _check_signature(
+        credential,
+        amz_date,
+        parsed[3],
+        method=method,
+        raw_path=raw_path,
+        query=query,
+        headers=headers,
+        signed_headers=parsed[2].lower().split(";"),
+        body=body,
+    )
+    return credential
+
+
+def _check_signature(
+    credential: Credential,
+    amz_date: str,
+    provided: str,
+    *,
+    signed_headers: Sequence[str],
+    headers: Mapping[str, str],
+    **request: Any,
+) -> None:
+    unsigned = sorted(
+        name
+        for name in headers
+        if name.startswith("x-amz-") and name not in signed_headers
+    )
+    if unsigned:
+        raise S3Error(
+            403,
+            "AccessDenied",
+            "There were headers present in the request which were not signed",
+            {"HeadersNotSigned": ", ".join(unsigned)},
+        )
+    canonical, text, expected = signature_of(
+        credential, amz_date, headers=headers, signed_headers=signed_headers, **request
+    )
     if not hmac.compare_digest(expected, provided):
         raise S3Error(
             403,
@@ -302,36 +374,6 @@ def verify_post_policy(
     return PostGrant(credential=credential, min_size=min_size, max_size=max_size)
 
 
-def sign_headers(
-    *,
-    method: str,
-    raw_path: str,
-    headers: Mapping[str, str],
-    credential: Credential,
-    now: datetime,
-) -> dict[str, str]:
-    """Header-signed SigV4 for a request with an unsigned payload.
-
-    Returns ``headers`` (lower-case names, ``host`` included) plus the
-    ``x-amz-date``, ``x-amz-content-sha256`` and ``authorization`` headers.
-    """
-    amz_date = now.astimezone(UTC).strftime(AMZ_DATE_FORMAT)
-    dated = dataclasses.replace(credential, date=amz_date[:8])
-    signed = {
-        **headers,
-        "x-amz-date": amz_date,
-        "x-amz-content-sha256": UNSIGNED_PAYLOAD,
-    }
-    names = sorted(signed)
-    canonical = canonical_request(method, raw_path, [], signed, names, UNSIGNED_PAYLOAD)
-    _, signature = dated.sign(amz_date, canonical)
-    signed["authorization"] = (
-        f"{ALGORITHM} Credential={dated.access_key}/{dated.scope}, "
-        f"SignedHeaders={';'.join(names)}, Signature={signature}"
-    )
-    return signed
-
-
 def _check_conditions(
     conditions: Any, values: Mapping[str, str]
 ) -> tuple[set[str], list[tuple[int, int]]]:
@@ -401,7 +443,10 @@ def _policy_expiration(policy: Mapping[str, Any]) -> datetime:
 
 
 def _credential(
-    value: str, secret_for: SecretLookup, malformed: Callable[[str], S3Error]
+    value: str,
+    secret_for: SecretLookup,
+    malformed: Callable[[str], S3Error],
+    service: str | None = "s3",
 ) -> Credential:
     parts = value.split("/")
     if len(parts) != 5:
@@ -409,11 +454,11 @@ def _credential(
             "Error parsing the X-Amz-Credential parameter; the Credential is "
             'mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
         )
-    access_key, date, region, service, terminal = parts
-    if service != "s3":
+    access_key, date, region, scope_service, terminal = parts
+    if service is not None and scope_service != service:
         raise malformed(
             f"Error parsing the X-Amz-Credential parameter; incorrect service "
-            f'"{service}". This endpoint belongs to "s3".'
+            f'"{scope_service}". This endpoint belongs to "{service}".'
         )
     if terminal != "aws4_request":
         raise malformed(
@@ -428,7 +473,7 @@ def _credential(
             "The AWS Access Key Id you provided does not exist in our records.",
             {"AWSAccessKeyId": access_key},
         )
-    return Credential(access_key, secret, date, region, service)
+    return Credential(access_key, secret, date, region, scope_service)
 
 
 def _parse_amz_date(value: str, malformed: Callable[[str], S3Error]) -> datetime:
@@ -469,6 +514,19 @@ def _iso(moment: datetime) -> str:
 
 def _query_error(message: str) -> S3Error:
     return S3Error(400, "AuthorizationQueryParametersError", message)
+
+
+def _header_error(message: str) -> S3Error:
+    return S3Error(400, "AuthorizationHeaderMalformed", message)
+
+
+def _unsupported() -> S3Error:
+    return S3Error(
+        400,
+        "InvalidRequest",
+        "The authorization mechanism you have provided is not supported. "
+        "Please use AWS4-HMAC-SHA256.",
+    )
 
 
 def _form_error(message: str) -> S3Error:

@@ -1088,11 +1088,26 @@ class LocalTemplate:
             statements += self.resolver.resolve(
                 inline["PolicyDocument"]["Statement"], where=where
             )
-        for logical in self.assembly.of_type("AWS::IAM::Policy"):
+        for logical in [
+            *self.assembly.of_type("AWS::IAM::Policy"),
+            *self.assembly.of_type("AWS::IAM::ManagedPolicy"),
+        ]:
             props = self.props(logical)
             if {"Ref": role} in props.get("Roles", []):
                 statements += self.resolver.resolve(
                     props["PolicyDocument"]["Statement"], where=self.owner(logical)
+                )
+        return statements
+
+    def resource_policy_statements(self) -> list[dict[str, Any]]:
+        """Every statement of the stack's bucket and queue policies, resolved;
+        each names its own bucket's or queue's resources."""
+        statements: list[dict[str, Any]] = []
+        for type_ in ("AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"):
+            for logical in self.assembly.of_type(type_):
+                statements += self.resolver.resolve(
+                    self.props(logical)["PolicyDocument"]["Statement"],
+                    where=self.owner(logical),
                 )
         return statements
 

@@ -379,9 +379,16 @@ def test_task_role_has_exactly_the_workers_rights(synth):
     queue, _ = _one(synth, "AWS::SQS::Queue", "TranscoderJobsQueue")
     statements = _statements(synth, "TranscoderWorkerTaskTaskRoleDefaultPolicy")
     by_action = {}
+    reads = set()
     for statement in statements:
         for action in _actions([statement]):
             by_action[action] = statement
+            if action == "s3:GetObject":
+                resources = statement["Resource"]
+                reads |= {
+                    (r["Fn::Join"][1][0]["Fn::GetAtt"][0], r["Fn::Join"][1][-1])
+                    for r in (resources if isinstance(resources, list) else [resources])
+                }
     assert set(by_action) == {
         "s3:GetObject",
         "s3:PutObject",
@@ -398,7 +405,11 @@ def test_task_role_has_exactly_the_workers_rights(synth):
         "sqs:SendMessage",
         "ecs:UpdateTaskProtection",
     }
-    assert by_action["s3:GetObject"]["Resource"]["Fn::Join"][1][-1] == "/uploads/*"
+    # The sources it transcodes, and its own outputs (thumbnails, playlists).
+    assert reads == {
+        ("StorageSourceBucketB2F37168", "/uploads/*"),
+        ("StorageOutputBucketCD2EEB3A", "/videos/*"),
+    }
     assert by_action["s3:PutObject"]["Resource"]["Fn::Join"][1][-1] == "/videos/*"
     for action in ("sqs:ReceiveMessage", "sqs:SendMessage"):
         assert by_action[action]["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}

@@ -15,7 +15,9 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
+from local.iam import AccessControl, AccessKey, Principal
 from local.motoserver import SETUP_CREDENTIALS
 from local.s3_gateway import S3Gateway, match_cors_rule
 from local.sigv4_verify import Credential, PostGrant, S3Error
@@ -274,6 +276,134 @@ def test_header_signed_sdk_requests_are_forwarded_untouched(signer, s3, bucket):
         == b"sdk bytes"
     )
     assert keys_in(s3, bucket) == ["sdk/object"]
+
+
+# --- who signed, and what their role allows -------------------------------
+
+READS_UPLOADS = {
+    "Effect": "Allow",
+    "Action": "s3:GetObject",
+    "Resource": "arn:aws:s3:::*/uploads/*",
+}
+LISTS_UPLOADS = {
+    "Effect": "Allow",
+    "Action": "s3:ListBucket",
+    "Resource": "arn:aws:s3:::*",
+    "Condition": {"StringLike": {"s3:prefix": ["uploads/*"]}},
+}
+
+
+@pytest.fixture
+def access():
+    return AccessControl([], setup=AccessKey(ACCESS_KEY, SECRET))
+
+
+@pytest.fixture
+def guarded(moto, access):
+    """A gateway that judges each call by its signer's statements."""
+    with S3Gateway(
+        upstream=moto.url, secrets=access.secret_for, authorize=access.authorize
+    ) as gw:
+        yield gw
+
+
+def client_as(gateway, moto, access, *statements):
+    key = access.issue(Principal.assumed_role("tester", "session", statements))
+    return signer_for(gateway, moto, key.access_key_id, key.secret_access_key)
+
+
+def error_of(call, **params) -> tuple[int, str]:
+    with pytest.raises(ClientError) as raised:
+        call(**params)
+    response = raised.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
+
+
+def test_an_anonymous_request_is_refused(gateway, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="uploads/x.mp4", Body=b"x")
+    url = f"{gateway.url}/{bucket}/uploads"
+
+    for response in (
+        requests.get(f"{url}/x.mp4", timeout=TIMEOUT),
+        requests.put(f"{url}/y.mp4", data=b"y", timeout=TIMEOUT),
+    ):
+        assert response.status_code == 403
+        assert xml_fields(response)["Code"] == "AccessDenied"
+    assert keys_in(s3, bucket) == ["uploads/x.mp4"]
+
+
+def test_a_request_signed_with_a_wrong_secret_is_refused(gateway, moto, s3, bucket):
+    forger = signer_for(gateway, moto, ACCESS_KEY, f"not-{SECRET}")
+
+    header_signed = error_of(
+        forger.put_object, Bucket=bucket, Key="uploads/f.mp4", Body=b"f"
+    )
+    presigned = requests.put(
+        presigned_put(forger, bucket, "uploads/f.mp4"), data=b"f", timeout=TIMEOUT
+    )
+
+    assert header_signed == (403, "SignatureDoesNotMatch")
+    assert presigned.status_code == 403
+    assert xml_fields(presigned)["Code"] == "SignatureDoesNotMatch"
+    assert keys_in(s3, bucket) == []
+
+
+def test_an_unsigned_amz_header_on_a_presigned_url_is_refused(signer, s3, bucket):
+    response = requests.put(
+        presigned_put(signer, bucket, "uploads/acl.mp4"),
+        data=b"x",
+        headers={"x-amz-acl": "public-read"},
+        timeout=TIMEOUT,
+    )
+
+    assert response.status_code == 403
+    error = xml_fields(response)
+    assert (error["Code"], error["HeadersNotSigned"]) == ("AccessDenied", "x-amz-acl")
+    assert keys_in(s3, bucket) == []
+
+
+def test_a_call_the_role_does_not_allow_is_refused_naming_it(
+    guarded, moto, access, s3, bucket
+):
+    reader = client_as(guarded, moto, access, READS_UPLOADS)
+    post = presigned_post(reader, bucket)
+
+    header_signed = error_of(
+        reader.put_object, Bucket=bucket, Key="uploads/new.mp4", Body=b"x"
+    )
+    posted = post_upload(post, b"video")
+
+    assert header_signed == (403, "AccessDenied")
+    assert posted.status_code == 403
+    assert xml_fields(posted)["Message"] == (
+        "User: arn:aws:sts::123456789012:assumed-role/tester/session is not "
+        "authorized to perform: s3:PutObject on resource: "
+        f"arn:aws:s3:::{bucket}/uploads/owner-1/clip.mp4 because no "
+        "identity-based policy allows the s3:PutObject action"
+    )
+    assert keys_in(s3, bucket) == []
+
+
+def test_a_missing_key_is_404_only_to_a_caller_that_may_list_it(
+    guarded, moto, access, s3, bucket
+):
+    s3.put_object(Bucket=bucket, Key="uploads/here.mp4", Body=b"x")
+    reader = client_as(guarded, moto, access, READS_UPLOADS)
+    lister = client_as(guarded, moto, access, READS_UPLOADS, LISTS_UPLOADS)
+    missing = {"Bucket": bucket, "Key": "uploads/gone.mp4"}
+
+    for caller in (reader, lister):
+        assert (
+            caller.head_object(Bucket=bucket, Key="uploads/here.mp4")["ContentLength"]
+            == 1
+        )
+    assert error_of(reader.head_object, **missing) == (403, "403")
+    assert error_of(reader.get_object, **missing) == (403, "AccessDenied")
+    assert error_of(lister.head_object, **missing) == (404, "404")
+    assert error_of(lister.get_object, **missing) == (404, "NoSuchKey")
+    for caller, status in ((reader, 403), (lister, 404)):
+        url = caller.generate_presigned_url("get_object", Params=missing)
+        assert requests.get(url, timeout=TIMEOUT).status_code == status
 
 
 # --- POST policy uploads ----------------------------------------------------
@@ -593,7 +723,7 @@ def test_stop_closes_the_port_and_every_thread_even_with_idle_clients(moto):
     gateway.start()
     port = int(gateway.url.rsplit(":", 1)[1])
     session = requests.Session()
-    assert session.get(f"{gateway.url}/", timeout=TIMEOUT).status_code == 200
+    assert session.get(f"{gateway.url}/", timeout=TIMEOUT).status_code == 403
 
     started = time.monotonic()
     gateway.stop()

@@ -22,6 +22,7 @@ from vod.keys import UPLOADS_PREFIX
 SOURCE = "StorageSourceBucketB2F37168"
 OUTPUT = "StorageOutputBucketCD2EEB3A"
 UPLOAD = "UploadApiUploadFunction29DF3109"
+VIDEOS_ROLE = "UploadApiVideosFunctionRole881C1B35"
 INGEST = "IngestFunction83726A21"
 TIMEOUT = 10
 
@@ -180,6 +181,42 @@ def test_a_role_that_allows_nothing_on_its_queue_stops_the_run(synth, tmp_path):
     )
     assert "names TranscoderJobsQueue80B55895, but its role" in message
     assert "allows nothing on arn:aws:sqs:us-east-1:" in message
+
+
+def test_a_grant_dropped_from_a_role_fails_its_call_naming_role_and_action(
+    synth, tmp_path
+):
+    """Listing videos queries the table's owner index; without that grant
+    the role still allows items on the table, so the run starts, and the
+    call fails as AWS fails it."""
+
+    def drop_query_grant(resources: dict[str, Any]) -> None:
+        for resource in resources.values():
+            if resource["Type"] == "AWS::IAM::Policy":
+                document = resource["Properties"]["PolicyDocument"]
+                document["Statement"] = [
+                    s for s in document["Statement"] if s["Action"] != "dynamodb:Query"
+                ]
+
+    platform = start(broken_copy(synth, tmp_path, drop_query_grant), tmp_path)
+    try:
+        listed = requests.get(
+            f"{platform.api_url}/videos",
+            headers={"Authorization": f"Bearer {platform.mint_token()}"},
+            timeout=TIMEOUT,
+        )
+        denials = list(platform.access.denials if platform.access else [])
+    finally:
+        platform.stop()
+    assert listed.status_code == 500
+    role = platform.template.resources[VIDEOS_ROLE].ref
+    (denial,) = denials
+    assert denial.startswith(f"User: arn:aws:sts::123456789012:assumed-role/{role}/")
+    assert " is not authorized to perform: dynamodb:Query on resource: " in denial
+    assert denial.endswith(
+        "/index/byOwner because no identity-based policy allows the "
+        "dynamodb:Query action"
+    )
 
 
 def test_a_module_missing_from_the_lambda_asset_fails_the_start(synth, tmp_path):
