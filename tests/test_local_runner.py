@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from lambdas.ingest.app import object_created_records
 from local.event_sources import DynamoStreamPoller, SqsQueuePoller, succeeded
@@ -818,3 +820,27 @@ def test_stop_leaves_no_processes_or_listening_ports(synth, tmp_path):
     assert child_pids() - before == set()
     assert all(refuses(url) for url in urls)
     platform.stop()
+
+
+@pytest.mark.parametrize(
+    ("component", "status"),
+    [
+        # The readers of originals may list uploads/: a missing one is 404.
+        ("TranscoderWorkerTaskFBF6B9AF", "404"),
+        ("UploadApiUploadFunction29DF3109", "404"),
+        # The ingest function may not list the bucket: S3 answers 403.
+        (INGEST, "403"),
+    ],
+)
+def test_a_missing_original_is_404_only_to_who_may_list_uploads(
+    platform, component, status
+):
+    """Real S3 hides a missing key behind 403 from a caller without
+    s3:ListBucket; the worker and the upload function have it for uploads/,
+    so a deleted original fails its video (or answers 404) instead of
+    looking like a permission error."""
+    s3 = platform.component_client(component, "s3")
+    key = f"uploads/nobody/{uuid.uuid4()}/gone.mp4"
+    with pytest.raises(ClientError) as raised:
+        s3.head_object(Bucket=name_of(platform, SOURCE), Key=key)
+    assert raised.value.response["Error"]["Code"] == status
