@@ -405,10 +405,15 @@ class LocalPlatform:
 
     def _playback_base(self, value: str) -> str:
         """The template's playback base URL, pointed at the local reader: an
-        empty one (no CDN yet) or one on a CloudFront distribution's domain."""
+        empty one (no CDN yet) or one on a CloudFront distribution's domain or
+        one of its aliases (the ``domainName`` knob)."""
         if self.reader is None:
             raise RuntimeError("the playback reader is not started")
-        distributions = {d.domain_name for d in self.template.distributions()}
+        distributions = {
+            name
+            for d in self.template.distributions()
+            for name in (d.domain_name, *d.aliases)
+        }
         parts = urlsplit(value)
         if not value or parts.hostname in distributions:
             return self.reader.url + parts.path.rstrip("/")

@@ -501,6 +501,8 @@ class DistributionSpec:
     #: Origins its default behaviour's response headers policy allows, or
     #: None when it has no CORS policy.
     allowed_origins: tuple[str, ...] | None
+    #: Its alternate domain names (``Aliases``: the ``domainName`` knob).
+    aliases: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -981,6 +983,7 @@ class LocalTemplate:
                     bucket=bucket,
                     origin_path=origin.get("OriginPath", ""),
                     allowed_origins=allowed,
+                    aliases=tuple(config.get("Aliases", ())),
                 )
             )
         return specs

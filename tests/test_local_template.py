@@ -397,3 +397,13 @@ def test_the_dead_letter_queue_feeds_the_dead_jobs_function(local):
     assert mapping.queue == DLQ
     assert mapping.partial
     assert mapping.batch_size == 10
+
+
+def test_a_distribution_on_a_domain_of_yours_is_known_by_its_alias(local, synth_prod):
+    """With ``domainName`` the functions' playback base URL is on that
+    domain; the local run must know it as the distribution's, to point it
+    at the local reader."""
+    (default,) = local.distributions()
+    assert default.aliases == ()
+    (aliased,) = LocalTemplate(Assembly.load(synth_prod.outdir), seed=7).distributions()
+    assert aliased.aliases == ("video.example.com",)
