@@ -14,11 +14,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app.database import VideoTable
 from cdk_app.functions import PythonLambda
+from cdk_app.queues import secure_queue
 from vod.events import DETAIL_TYPE, METRICS_NAMESPACE, SOURCE, STATUS_METRICS
 from vod.model import Status
 from vod.settings import Env
@@ -59,13 +59,7 @@ class VideoEvents(Construct):
             },
         )
         self.event_bus.grant_put_events_to(self.publisher.role)
-        self.failed_batches = sqs.Queue(
-            self,
-            "UnpublishedBatches",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.failed_batches = secure_queue(self, "UnpublishedBatches")
         self.publisher.lambda_function.add_event_source(
             sources.DynamoEventSource(
                 videos.dynamodb_table,

@@ -15,7 +15,6 @@ from __future__ import annotations
 from aws_cdk import App, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app import compliance
@@ -26,6 +25,7 @@ from cdk_app.events import VideoEvents
 from cdk_app.functions import PythonLambda
 from cdk_app.mediaconvert import MediaConvertTranscoder
 from cdk_app.monitoring import Monitoring
+from cdk_app.queues import secure_queue
 from cdk_app.storage import VideoStorage
 from cdk_app.transcoder import FargateTranscoder, TranscodeLimits, WorkerSize
 from cdk_app.transcoding import VideoTranscoder
@@ -125,13 +125,7 @@ class VodStack(Stack):
         # after Lambda's two retries would be dropped, leaving its video
         # UPLOADING until the table's TTL deletes the record and orphans the
         # object. It waits here instead, to be replayed (README, Monitoring).
-        self.ingest_failures = sqs.Queue(
-            self,
-            "IngestFailures",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.ingest_failures = secure_queue(self, "IngestFailures")
         self.ingest_function.lambda_function.configure_async_invoke(
             on_failure=destinations.SqsDestination(self.ingest_failures)
         )

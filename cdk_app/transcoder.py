@@ -23,6 +23,7 @@ from constructs import Construct
 from cdk_app.config import Architecture
 from cdk_app.database import VideoTable
 from cdk_app.functions import LOG_RETENTION, ROOT, PythonLambda
+from cdk_app.queues import secure_queue
 from cdk_app.storage import VideoStorage
 from cdk_app.transcoding import AlarmSpec
 from vod.costs import FargatePrices
@@ -110,21 +111,14 @@ class FargateTranscoder(Construct):
         super().__init__(scope, construct_id)
         self.max_receive_count = max_receive_count
         self.oldest_job_alarm = oldest_job_alarm
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "JobsDeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            visibility_timeout=DEAD_LETTER_VISIBILITY,
+        self.dead_letter_queue = secure_queue(
+            self, "JobsDeadLetterQueue", visibility_timeout=DEAD_LETTER_VISIBILITY
         )
-        self.jobs_queue = sqs.Queue(
+        self.jobs_queue = secure_queue(
             self,
             "JobsQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
+            retention=Duration.days(4),
             visibility_timeout=VISIBILITY,
-            retention_period=Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=max_receive_count
             ),
