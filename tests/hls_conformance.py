@@ -40,7 +40,8 @@ from urllib.parse import urljoin
 
 import m3u8
 
-SEGMENT_SECONDS = 6
+from vod.ladder import SEGMENT_SECONDS
+
 _BCP47 = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 
 Fetch = Callable[[str], bytes]

@@ -25,6 +25,8 @@ import math
 import re
 from fractions import Fraction
 
+from vod.languages import UNDETERMINED
+
 #: Every segment is 6 s and every rung has a keyframe each 2 s, at the same
 #: instants, so a player can switch rungs at any segment boundary.
 SEGMENT_SECONDS = 6
@@ -141,7 +143,7 @@ class Source:
     rotation: int = 0
     sample_aspect_ratio: Fraction = Fraction(1)
     #: The first audio track's language (BCP 47), ``und`` when untagged.
-    audio_language: str = "und"
+    audio_language: str = UNDETERMINED
 
     @property
     def display_size(self) -> tuple[int, int]:

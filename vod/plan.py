@@ -24,6 +24,7 @@ from fractions import Fraction
 from typing import Any
 
 from vod.ladder import GOP_SECONDS, SEGMENT_SECONDS, Plan, Variant
+from vod.languages import UNDETERMINED
 
 GOPS_PER_SEGMENT = SEGMENT_SECONDS // GOP_SECONDS
 #: The first chunk: one segment, the first thing a viewer needs.
@@ -179,7 +180,7 @@ class TranscodePlan:
     #: Source frame rate (the average when variable), for accurate seeking.
     source_frame_rate: Fraction = Fraction(0)
     #: The audio track's language (BCP 47), for the master playlist.
-    audio_language: str = "und"
+    audio_language: str = UNDETERMINED
 
     @property
     def ladder(self) -> Plan:
@@ -244,7 +245,7 @@ class TranscodePlan:
                 for v in raw["variants"]
             ),
             has_audio=bool(raw["hasAudio"]),
-            audio_language=str(raw.get("audioLanguage", "und")),
+            audio_language=str(raw.get("audioLanguage", UNDETERMINED)),
             video_stream=int(raw.get("videoStream", 0)),
             preset=str(raw["preset"]),
             seekable=bool(raw.get("seekable", False)),

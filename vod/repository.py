@@ -215,13 +215,7 @@ class VideoRepository:
     ) -> int:
         """How many of the owner's records there are (with ``status``, when
         given), counting no further than ``up_to``."""
-        query: dict[str, Any] = {
-            "IndexName": OWNER_INDEX,
-            "KeyConditionExpression": "#owner = :owner",
-            "ExpressionAttributeNames": {"#owner": OWNER_INDEX_PARTITION_KEY},
-            "ExpressionAttributeValues": {":owner": owner},
-            "Select": "COUNT",
-        }
+        query = {**_owner_query(owner), "Select": "COUNT"}
         if status is not None:
             query["FilterExpression"] = "#status = :status"
             query["ExpressionAttributeNames"]["#status"] = "status"
@@ -240,14 +234,7 @@ class VideoRepository:
         self, owner: str, *, limit: int, cursor: str | None = None
     ) -> tuple[list[Video], str | None]:
         """One page of the owner's videos, newest first, and the next cursor."""
-        query: dict[str, Any] = {
-            "IndexName": OWNER_INDEX,
-            "KeyConditionExpression": "#owner = :owner",
-            "ExpressionAttributeNames": {"#owner": OWNER_INDEX_PARTITION_KEY},
-            "ExpressionAttributeValues": {":owner": owner},
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
+        query = {**_owner_query(owner), "ScanIndexForward": False, "Limit": limit}
         if cursor:
             start = decode_cursor(cursor)
             # A forged key of another shape would fail the Query itself.
@@ -260,6 +247,16 @@ class VideoRepository:
         videos = [Video.from_item(item) for item in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         return videos, encode_cursor(last) if last else None
+
+
+def _owner_query(owner: str) -> dict[str, Any]:
+    """A Query of the owner index for one owner's records."""
+    return {
+        "IndexName": OWNER_INDEX,
+        "KeyConditionExpression": "#owner = :owner",
+        "ExpressionAttributeNames": {"#owner": OWNER_INDEX_PARTITION_KEY},
+        "ExpressionAttributeValues": {":owner": owner},
+    }
 
 
 #: What a LastEvaluatedKey of the owner index holds: the table's key and the

@@ -27,6 +27,7 @@ import re
 from collections.abc import Sequence
 
 from vod.ladder import AUDIO_BITRATE, AUDIO_NAME, SEGMENT_SECONDS
+from vod.languages import UNDETERMINED
 
 #: AAC-LC, the profile of ffmpeg's native AAC encoder.
 AAC_LC_CODEC = "mp4a.40.2"
@@ -109,7 +110,7 @@ def audio_name(language: str) -> str:
     """The rendition's NAME: the language's own name where known (Apple's
     spec asks for a name in the rendition's language), else the tag."""
     primary = language.split("-", 1)[0]
-    if language == "und":
+    if language == UNDETERMINED:
         return "Original audio"
     return _LANGUAGE_NAMES.get(primary, language)
 
@@ -170,7 +171,7 @@ ESTIMATED_AUDIO = estimated_rates(AUDIO_BITRATE)
 
 
 def master_playlist(
-    variants: Sequence[Variant], *, audio: Rates | None, language: str = "und"
+    variants: Sequence[Variant], *, audio: Rates | None, language: str = UNDETERMINED
 ) -> str:
     """The master playlist; ``audio`` is the audio rendition's rates, or None
     for a video without sound, and ``language`` its BCP 47 tag."""
