@@ -139,6 +139,15 @@ def _positive_number() -> Callable[[str, Any], float]:
     return _number("a number above 0", lambda n: n > 0)
 
 
+def _flag(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise _fail(key, value, "true | false")
+    return text == "true"
+
+
 def _frame_size(low: int, high: int) -> Callable[[str, Any], FrameSize]:
     allowed = f"WIDTHxHEIGHT like 3840x2160, each side from {low} to {high}"
 
@@ -468,6 +477,15 @@ KNOBS: tuple[Knob, ...] = (
         _int_multiple(SEGMENT_SECONDS, 600),
     ),
     Knob(
+        "hdrLadder",
+        False,
+        "true | false",
+        "Every PQ or HLG (HDR) source is tone-mapped to the SDR ladder; true "
+        "also gives a 10-bit one HEVC Main 10 rungs in its own range (the top "
+        "three rungs' sizes and caps), which HDR screens play.",
+        _flag,
+    ),
+    Knob(
         "maxSourceMinutes",
         360,
         "1 to 1440",
@@ -607,6 +625,7 @@ class PlatformConfig:
     worker_max_tasks: int
     worker_spot_percent: int
     chunk_seconds: int
+    hdr_ladder: bool
     max_source_minutes: int
     max_frame_size: FrameSize
     max_frame_rate: int

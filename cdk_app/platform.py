@@ -205,6 +205,7 @@ class VodStack(Stack):
             ),
             limits=TranscodeLimits(
                 chunk_seconds=config.chunk_seconds,
+                hdr_ladder=config.hdr_ladder,
                 max_source_minutes=config.max_source_minutes,
                 max_frame_size=config.max_frame_size,
                 max_frame_rate=config.max_frame_rate,

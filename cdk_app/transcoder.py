@@ -72,14 +72,16 @@ class WorkerSize:
 
 @dataclasses.dataclass(frozen=True)
 class TranscodeLimits:
-    """What the workers accept, how they split it and how long they may take;
-    see the README's knob table."""
+    """What the workers accept, how they split it, how long they may take and
+    whether they keep HDR; see the README's knob table."""
 
     chunk_seconds: int
     max_source_minutes: int
     max_frame_size: FrameSize
     max_frame_rate: int
     job_time_budget_factor: float
+    #: Whether HDR sources also get the HDR ladder (HEVC Main 10).
+    hdr_ladder: bool = False
 
 
 class FargateTranscoder(Construct):
@@ -225,6 +227,7 @@ class FargateTranscoder(Construct):
                 Env.MAX_RECEIVE_COUNT: str(max_receive_count),
                 Env.WORK_DIR: "/tmp",  # noqa: S108 - the task's ephemeral disk
                 Env.CHUNK_SECONDS: str(limits.chunk_seconds),
+                Env.HDR_LADDER: str(limits.hdr_ladder).lower(),
                 Env.MAX_DURATION_SECONDS: str(limits.max_source_minutes * 60),
                 Env.MAX_FRAME_SIZE: str(limits.max_frame_size),
                 Env.MAX_FRAME_RATE: str(limits.max_frame_rate),

@@ -1,6 +1,6 @@
 """A conformance check of our HLS output against the clauses of Apple's HLS
 Authoring Specification for Apple Devices (and RFC 8216) that apply to a
-VOD stream of fMP4 H.264 video and AAC audio. Playlists are parsed with
+VOD stream of fMP4 H.264 (or HEVC) video and AAC audio. Playlists are parsed with
 the maintained ``m3u8`` library, not with regexes of our own.
 
 Clauses checked (``check_vod`` raises ``Nonconformance`` naming the first
@@ -12,10 +12,10 @@ Master playlist
       IDR frame).
   M3  Every EXT-X-STREAM-INF has BANDWIDTH, AVERAGE-BANDWIDTH, CODECS,
       RESOLUTION and FRAME-RATE; AVERAGE-BANDWIDTH <= BANDWIDTH.
-  M4  Every EXT-X-STREAM-INF has VIDEO-RANGE, and CLOSED-CAPTIONS=NONE when
-      the stream carries no closed captions.
+  M4  Every EXT-X-STREAM-INF has VIDEO-RANGE (SDR, PQ or HLG), and
+      CLOSED-CAPTIONS=NONE when the stream carries no closed captions.
   M5  CODECS lists the video codec of the variant's init segment (its avcC
-      profile and level), and an AAC codec when it plays with audio.
+      or hvcC profile and level), and an AAC codec when it plays with audio.
   M6  Every EXT-X-MEDIA has NAME, LANGUAGE (a BCP 47 tag), DEFAULT and
       AUTOSELECT; every AUDIO group a variant names exists, and has one
       DEFAULT=YES rendition.
@@ -87,7 +87,7 @@ def check_vod(
             _require(getattr(info, attribute), "M3", f"{where} lacks {attribute}")
         _require(info.frame_rate, "M3", f"{where} lacks FRAME-RATE")
         _require(info.average_bandwidth <= info.bandwidth, "M3", f"{where} average")
-        _require(info.video_range, "M4", f"{where} lacks VIDEO-RANGE")
+        _require(info.video_range in ("SDR", "PQ", "HLG"), "M4", f"{where} VIDEO-RANGE")
         _require(info.closed_captions == "NONE", "M4", f"{where} CLOSED-CAPTIONS")
         bandwidths.append(info.bandwidth)
         codecs = info.codecs.split(",")

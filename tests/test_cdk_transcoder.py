@@ -115,6 +115,7 @@ def test_the_workers_limits_and_prices_come_from_the_knobs(synth):
     env = _worker_env(synth)
     vcpu, gb = FARGATE_LIST_PRICES[context["workerArchitecture"]]
     assert env[Env.CHUNK_SECONDS] == str(context["chunkSeconds"])
+    assert env[Env.HDR_LADDER] == str(context["hdrLadder"]).lower()
     assert env[Env.MAX_DURATION_SECONDS] == str(context["maxSourceMinutes"] * 60)
     assert env[Env.MAX_FRAME_SIZE] == context["maxFrameSize"]
     assert env[Env.MAX_FRAME_RATE] == str(context["maxFrameRate"])
@@ -133,6 +134,7 @@ def test_the_worker_accepts_its_task_environment(synth):
     settings = WorkerSettings.from_env(env)
     context = cdk_json_context()
     assert settings.chunk_seconds == context["chunkSeconds"]
+    assert settings.hdr_ladder is context["hdrLadder"]
     assert settings.max_frame_size == FrameSize(3840, 2160)
     assert settings.time_budget(60) == context["jobTimeBudgetFactor"] * 60 + 120
     assert settings.task_vcpu == 2.0
@@ -451,6 +453,7 @@ def graviton_spot() -> dict[str, Any]:
             max_frame_size=FrameSize(1920, 1080),
             max_frame_rate=60,
             job_time_budget_factor=2.5,
+            hdr_ladder=True,
         ),
         prices=FargatePrices.list_price("arm64"),
         max_receive_count=5,
@@ -490,6 +493,7 @@ def test_task_size_limits_and_prices_reach_the_worker(graviton_spot):
     assert (env[Env.CHUNK_SECONDS], env[Env.MAX_DURATION_SECONDS]) == ("120", "1800")
     assert (env[Env.MAX_FRAME_SIZE], env[Env.MAX_FRAME_RATE]) == ("1920x1080", "60")
     assert env[Env.JOB_TIME_FACTOR] == "2.5"
+    assert env[Env.HDR_LADDER] == "true"
     assert (
         float(env[Env.USD_PER_VCPU_HOUR]),
         float(env[Env.USD_PER_GB_HOUR]),

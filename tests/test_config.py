@@ -83,6 +83,7 @@ def test_transcode_limits_and_prices_arrive_as_strings_and_are_parsed():
     config = PlatformConfig.from_context(
         Context(
             chunkSeconds="30",
+            hdrLadder="true",
             maxSourceMinutes="90",
             maxFrameSize="1080x1920",
             maxFrameRate="120",
@@ -92,6 +93,7 @@ def test_transcode_limits_and_prices_arrive_as_strings_and_are_parsed():
         )
     )
     assert config.chunk_seconds == 30
+    assert config.hdr_ladder is True
     assert config.max_source_minutes == 90
     assert config.max_frame_size == FrameSize(1920, 1080), "orientation-free"
     assert config.max_frame_rate == 120
@@ -243,6 +245,8 @@ def test_a_certificate_outside_us_east_1_is_refused_with_the_region():
         ("chunkSeconds", 61, "a multiple of 6 from 6 to 600"),
         ("chunkSeconds", 606, "a multiple of 6 from 6 to 600"),
         ("chunkSeconds", "a minute", "a multiple of 6 from 6 to 600"),
+        ("hdrLadder", "yes", "true | false"),
+        ("hdrLadder", 1, "true | false"),
         ("maxSourceMinutes", 0, "1 to 1440"),
         ("maxSourceMinutes", 1441, "1 to 1440"),
         ("maxFrameSize", "3840", "WIDTHxHEIGHT like 3840x2160"),

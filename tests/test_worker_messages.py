@@ -93,6 +93,7 @@ def test_worker_settings_read_every_variable():
         Env.WORK_DIR: "/scratch",
         Env.X264_PRESET: "medium",
         Env.PROGRESS_INTERVAL_SECONDS: "2",
+        Env.HDR_LADDER: "TRUE",
     }
     settings = WorkerSettings.from_env(env)
     assert [r.name for r in settings.ladder] == ["low"]
@@ -101,6 +102,10 @@ def test_worker_settings_read_every_variable():
     assert settings.work_dir == "/scratch"
     assert settings.x264_preset == "medium"
     assert settings.progress_interval_seconds == 2
+    assert settings.hdr_ladder is True
+    assert WorkerSettings.from_env(REQUIRED).hdr_ladder is False
+    with pytest.raises(MissingSetting, match=f"{Env.HDR_LADDER} must be true or"):
+        WorkerSettings.from_env({**REQUIRED, Env.HDR_LADDER: "yes"})
     assert settings.queue_url == REQUIRED[Env.JOBS_QUEUE_URL]
 
 

@@ -89,6 +89,74 @@ def clip(
     return path
 
 
+#: The BT.709 picture every SDR reference and HDR clip starts from.
+SDR_PICTURE = (
+    "scale=out_color_matrix=bt709:out_range=tv,format=yuv444p,"
+    "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
+)
+
+
+@functools.cache
+def hdr_clip(
+    transfer: str, *, size: str = "192x108", rate: int = 10, seconds: float = 1
+) -> Path:
+    """The testsrc2 picture as a phone records HDR: converted to ``transfer``
+    (``arib-std-b67``, HLG, or ``smpte2084``, PQ) in BT.2020 with SDR white
+    at the 203 cd/m2 of ITU-R BT.2408, in 10-bit HEVC tagged so."""
+    path = _CLIPS / f"hdr-{transfer}-{size}-{rate}-{seconds}.mp4"
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate={rate}:duration={seconds}",
+        "-vf",
+        f"{SDR_PICTURE},zscale=t={transfer}:p=bt2020:m=bt2020nc:r=tv:npl=203,"
+        "format=yuv420p10le",
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        f"colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc:log-level=error",
+        str(path),
+    )
+    return path
+
+
+def mean_luma(
+    path: Path | str, *, lavfi: bool = False, video_filter: str = "null"
+) -> float:
+    """The mean of signalstats' YAVG (8-bit luma) over every frame of a file,
+    or of a lavfi source."""
+    result = subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostats",
+            *(["-f", "lavfi"] if lavfi else []),
+            "-i",
+            str(path),
+            "-vf",
+            f"{video_filter},format=yuv420p,signalstats,"
+            "metadata=print:key=lavfi.signalstats.YAVG:file=-",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    values = [
+        float(line.split("=", 1)[1])
+        for line in result.stdout.splitlines()
+        if "YAVG=" in line
+    ]
+    assert values, result.stderr
+    return sum(values) / len(values)
+
+
 def _rotate(source: Path, target: Path, degrees: int) -> None:
     """Tag a display rotation without re-encoding: ``-display_rotation`` on
     ffmpeg 6+, the ``rotate`` stream tag on 5.1 (which 6+ ignores)."""

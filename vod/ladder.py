@@ -20,6 +20,7 @@ steps as landscape. ``Env.LADDER`` replaces the rungs with a JSON list such as
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 import re
@@ -62,6 +63,25 @@ _RATE_TOLERANCE = Fraction(1, 100)
 #: Names become folder names in the output prefix; "audio" is the audio group's.
 AUDIO_NAME = "audio"
 _RUNG_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class DynamicRange(enum.StrEnum):
+    """A picture's dynamic range, named as HLS's ``VIDEO-RANGE`` names it."""
+
+    SDR = "SDR"
+    #: SMPTE ST 2084, the perceptual quantizer (HDR10, Dolby Vision).
+    PQ = "PQ"
+    #: ARIB STD-B67, hybrid log-gamma (phones, broadcast).
+    HLG = "HLG"
+
+
+#: An HDR rung's folder name: the SDR rung's with this suffix.
+HDR_SUFFIX = "-hdr"
+#: The HDR ladder (the ``hdrLadder`` knob) repeats at most this many of the
+#: SDR rungs, from the top: HEVC costs several times H.264's encode time,
+#: and a screen that shows HDR is rarely on a link that needs the lowest
+#: rungs, which the SDR ladder still serves.
+HDR_MAX_RUNGS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,10 +127,11 @@ def parse_ladder(raw: str) -> tuple[Rung, ...]:
             not isinstance(name, str)
             or not _RUNG_NAME.match(name)
             or name == AUDIO_NAME
+            or name.endswith(HDR_SUFFIX)
         ):
             raise ValueError(
                 f"bad rung name {name!r}: use 1-32 letters, digits, '-' or '_' "
-                f"(not {AUDIO_NAME!r})"
+                f"(not {AUDIO_NAME!r}, not ending {HDR_SUFFIX!r})"
             )
         if not _positive_int(short_side) or short_side % 2:
             raise ValueError(f"rung {name}: shortSide must be a positive even integer")
@@ -144,6 +165,10 @@ class Source:
     sample_aspect_ratio: Fraction = Fraction(1)
     #: The first audio track's language (BCP 47), ``und`` when untagged.
     audio_language: str = UNDETERMINED
+    #: From the video's transfer characteristic: PQ or HLG is HDR.
+    dynamic_range: DynamicRange = DynamicRange.SDR
+    #: Bits per sample of the decoded picture (10 for HDR from a phone).
+    bit_depth: int = 8
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -162,10 +187,17 @@ class Variant:
     width: int
     height: int
     max_bitrate: int
+    #: SDR: 8-bit BT.709 H.264. PQ or HLG: a 10-bit HEVC rung of the HDR
+    #: ladder, in the source's transfer.
+    dynamic_range: DynamicRange = DynamicRange.SDR
 
     @property
     def buffer_size(self) -> int:
         return self.max_bitrate * BUFFER_TO_RATE
+
+    @property
+    def is_hdr(self) -> bool:
+        return self.dynamic_range is not DynamicRange.SDR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +235,20 @@ def plan_ladder(source: Source, ladder: tuple[Rung, ...] = DEFAULT_LADDER) -> Pl
         variants=tuple(variants),
         frame_rate=output_frame_rate(source.frame_rate, source.average_frame_rate),
         has_audio=source.has_audio,
+    )
+
+
+def hdr_variants(
+    variants: tuple[Variant, ...], dynamic_range: DynamicRange
+) -> tuple[Variant, ...]:
+    """The HDR ladder beside ``variants`` (the SDR ladder) of a source in
+    ``dynamic_range``: the top HDR_MAX_RUNGS rungs again, at the same sizes
+    and caps; none for an SDR source."""
+    if dynamic_range is DynamicRange.SDR:
+        return ()
+    return tuple(
+        dataclasses.replace(v, name=v.name + HDR_SUFFIX, dynamic_range=dynamic_range)
+        for v in variants[:HDR_MAX_RUNGS]
     )
 
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-from vod.ladder import GOP_SECONDS, SEGMENT_SECONDS, Plan, Variant
+from vod.ladder import GOP_SECONDS, SEGMENT_SECONDS, DynamicRange, Plan, Variant
 from vod.languages import UNDETERMINED
 
 GOPS_PER_SEGMENT = SEGMENT_SECONDS // GOP_SECONDS
@@ -181,6 +181,17 @@ class TranscodePlan:
     source_frame_rate: Fraction = Fraction(0)
     #: The audio track's language (BCP 47), for the master playlist.
     audio_language: str = UNDETERMINED
+    #: The source's dynamic range: a PQ or HLG source is tone-mapped to SDR
+    #: for ``variants``.
+    source_range: DynamicRange = DynamicRange.SDR
+    #: The HDR ladder (``vod.ladder.hdr_variants``), when the hdrLadder knob
+    #: is on and the source is HDR; encoded beside ``variants``.
+    hdr_variants: tuple[Variant, ...] = ()
+
+    @property
+    def video_variants(self) -> tuple[Variant, ...]:
+        """Every video rung, the SDR ladder's first."""
+        return self.variants + self.hdr_variants
 
     @property
     def ladder(self) -> Plan:
@@ -208,15 +219,9 @@ class TranscodePlan:
             "display": [self.display_width, self.display_height],
             "frameRate": _fraction(self.frame_rate),
             "sourceFrameRate": _fraction(self.source_frame_rate),
-            "variants": [
-                {
-                    "name": v.name,
-                    "width": v.width,
-                    "height": v.height,
-                    "maxBitrate": v.max_bitrate,
-                }
-                for v in self.variants
-            ],
+            "variants": [_variant_dict(v) for v in self.variants],
+            "sourceRange": self.source_range.value,
+            "hdrVariants": [_variant_dict(v) for v in self.hdr_variants],
             "hasAudio": self.has_audio,
             "audioLanguage": self.audio_language,
             "videoStream": self.video_stream,
@@ -235,15 +240,9 @@ class TranscodePlan:
             display_height=int(height),
             frame_rate=Fraction(raw["frameRate"]),
             source_frame_rate=Fraction(raw.get("sourceFrameRate", "0")),
-            variants=tuple(
-                Variant(
-                    name=str(v["name"]),
-                    width=int(v["width"]),
-                    height=int(v["height"]),
-                    max_bitrate=int(v["maxBitrate"]),
-                )
-                for v in raw["variants"]
-            ),
+            variants=tuple(_variant(v) for v in raw["variants"]),
+            source_range=DynamicRange(raw.get("sourceRange", DynamicRange.SDR)),
+            hdr_variants=tuple(_variant(v) for v in raw.get("hdrVariants", [])),
             has_audio=bool(raw["hasAudio"]),
             audio_language=str(raw.get("audioLanguage", UNDETERMINED)),
             video_stream=int(raw.get("videoStream", 0)),
@@ -254,6 +253,26 @@ class TranscodePlan:
                 for index, chunk in enumerate(raw["chunks"])
             ),
         )
+
+
+def _variant_dict(variant: Variant) -> dict[str, Any]:
+    return {
+        "name": variant.name,
+        "width": variant.width,
+        "height": variant.height,
+        "maxBitrate": variant.max_bitrate,
+        "range": variant.dynamic_range.value,
+    }
+
+
+def _variant(raw: Mapping[str, Any]) -> Variant:
+    return Variant(
+        name=str(raw["name"]),
+        width=int(raw["width"]),
+        height=int(raw["height"]),
+        max_bitrate=int(raw["maxBitrate"]),
+        dynamic_range=DynamicRange(raw.get("range", DynamicRange.SDR)),
+    )
 
 
 def _fraction(value: Fraction) -> str:

@@ -50,6 +50,7 @@ class Env:
     X264_PRESET = "VOD_X264_PRESET"
     PROGRESS_INTERVAL_SECONDS = "VOD_PROGRESS_INTERVAL_SECONDS"
     CHUNK_SECONDS = "VOD_CHUNK_SECONDS"
+    HDR_LADDER = "VOD_HDR_LADDER"
     MAX_DURATION_SECONDS = "VOD_MAX_DURATION_SECONDS"
     MAX_FRAME_SIZE = "VOD_MAX_FRAME_SIZE"
     MAX_FRAME_RATE = "VOD_MAX_FRAME_RATE"
@@ -122,6 +123,18 @@ def read_float(
         raise MissingSetting(
             f"environment variable {name} must be a number, got {raw!r}"
         ) from None
+
+
+def read_flag(
+    name: str, env: Mapping[str, str] | None = None, *, default: bool
+) -> bool:
+    """``true`` or ``false``; unset is ``default``."""
+    raw = read_str(name, env, default=str(default)).strip().lower()
+    if raw not in ("true", "false"):
+        raise MissingSetting(
+            f"environment variable {name} must be true or false, got {raw!r}"
+        )
+    return raw == "true"
 
 
 def read_list(
@@ -288,6 +301,9 @@ class WorkerSettings:
     #: Sources longer than this are encoded in chunks of this length (a
     #: multiple of the 6 s segment) by many workers at once.
     chunk_seconds: int = 60
+    #: Whether a PQ or HLG source also gets HEVC Main 10 rungs in its own
+    #: range, beside the tone-mapped SDR ladder that every source gets.
+    hdr_ladder: bool = False
     #: Limits checked when the source is probed; a source over one FAILS.
     max_duration_seconds: int = 6 * 3600
     max_frame_size: FrameSize = FrameSize(3840, 2160)
@@ -344,6 +360,7 @@ class WorkerSettings:
                 default=cls.progress_interval_seconds,
             ),
             chunk_seconds=read_int(Env.CHUNK_SECONDS, env, default=cls.chunk_seconds),
+            hdr_ladder=read_flag(Env.HDR_LADDER, env, default=cls.hdr_ladder),
             max_duration_seconds=read_int(
                 Env.MAX_DURATION_SECONDS, env, default=cls.max_duration_seconds
             ),

@@ -22,6 +22,12 @@ scenes near the caps costs the first seconds of each chunk up to 1 dB. The
 chunk's run cuts a segment at every GOP so that the pre-roll is a segment of
 its own; its GOPs are joined three to a segment afterwards.
 
+A PQ or HLG (HDR) source is tone-mapped once, before the split, to what
+every H.264 rung is: 8-bit BT.709 SDR, tagged so. The rungs of the HDR
+ladder (``TranscodePlan.hdr_variants``) branch off before the tone mapping
+and keep the source's transfer in 10-bit HEVC (Main 10), with the same GOP,
+keyframes, CRF-and-cap rate control and segments as the H.264 rungs.
+
 The poster and the scrubbing sprite are not made here: they come from the
 encoded rungs afterwards, so every output of a run starts at once and
 ffmpeg's progress report moves from the first second.
@@ -42,6 +48,7 @@ from vod.ladder import (
     AUDIO_CHANNELS,
     AUDIO_NAME,
     AUDIO_SAMPLE_RATE,
+    DynamicRange,
     Variant,
 )
 from vod.plan import GOPS_PER_SEGMENT, Chunk, TranscodePlan, segmenter_seconds
@@ -53,6 +60,23 @@ CRF = 21
 #: GOPs a chunk encodes before its first frame, then drops.
 PREROLL_GOPS = 1
 X264_PARAMS = "stitchable=1:vbv-init=0.5"
+#: x265's CRF for the HDR rungs: HEVC at 24 looks about as x264 at 21 does.
+HEVC_CRF = 24
+#: HDR to SDR: linear light with SDR white at 100 cd/m2, BT.2020 to BT.709
+#: primaries, then the Mobius curve, which leaves everything up to 30 % of
+#: the peak as it is and rolls the highlights off (Hable's curve, the usual
+#: choice, darkens the whole picture by about a sixth); highlights above
+#: twice SDR white fade towards white (desat) rather than clipping to a
+#: saturated colour. zscale's names, valid in ffmpeg 5.1 and 7.x.
+TONE_MAP = (
+    "zscale=w={width}:h={height}:f=bicubic:tin={transfer}:pin=bt2020:"
+    "min=bt2020nc:t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,"
+    "tonemap=tonemap=mobius:desat=2,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
+)
+#: ffmpeg's (and x265's) names of the HDR transfers.
+TRANSFERS = {DynamicRange.PQ: "smpte2084", DynamicRange.HLG: "arib-std-b67"}
+#: What every tone-mapped rung says it is.
+BT709_TAGS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709"}
 VARIANT_PLAYLIST = "index.m3u8"
 SEGMENT_PATTERN = "seg_%05d.m4s"
 #: Checked this often for a stop request while ffmpeg runs.
@@ -98,7 +122,7 @@ def single_command(source: str, plan: TranscodePlan, out_dir: Path) -> list[str]
     if plan.has_audio:
         args += ["-map", "0:a:0", *audio_codec_args()]
     entries = [f"a:0,name:{AUDIO_NAME}"] if plan.has_audio else []
-    entries += [f"v:{i},name:{v.name}" for i, v in enumerate(plan.variants)]
+    entries += _video_entries(plan)
     cut = segmenter_seconds(plan.frame_rate, plan.gop_frames * GOPS_PER_SEGMENT)
     return args + hls_muxer_args(out_dir, " ".join(entries), cut)
 
@@ -125,7 +149,7 @@ def chunk_command(
     args += _video_outputs(plan)
     if chunk.frames is not None:
         args += ["-frames:v", str(preroll + chunk.frames)]
-    entries = [f"v:{i},name:{v.name}" for i, v in enumerate(plan.variants)]
+    entries = _video_entries(plan)
     cut = segmenter_seconds(plan.frame_rate, plan.gop_frames)
     return args + hls_muxer_args(out_dir, " ".join(entries), cut)
 
@@ -146,33 +170,72 @@ def audio_command(source: str, plan: TranscodePlan, out_dir: Path) -> list[str]:
     )
 
 
+def _video_entries(plan: TranscodePlan) -> list[str]:
+    return [f"v:{i},name:{v.name}" for i, v in enumerate(plan.video_variants)]
+
+
 def _video_graph(plan: TranscodePlan, *, trim_start: bool) -> str:
-    """Decode, constant rate, split, scale: ``[v0]``, ``[v1]``, ... After a
-    seek the first kept frame is moved to time 0, where the one-run encode's
-    frame ``first_frame`` sits relative to its own frame 0."""
-    labels = "".join(f"[s{i}]" for i in range(len(plan.variants)))
+    """Decode, constant rate, split, scale: ``[v0]``, ``[v1]``, ... (the SDR
+    rungs, then the HDR ones). After a seek the first kept frame is moved to
+    time 0, where the one-run encode's frame ``first_frame`` sits relative
+    to its own frame 0."""
     rebase = "setpts=PTS-STARTPTS," if trim_start else ""
-    graph = [
-        f"[0:v:{plan.video_stream}]{rebase}fps={plan.frame_rate},format=yuv420p,"
-        f"split={len(plan.variants)}{labels}"
+    head = f"[0:v:{plan.video_stream}]{rebase}fps={plan.frame_rate},"
+    sdr = _to_sdr(plan)
+    if not plan.hdr_variants:
+        return ";".join([head + sdr, *_scaled(plan.variants, "s", 0)])
+    return ";".join(
+        [
+            head + "split=2[sdr][hdr]",
+            "[sdr]" + sdr,
+            *_scaled(plan.variants, "s", 0),
+            "[hdr]" + _split("format=yuv420p10le", len(plan.hdr_variants), "h"),
+            *_scaled(plan.hdr_variants, "h", len(plan.variants)),
+        ]
+    )
+
+
+def _to_sdr(plan: TranscodePlan) -> str:
+    """The SDR rungs' common picture, split to ``[s0]``, ``[s1]``, ...: an
+    HDR source tone-mapped at the top rung's size (a 4K phone clip's 1080p
+    top rung is a quarter of the float work), an SDR one as it is."""
+    if plan.source_range is DynamicRange.SDR:
+        convert = "format=yuv420p"
+    else:
+        top = plan.variants[0]
+        convert = TONE_MAP.format(
+            width=top.width, height=top.height, transfer=TRANSFERS[plan.source_range]
+        )
+    return _split(convert, len(plan.variants), "s")
+
+
+def _split(chain: str, count: int, label: str) -> str:
+    labels = "".join(f"[{label}{i}]" for i in range(count))
+    return f"{chain},split={count}{labels}"
+
+
+def _scaled(variants: tuple[Variant, ...], label: str, first: int) -> list[str]:
+    return [
+        f"[{label}{i}]scale={v.width}:{v.height},setsar=1[v{first + i}]"
+        for i, v in enumerate(variants)
     ]
-    graph += [
-        f"[s{i}]scale={v.width}:{v.height},setsar=1[v{i}]"
-        for i, v in enumerate(plan.variants)
-    ]
-    return ";".join(graph)
 
 
 def _video_outputs(plan: TranscodePlan) -> list[str]:
     args = []
-    for index, variant in enumerate(plan.variants):
-        args += [
-            "-map",
-            f"[v{index}]",
-            *video_codec_args(
+    for index, variant in enumerate(plan.video_variants):
+        args += ["-map", f"[v{index}]"]
+        if variant.is_hdr:
+            args += hevc_codec_args(
                 variant, index, gop_frames=plan.gop_frames, preset=plan.preset
-            ),
-        ]
+            )
+            continue
+        args += video_codec_args(
+            variant, index, gop_frames=plan.gop_frames, preset=plan.preset
+        )
+        if plan.source_range is not DynamicRange.SDR:
+            for option, value in BT709_TAGS.items():
+                args += [f"-{option}:v:{index}", value]
     return args
 
 
@@ -207,6 +270,53 @@ def video_codec_args(
         f"expr:eq(mod(n,{gop}),0)",
         f"-x264-params:{stream}",
         X264_PARAMS,
+    ]
+
+
+def hevc_codec_args(
+    variant: Variant, index: int, *, gop_frames: int, preset: str
+) -> list[str]:
+    """x265 Main 10 settings of HDR output video stream ``index``: the
+    x264 rungs' GOP and rate control, the source's transfer and BT.2020
+    tagged in the stream, and ``hvc1`` sample entries (parameter sets in
+    the init segment), which Apple's players require of HEVC in HLS."""
+    stream = f"v:{index}"
+    gop = str(gop_frames)
+    params = ":".join(
+        [
+            f"keyint={gop}",
+            f"min-keyint={gop}",
+            "scenecut=0",
+            "open-gop=0",
+            "vbv-init=0.5",
+            "colorprim=bt2020",
+            f"transfer={TRANSFERS[variant.dynamic_range]}",
+            "colormatrix=bt2020nc",
+            "log-level=error",
+        ]
+    )
+    return [
+        f"-c:{stream}",
+        "libx265",
+        f"-preset:{stream}",
+        preset,
+        f"-profile:{stream}",
+        "main10",
+        f"-crf:{stream}",
+        str(HEVC_CRF),
+        f"-maxrate:{stream}",
+        str(variant.max_bitrate),
+        f"-bufsize:{stream}",
+        str(variant.buffer_size),
+        f"-force_key_frames:{stream}",
+        f"expr:eq(mod(n,{gop}),0)",
+        # A forced keyframe is an IDR, as segment starts must be.
+        f"-forced-idr:{stream}",
+        "1",
+        f"-tag:{stream}",
+        "hvc1",
+        f"-x265-params:{stream}",
+        params,
     ]
 
 

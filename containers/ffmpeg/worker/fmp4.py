@@ -151,6 +151,37 @@ def avc_codec(init_segment: bytes) -> str | None:
     return f"avc1.{profile:02x}{constraints:02x}{level:02x}"
 
 
+def hevc_codec(init_segment: bytes) -> str | None:
+    """The RFC 6381 string of an init segment's HEVC track, from its hvcC box
+    as ISO/IEC 14496-15 annex E spells it (``hvc1.2.4.L93.B0``: profile,
+    compatibility flags bit-reversed, tier and level, then the constraint
+    bytes without trailing zeros), or None when there is none."""
+    at = init_segment.find(b"hvcC")
+    if at < 0 or len(init_segment) < at + 17:
+        return None
+    entry = b"hev1" if b"hev1" in init_segment[:at] else b"hvc1"
+    record = init_segment[at + 4 : at + 17]
+    space, tier, profile = record[1] >> 6, (record[1] >> 5) & 1, record[1] & 0x1F
+    (compatibility,) = struct.unpack_from(">I", record, 2)
+    reversed_flags = int(f"{compatibility:032b}"[::-1], 2)
+    constraints = list(record[6:12])
+    while constraints and not constraints[-1]:
+        constraints.pop()
+    parts = [
+        entry.decode(),
+        ("", "A", "B", "C")[space] + str(profile),
+        f"{reversed_flags:X}",
+        ("L", "H")[tier] + str(record[12]),
+        *(f"{byte:X}" for byte in constraints),
+    ]
+    return ".".join(parts)
+
+
+def video_codec(init_segment: bytes) -> str | None:
+    """The RFC 6381 string of an init segment's H.264 or HEVC track."""
+    return avc_codec(init_segment) or hevc_codec(init_segment)
+
+
 def content_name(data: bytes, stem: str = "init", suffix: str = ".mp4") -> str:
     """A name that changes with the content: ``init-1a2b3c4d5e6f.mp4``."""
     return f"{stem}-{hashlib.sha256(data).hexdigest()[:12]}{suffix}"

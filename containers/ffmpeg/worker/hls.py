@@ -13,7 +13,9 @@ video was encoded in one run or in chunks:
 - the master playlist with what Apple's HLS authoring spec asks of every
   variant: BANDWIDTH (the peak segment rate; before READY the caps, which
   the VBV holds, plus a tenth), AVERAGE-BANDWIDTH, CODECS, RESOLUTION,
-  FRAME-RATE, VIDEO-RANGE (SDR: every rung is 8-bit BT.709-range H.264) and
+  FRAME-RATE, VIDEO-RANGE (SDR for the 8-bit BT.709 H.264 rungs, an HDR
+  source's among them tone-mapped; PQ or HLG for the HEVC rungs of the
+  optional HDR ladder, listed after the SDR ones) and
   CLOSED-CAPTIONS=NONE (there are no CEA-608 captions in the video), and
   one AAC audio rendition group when there is audio, with its NAME,
   LANGUAGE, DEFAULT and AUTOSELECT.
@@ -26,7 +28,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from vod.ladder import AUDIO_BITRATE, AUDIO_NAME, SEGMENT_SECONDS
+from vod.ladder import AUDIO_BITRATE, AUDIO_NAME, SEGMENT_SECONDS, DynamicRange
 from vod.languages import UNDETERMINED
 
 #: AAC-LC, the profile of ffmpeg's native AAC encoder.
@@ -154,6 +156,7 @@ class Variant:
     #: None before READY: the caps stand in for the measured rates.
     rates: Rates | None
     max_bitrate: int
+    video_range: DynamicRange = DynamicRange.SDR
 
     @property
     def playlist(self) -> str:
@@ -192,7 +195,7 @@ def master_playlist(
             f'CODECS="{codecs}"',
             f"RESOLUTION={variant.width}x{variant.height}",
             f"FRAME-RATE={variant.frame_rate:.3f}",
-            "VIDEO-RANGE=SDR",
+            f"VIDEO-RANGE={variant.video_range}",
             "CLOSED-CAPTIONS=NONE",
         ]
         if audio is not None:

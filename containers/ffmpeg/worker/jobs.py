@@ -48,7 +48,7 @@ from vod.jobs import (
     chunk_task,
 )
 from vod.keys import MASTER_PLAYLIST, output_prefix
-from vod.ladder import AUDIO_NAME, plan_ladder
+from vod.ladder import AUDIO_NAME, hdr_variants, plan_ladder
 from vod.ladder import Rung as LadderRung
 from vod.ladder import Variant as Rung
 from vod.model import Rendition as RecordRendition
@@ -113,6 +113,8 @@ THUMBS_FOLDER = "thumbs/"
 #: CPU priority of every chunk but the first, below the first chunk's and
 #: the audio's, which make the video playable.
 LATER_CHUNK_NICENESS = 10
+#: The least bit depth of a source that gets the HDR ladder.
+HDR_MIN_BIT_DEPTH = 10
 #: How often the audio task publishes the segments it has made so far.
 AUDIO_PUBLISH_SECONDS = 1.0
 #: A presigned source URL outlives the task's budget by this much.
@@ -288,8 +290,10 @@ class Transcoder:
             chunks=len(plan.chunks),
             frameRate=str(plan.frame_rate),
             audio=plan.has_audio,
+            range=plan.source_range.value,
             variants=[
-                f"{v.name}:{v.width}x{v.height}@{v.max_bitrate}" for v in plan.variants
+                f"{v.name}:{v.width}x{v.height}@{v.max_bitrate}"
+                for v in plan.video_variants
             ],
         )
         if plan.mode is Mode.SINGLE:
@@ -322,6 +326,7 @@ class Transcoder:
             ladder=self._settings.ladder,
             chunk_seconds=self._settings.chunk_seconds,
             preset=self._settings.x264_preset,
+            hdr_ladder=self._settings.hdr_ladder,
         )
 
     def _check_limits(self, media: Media) -> None:
@@ -369,6 +374,7 @@ class Transcoder:
             source_label=str(source),
         )
         rungs = [collect(out, v.name) for v in plan.variants]
+        hdr = [collect(out, v.name) for v in plan.hdr_variants]
         audio = collect(out, AUDIO_NAME) if plan.has_audio else None
         event(
             "encode.finished",
@@ -381,7 +387,7 @@ class Transcoder:
         sheet = _sprite_sheet(plan)
         keyframes = _keyframe_count(rungs[-1].duration, plan)
         thumbs = self._thumbnails(rungs[-1], sheet, 0, keyframes, job_dir)
-        files = {**_rendition_files(prefix, rungs, audio)}
+        files = {**_rendition_files(prefix, [*rungs, *hdr], audio)}
         files[prefix + POSTER_NAME] = self._poster(rungs[0], plan, 0, job_dir)
         sprite = tile([path for _, path in thumbs], sheet, job_dir / SPRITE_NAME)
         files[prefix + SPRITE_NAME] = sprite
@@ -390,14 +396,14 @@ class Transcoder:
         files[prefix + THUMBNAILS_NAME] = vtt
         variants = [
             _variant(plan, r, _codec(rung), rung.rates())
-            for r, rung in zip(plan.variants, rungs, strict=True)
+            for r, rung in zip(plan.video_variants, [*rungs, *hdr], strict=True)
         ]
         playlists = job_dir / "playlists"
         texts = {
             f"{rung.name}/{VARIANT_PLAYLIST}": media_playlist(
                 rung.published(), complete=True
             )
-            for rung in [*rungs, *([audio] if audio else [])]
+            for rung in [*rungs, *hdr, *([audio] if audio else [])]
         }
         texts[MASTER_PLAYLIST] = master_playlist(
             variants,
@@ -453,11 +459,13 @@ class Transcoder:
                 preroll_gops=preroll_frames(plan, chunk) // plan.gop_frames,
                 gops_per_segment=GOPS_PER_SEGMENT,
             )
-            for v in plan.variants
+            for v in plan.video_variants
         ]
         _check_chunk(chunk, plan, rungs[0])
         prefix = output_prefix(video.id)
         files = _rendition_files(prefix, rungs, None)
+        # The images come from the SDR rungs (the first, the last).
+        rungs, hdr = rungs[: len(plan.variants)], rungs[len(plan.variants) :]
         first_key = chunk.first_frame // plan.gop_frames
         keyframes = _keyframe_count(rungs[0].duration, plan)
         sheet = _sprite_sheet(plan)
@@ -481,7 +489,7 @@ class Transcoder:
                     "bytes": sum(rung.sizes()),
                     "peak": rung.rates().peak if rung.segments else 0,
                 }
-                for rung in rungs
+                for rung in [*rungs, *hdr]
             },
         }
         done = self._ledger.finish(
@@ -856,11 +864,19 @@ class Transcoder:
 
 
 def plan_transcode(
-    media: Media, *, ladder: tuple[LadderRung, ...], chunk_seconds: int, preset: str
+    media: Media,
+    *,
+    ladder: tuple[LadderRung, ...],
+    chunk_seconds: int,
+    preset: str,
+    hdr_ladder: bool = False,
 ) -> TranscodePlan:
-    """The plan of a probed source: its ladder, and one run or chunks."""
+    """The plan of a probed source: its ladder, and one run or chunks. With
+    ``hdr_ladder``, a PQ or HLG source of 10 bits or more also gets HDR
+    rungs (an 8-bit one has no more to show in 10-bit HEVC than in SDR)."""
     rungs = plan_ladder(media.source, ladder)
     source = media.source
+    hdr = hdr_ladder and source.bit_depth >= HDR_MIN_BIT_DEPTH
     chunks = plan_chunks(source.duration, rungs.frame_rate, chunk_seconds)
     width, height = source.display_size
     return TranscodePlan(
@@ -877,6 +893,8 @@ def plan_transcode(
         chunks=chunks,
         source_frame_rate=_source_rate(media),
         audio_language=source.audio_language,
+        source_range=source.dynamic_range,
+        hdr_variants=hdr_variants(rungs.variants, source.dynamic_range) if hdr else (),
     )
 
 
@@ -1018,7 +1036,7 @@ class _Facts:
             f"{v.name}/{VARIANT_PLAYLIST}": media_playlist(
                 self.segments(v.name, chunks), complete=complete
             )
-            for v in self.plan.variants
+            for v in self.plan.video_variants
         }
         if self.audio is not None:
             texts[f"{AUDIO_NAME}/{VARIANT_PLAYLIST}"] = media_playlist(
@@ -1072,7 +1090,7 @@ class _Facts:
     def variants(self, chunks: int, *, measured: bool) -> list[Variant]:
         seconds = self.video_seconds(chunks)
         variants = []
-        for variant in self.plan.variants:
+        for variant in self.plan.video_variants:
             reports = [self.chunks[i]["rungs"][variant.name] for i in range(chunks)]
             rates = (
                 Rates(
@@ -1091,6 +1109,7 @@ class _Facts:
                     frame_rate=float(self.plan.frame_rate),
                     rates=rates,
                     max_bitrate=variant.max_bitrate,
+                    video_range=variant.dynamic_range,
                 )
             )
         return variants
@@ -1105,13 +1124,14 @@ def _variant(plan: TranscodePlan, rung: Rung, codec: str, rates: Rates) -> Varia
         frame_rate=float(plan.frame_rate),
         rates=rates,
         max_bitrate=rung.max_bitrate,
+        video_range=rung.dynamic_range,
     )
 
 
 def _codec(rung: Rendition) -> str:
-    codec = fmp4.avc_codec((rung.folder / rung.init).read_bytes())
+    codec = fmp4.video_codec((rung.folder / rung.init).read_bytes())
     if codec is None:
-        raise RuntimeError(f"rung {rung.name} has no H.264 init segment")
+        raise RuntimeError(f"rung {rung.name} has no H.264 or HEVC init segment")
     return codec
 
 

@@ -7,18 +7,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from vod.ladder import Source
+from vod.ladder import DynamicRange, Source
 from vod.languages import bcp47
 from worker.errors import Unprocessable, tool_message
 
 _PROBE_TIMEOUT_SECONDS = 120
 
+
+#: ffprobe's ``color_transfer`` names of the HDR transfers.
+HDR_TRANSFERS = {
+    "smpte2084": DynamicRange.PQ,
+    "arib-std-b67": DynamicRange.HLG,
+}
+_BIT_DEPTH = re.compile(r"p(\d{1,2})(le|be)?$")
 
 #: Containers with an index that ffmpeg seeks in over HTTP range requests,
 #: so a chunk reads only its range of the source.
@@ -102,6 +110,10 @@ def describe(probe: Mapping[str, Any]) -> Media:
             audio_language=bcp47(
                 (audios[0].get("tags") or {}).get("language") if audios else None
             ),
+            dynamic_range=HDR_TRANSFERS.get(
+                str(video.get("color_transfer")), DynamicRange.SDR
+            ),
+            bit_depth=_bit_depth(video),
         ),
         video_stream=video_stream,
         format_name=str(fmt.get("format_name", "")),
@@ -125,6 +137,16 @@ def _video_bitrate(
         if s.get("codec_type") == "audio"
     )
     return int(total - audio) if total > audio else None
+
+
+def _bit_depth(video: Mapping[str, Any]) -> int:
+    """The decoded picture's bits per sample: the codec's own count, else
+    what the pixel format says (``yuv420p10le`` is 10), else 8."""
+    raw = _number(video.get("bits_per_raw_sample"))
+    if raw:
+        return int(raw)
+    match = _BIT_DEPTH.search(str(video.get("pix_fmt", "")))
+    return int(match.group(1)) if match else 8
 
 
 def _rotation(video: Mapping[str, Any]) -> int:
