@@ -193,6 +193,32 @@ def test_the_template_has_the_ladders_rungs_and_caps():
     assert rendition_playlist(DEFAULT_LADDER[0]) == "master_1080p.m3u8"
 
 
+def test_every_picture_out_is_tone_mapped_to_bt709_sdr():
+    settings = template_settings()
+    videos = [
+        output["VideoDescription"]
+        for group in settings["OutputGroups"]
+        for output in group["Outputs"]
+        if "VideoDescription" in output
+    ]
+    assert len(videos) == len(DEFAULT_LADDER) + 1
+    codecs = set()
+    for video in videos:
+        codecs.add(video["CodecSettings"]["Codec"])
+        corrector = video["VideoPreprocessors"]["ColorCorrector"]
+        assert corrector["ColorSpaceConversion"] == "FORCE_709"
+        assert corrector["HdrToSdrToneMapper"] == "VIBRANT"
+    assert codecs == {"H_264", "FRAME_CAPTURE"}
+    # The rungs tag what they are; the input's colour space is detected.
+    assert {v.get("ColorMetadata") for v in videos} == {"INSERT", None}
+    assert "ColorSpace" not in settings["Inputs"][0]["VideoSelector"]
+    # Checked against the model: a conversion it does not know is refused.
+    shape = MODEL.operation_model("CreateJobTemplate").input_shape.members["Settings"]
+    videos[0]["VideoPreprocessors"]["ColorCorrector"]["ColorSpaceConversion"] = "709"
+    (error,) = _model_errors(settings, shape)
+    assert "'709' is not one of" in error
+
+
 def test_every_rung_fits_a_square_box_without_upscaling():
     for output in _hls(template_settings())["Outputs"]:
         video = output.get("VideoDescription")

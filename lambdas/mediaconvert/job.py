@@ -20,6 +20,12 @@ of the frame's long side without upscaling, which gives landscape and portrait
 that rung at its own size rather than no rung, other aspect ratios keep their
 shape inside the box, the caps are not lowered to the source's bitrate, frame
 rates follow the source, and a source without audio gets a silent audio track.
+
+Every picture output (the rungs and the poster) is converted to BT.709 SDR
+and says so: an HDR source (PQ or HLG, which MediaConvert detects from the
+input's colour metadata) is tone-mapped, as the worker does. A static
+template cannot add an HDR ladder for HDR sources only, so there is none:
+the ``hdrLadder`` knob is the worker's.
 """
 
 from __future__ import annotations
@@ -83,6 +89,9 @@ POSTER_GROUP_TYPE = "FILE_GROUP"
 #: billed at the Professional tier.
 ACCELERATION_MODE = "PREFERRED"
 ACCELERATED = "ACCELERATED"
+#: MediaConvert's tone mapping of an HDR input: VIBRANT is AWS's advice for
+#: HDR10 (PQ) sources; HLG sources always get PRESERVE_DETAILS.
+TONE_MAPPER = "VIBRANT"
 #: The template keeps the source's frame rate, which no COMPLETE event
 #: reports; the cost takes 30 fps, the most that is billed at the base rate.
 ASSUMED_FRAME_RATE = 30.0
@@ -327,6 +336,8 @@ def _video_output(rung: Rung) -> dict[str, Any]:
             "Width": box,
             "Height": box,
             "ScalingBehavior": "FIT_NO_UPSCALE",
+            "VideoPreprocessors": _to_bt709(),
+            "ColorMetadata": "INSERT",
             "CodecSettings": {
                 "Codec": "H_264",
                 "H264Settings": {
@@ -347,6 +358,18 @@ def _video_output(rung: Rung) -> dict[str, Any]:
                 },
             },
         },
+    }
+
+
+def _to_bt709() -> dict[str, Any]:
+    """Video preprocessing that makes every picture out BT.709 SDR:
+    MediaConvert tone-maps an HDR input and converts other SDR colour
+    spaces."""
+    return {
+        "ColorCorrector": {
+            "ColorSpaceConversion": "FORCE_709",
+            "HdrToSdrToneMapper": TONE_MAPPER,
+        }
     }
 
 
@@ -387,6 +410,7 @@ def _poster_output(top: Rung) -> dict[str, Any]:
             "Width": box,
             "Height": box,
             "ScalingBehavior": "FIT_NO_UPSCALE",
+            "VideoPreprocessors": _to_bt709(),
             "CodecSettings": {
                 "Codec": "FRAME_CAPTURE",
                 "FrameCaptureSettings": {
