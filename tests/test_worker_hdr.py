@@ -16,6 +16,7 @@ from tests.hls_conformance import check_vod
 from tests.test_worker_chunks import _read, download
 from tests.test_worker_e2e import stream_infs
 from tests.worker_support import (
+    HDR10_SOURCE,
     SDR_PICTURE,
     SMALL_LADDER,
     Stack,
@@ -133,6 +134,19 @@ def test_hdr_is_tone_mapped_to_bt709_sdr_beside_an_hevc_hdr_ladder(
         transfer,
     )
 
+    if video_range == "PQ":
+        (frame,) = probe_json(
+            rung(encoded, hdr), "-read_intervals", "%+#1", "-show_frames"
+        )["frames"]
+        sides = {side["side_data_type"]: side for side in frame["side_data_list"]}
+        display = sides["Mastering display metadata"]
+        assert (display["max_luminance"], display["green_x"]) == (
+            "10000000/10000",
+            "13250/50000",
+        )
+        light = sides["Content light level metadata"]
+        assert (light["max_content"], light["max_average"]) == (1000, 400)
+
     master = (encoded.folder / "master.m3u8").read_text()
     infs = stream_infs(master)
     assert infs[f"{sdr}/index.m3u8"]["VIDEO-RANGE"] == "SDR"
@@ -196,6 +210,37 @@ def test_the_probe_reads_the_transfer_and_the_bit_depth(fields, expected):
     assert source.bit_depth == bit_depth
 
 
+def test_the_probe_reads_hdr10_metadata_from_the_stream_or_its_first_frame():
+    display = {
+        "side_data_type": "Mastering display metadata",
+        "red_x": "34000/50000",
+        "red_y": "16000/50000",
+        "green_x": "13250/50000",
+        "green_y": "34500/50000",
+        "blue_x": "7500/50000",
+        "blue_y": "3000/50000",
+        "white_point_x": "15635/50000",
+        "white_point_y": "16450/50000",
+        "min_luminance": "50/10000",
+        "max_luminance": "10000000/10000",
+    }
+    light = {
+        "side_data_type": "Content light level metadata",
+        "max_content": 1000,
+        "max_average": 400,
+    }
+    pq = video(index=1, color_transfer="smpte2084", side_data_list=[display])
+    frames = [
+        {"stream_index": 0, "side_data_list": [light | {"max_content": 1}]},
+        {"stream_index": 1, "side_data_list": [light]},
+    ]
+    probed = describe({"streams": [{"codec_type": "audio"}, pq], "frames": frames})
+    assert probed.hdr10 == HDR10_SOURCE
+    assert describe({"streams": [video()]}).hdr10 == ""
+    display["max_luminance"] = "0/1"
+    assert describe({"streams": [pq], "frames": frames}).hdr10 == "max-cll=1000,400"
+
+
 def media(dynamic_range: DynamicRange, bit_depth: int = 10) -> Media:
     return Media(
         source=Source(
@@ -251,6 +296,7 @@ def plan(source_range: DynamicRange, *, hdr: bool = False) -> TranscodePlan:
         chunks=plan_chunks(10.0, Fraction(30), 60),
         source_range=source_range,
         hdr_variants=hdr_variants(variants, source_range) if hdr else (),
+        hdr10="max-cll=1000,400" if hdr else "",
     )
 
 
@@ -300,7 +346,7 @@ def test_the_plan_keeps_its_range_and_hdr_rungs_through_the_record():
     hdr = plan(DynamicRange.HLG, hdr=True)
     assert TranscodePlan.from_dict(hdr.to_dict()) == hdr
     older = plan(DynamicRange.SDR).to_dict()
-    del older["sourceRange"], older["hdrVariants"]
+    del older["sourceRange"], older["hdrVariants"], older["hdr10"]
     for variant in older["variants"]:
         del variant["range"]
     assert TranscodePlan.from_dict(older) == plan(DynamicRange.SDR)

@@ -96,14 +96,23 @@ SDR_PICTURE = (
 )
 
 
+#: A P3 mastering display of 1000 cd/m2, content of 1000 and 400 cd/m2.
+HDR10_SOURCE = (
+    "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)"
+    "L(10000000,50):max-cll=1000,400"
+)
+
+
 @functools.cache
 def hdr_clip(
     transfer: str, *, size: str = "192x108", rate: int = 10, seconds: float = 1
 ) -> Path:
     """The testsrc2 picture as a phone records HDR: converted to ``transfer``
     (``arib-std-b67``, HLG, or ``smpte2084``, PQ) in BT.2020 with SDR white
-    at the 203 cd/m2 of ITU-R BT.2408, in 10-bit HEVC tagged so."""
+    at the 203 cd/m2 of ITU-R BT.2408, in 10-bit HEVC tagged so; PQ with
+    HDR10 metadata (HDR10_SOURCE)."""
     path = _CLIPS / f"hdr-{transfer}-{size}-{rate}-{seconds}.mp4"
+    hdr10 = f":{HDR10_SOURCE}" if transfer == "smpte2084" else ""
     _ffmpeg(
         "-f",
         "lavfi",
@@ -117,7 +126,8 @@ def hdr_clip(
         "-preset",
         "ultrafast",
         "-x265-params",
-        f"colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc:log-level=error",
+        f"colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc{hdr10}:"
+        "log-level=error",
         str(path),
     )
     return path

@@ -187,6 +187,9 @@ class TranscodePlan:
     #: The HDR ladder (``vod.ladder.hdr_variants``), when the hdrLadder knob
     #: is on and the source is HDR; encoded beside ``variants``.
     hdr_variants: tuple[Variant, ...] = ()
+    #: A PQ source's HDR10 static metadata (mastering display, light levels)
+    #: in x265's terms, which its HDR rungs carry on.
+    hdr10: str = ""
 
     @property
     def video_variants(self) -> tuple[Variant, ...]:
@@ -222,6 +225,7 @@ class TranscodePlan:
             "variants": [_variant_dict(v) for v in self.variants],
             "sourceRange": self.source_range.value,
             "hdrVariants": [_variant_dict(v) for v in self.hdr_variants],
+            "hdr10": self.hdr10,
             "hasAudio": self.has_audio,
             "audioLanguage": self.audio_language,
             "videoStream": self.video_stream,
@@ -243,6 +247,7 @@ class TranscodePlan:
             variants=tuple(_variant(v) for v in raw["variants"]),
             source_range=DynamicRange(raw.get("sourceRange", DynamicRange.SDR)),
             hdr_variants=tuple(_variant(v) for v in raw.get("hdrVariants", [])),
+            hdr10=str(raw.get("hdr10", "")),
             has_audio=bool(raw["hasAudio"]),
             audio_language=str(raw.get("audioLanguage", UNDETERMINED)),
             video_stream=int(raw.get("videoStream", 0)),

@@ -227,7 +227,11 @@ def _video_outputs(plan: TranscodePlan) -> list[str]:
         args += ["-map", f"[v{index}]"]
         if variant.is_hdr:
             args += hevc_codec_args(
-                variant, index, gop_frames=plan.gop_frames, preset=plan.preset
+                variant,
+                index,
+                gop_frames=plan.gop_frames,
+                preset=plan.preset,
+                hdr10=plan.hdr10,
             )
             continue
         args += video_codec_args(
@@ -274,12 +278,14 @@ def video_codec_args(
 
 
 def hevc_codec_args(
-    variant: Variant, index: int, *, gop_frames: int, preset: str
+    variant: Variant, index: int, *, gop_frames: int, preset: str, hdr10: str = ""
 ) -> list[str]:
     """x265 Main 10 settings of HDR output video stream ``index``: the
     x264 rungs' GOP and rate control, the source's transfer and BT.2020
-    tagged in the stream, and ``hvc1`` sample entries (parameter sets in
-    the init segment), which Apple's players require of HEVC in HLS."""
+    tagged in the stream, a PQ source's ``hdr10`` metadata (x265's
+    master-display and max-cll) in SEI, and ``hvc1`` sample entries
+    (parameter sets in the init segment), which Apple's players require of
+    HEVC in HLS."""
     stream = f"v:{index}"
     gop = str(gop_frames)
     params = ":".join(
@@ -292,6 +298,7 @@ def hevc_codec_args(
             "colorprim=bt2020",
             f"transfer={TRANSFERS[variant.dynamic_range]}",
             "colormatrix=bt2020nc",
+            *([hdr10] if hdr10 and variant.dynamic_range is DynamicRange.PQ else []),
             "log-level=error",
         ]
     )

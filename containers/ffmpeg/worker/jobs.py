@@ -895,6 +895,7 @@ def plan_transcode(
         audio_language=source.audio_language,
         source_range=source.dynamic_range,
         hdr_variants=hdr_variants(rungs.variants, source.dynamic_range) if hdr else (),
+        hdr10=media.hdr10 if hdr else "",
     )
 
 

@@ -41,6 +41,8 @@ class Media:
     video_stream: int
     #: ffprobe's format names, e.g. ``mov,mp4,m4a,3gp,3g2,mj2``.
     format_name: str = ""
+    #: A PQ source's HDR10 static metadata as x265 takes it (``hdr10_params``).
+    hdr10: str = ""
 
     @property
     def seekable(self) -> bool:
@@ -57,6 +59,11 @@ def run_ffprobe(path: Path | str) -> Mapping[str, Any]:
             "error",
             "-show_streams",
             "-show_format",
+            # The first frame: HEVC carries HDR10 metadata in its SEI, which
+            # ffmpeg 5.1 shows only on frames.
+            "-read_intervals",
+            "%+#1",
+            "-show_frames",
             "-of",
             "json",
             str(path),
@@ -117,7 +124,52 @@ def describe(probe: Mapping[str, Any]) -> Media:
         ),
         video_stream=video_stream,
         format_name=str(fmt.get("format_name", "")),
+        hdr10=hdr10_params(
+            [
+                *video.get("side_data_list", []),
+                *(
+                    side
+                    for frame in probe.get("frames", [])
+                    if frame.get("stream_index") == video.get("index")
+                    for side in frame.get("side_data_list", [])
+                ),
+            ]
+        ),
     )
+
+
+def hdr10_params(side_data: list[Mapping[str, Any]]) -> str:
+    """x265's ``master-display`` (SMPTE ST 2086: primaries and white point
+    in 0.00002, luminance in 0.0001 cd/m2) and ``max-cll`` (CTA-861.3) from
+    ffprobe's side data, so that the HDR ladder keeps what a PQ source says
+    of its mastering display and light levels; '' when it says nothing."""
+    params = []
+    kinds = {side.get("side_data_type"): side for side in side_data}
+    display = kinds.get("Mastering display metadata", {})
+    points = {
+        name: [round(_rate(display.get(f"{key}_{axis}")) * 50000) for axis in "xy"]
+        for name, key in (
+            ("G", "green"),
+            ("B", "blue"),
+            ("R", "red"),
+            ("WP", "white_point"),
+        )
+    }
+    peak, low = (
+        round(_rate(display.get(f"{key}_luminance")) * 10000) for key in ("max", "min")
+    )
+    if peak and all(all(xy) for xy in points.values()):
+        params.append(
+            "master-display="
+            + "".join(f"{name}({x},{y})" for name, (x, y) in points.items())
+            + f"L({peak},{low})"
+        )
+    light = kinds.get("Content light level metadata", {})
+    if light.get("max_content"):
+        params.append(
+            f"max-cll={int(light['max_content'])},{int(light.get('max_average') or 0)}"
+        )
+    return ":".join(params)
 
 
 def _video_bitrate(
