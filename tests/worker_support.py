@@ -133,11 +133,11 @@ def hdr_clip(
     return path
 
 
-def mean_luma(
+def picture_means(
     path: Path | str, *, lavfi: bool = False, video_filter: str = "null"
-) -> float:
-    """The mean of signalstats' YAVG (8-bit luma) over every frame of a file,
-    or of a lavfi source."""
+) -> tuple[float, float]:
+    """signalstats' mean luma (YAVG) and mean saturation (SATAVG), 8-bit,
+    averaged over every frame of a file or of a lavfi source."""
     result = subprocess.run(
         [
             "ffmpeg",
@@ -147,8 +147,7 @@ def mean_luma(
             "-i",
             str(path),
             "-vf",
-            f"{video_filter},format=yuv420p,signalstats,"
-            "metadata=print:key=lavfi.signalstats.YAVG:file=-",
+            f"{video_filter},format=yuv420p,signalstats,metadata=print:file=-",
             "-f",
             "null",
             "-",
@@ -158,13 +157,14 @@ def mean_luma(
         check=True,
         timeout=60,
     )
-    values = [
-        float(line.split("=", 1)[1])
-        for line in result.stdout.splitlines()
-        if "YAVG=" in line
-    ]
-    assert values, result.stderr
-    return sum(values) / len(values)
+    values: dict[str, list[float]] = {"YAVG": [], "SATAVG": []}
+    for line in result.stdout.splitlines():
+        key, _, value = line.removeprefix("lavfi.signalstats.").partition("=")
+        if key in values:
+            values[key].append(float(value))
+    luma, saturation = values["YAVG"], values["SATAVG"]
+    assert luma, result.stderr
+    return sum(luma) / len(luma), sum(saturation) / len(saturation)
 
 
 def _rotate(source: Path, target: Path, degrees: int) -> None:
