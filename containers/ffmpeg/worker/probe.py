@@ -59,10 +59,11 @@ def run_ffprobe(path: Path | str) -> Mapping[str, Any]:
             "error",
             "-show_streams",
             "-show_format",
-            # The first frame: HEVC carries HDR10 metadata in its SEI, which
-            # ffmpeg 5.1 shows only on frames.
+            # The first few frames (the first packets may be audio): HEVC
+            # carries HDR10 metadata in its SEI, which ffmpeg 5.1 shows only
+            # on frames.
             "-read_intervals",
-            "%+#1",
+            "%+#4",
             "-show_frames",
             "-of",
             "json",
