@@ -60,14 +60,15 @@ CRF = 21
 #: GOPs a chunk encodes before its first frame, then drops.
 PREROLL_GOPS = 1
 X264_PARAMS = "stitchable=1:vbv-init=0.5"
-#: x265's CRF for the HDR rungs: HEVC at 24 looks about as x264 at 21 does.
-HEVC_CRF = 24
-#: HDR to SDR: linear light with SDR white at 100 cd/m2, BT.2020 to BT.709
-#: primaries, then the Mobius curve, which leaves everything up to 30 % of
-#: the peak as it is and rolls the highlights off (Hable's curve, the usual
-#: choice, darkens the whole picture by about a sixth); highlights above
-#: twice SDR white fade towards white (desat) rather than clipping to a
-#: saturated colour. zscale's names, valid in ffmpeg 5.1 and 7.x.
+#: x265's CRF for the HDR rungs: its scale sits about 3 above x264's for
+#: like quality (x265 documents its default 28 as x264's 23), so CRF + 3.
+HEVC_CRF = CRF + 3
+#: HDR to SDR: linear light with SDR white at 100 cd/m2 (1.0), BT.2020 to
+#: BT.709 primaries, then the Mobius curve, which passes light up to 0.3 as
+#: it is and rolls brighter light off smoothly to the peak (Hable's curve,
+#: the usual choice, darkens the whole picture by about a sixth); light
+#: above twice SDR white fades towards white (desat) rather than clipping
+#: to a saturated colour. zscale's names, valid in ffmpeg 5.1 and 7.x.
 TONE_MAP = (
     "zscale=w={width}:h={height}:f=bicubic:tin={transfer}:pin=bt2020:"
     "min=bt2020nc:t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,"
