@@ -24,18 +24,16 @@
   function's playback base URL points at;
 * a web server for the static page and its ``/config.json``.
 
-Before anything starts, the wiring between the components is checked: a
-variable that names no resource of the template, components that disagree
-on a shared resource, a role that allows nothing on a resource its component
-is told to use, or a notification filter that upload keys never match stop
-the run with a message that names the culprit.
+Before anything starts, the one wiring mistake that no call would refuse is
+checked: a notification filter that upload keys never match stops the run
+with a message that names it. A missing grant fails the call that needs it,
+naming the role and the action, as on AWS.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import fnmatch
 import http.server
 import json
 import logging
@@ -92,14 +90,6 @@ DEMO_USER = "0d6c6b1e-5a8f-4c3e-9b7a-2f1d0e9c8b7a"
 #: worker may be in a 20 s long poll; locally nothing is lost by cutting it.
 WORKER_STOP_SECONDS = 5.0
 
-#: Variables that name a resource, and the resource type they must name.
-RESOURCE_VARIABLES = {
-    Env.TABLE_NAME: "AWS::DynamoDB::Table",
-    Env.SOURCE_BUCKET: "AWS::S3::Bucket",
-    Env.OUTPUT_BUCKET: "AWS::S3::Bucket",
-    Env.JOBS_QUEUE_URL: "AWS::SQS::Queue",
-    Env.EVENT_BUS_NAME: "AWS::Events::EventBus",
-}
 #: The ObjectCreated event each upload route of the API ends in.
 UPLOAD_EVENTS = ("Put", "Post", "CompleteMultipartUpload")
 _SAMPLE_UPLOAD_KEY = upload_key(DEMO_USER, str(uuid.UUID(int=0)), "clip.mp4")
@@ -791,121 +781,21 @@ class LocalPlatform:
 
 
 def wiring_problems(template: LocalTemplate) -> list[str]:
-    """What does not connect in the stack, one sentence per problem."""
-    problems: list[str] = []
-    components: dict[str, Mapping[str, str]] = {}
-    roles: dict[str, str | None] = {}
+    """What does not connect in the stack and that no call would refuse, one
+    sentence per problem: a missing grant, or a variable that names no
+    resource, fails the call that needs it, naming the role and action or
+    the resource; an upload that notifies nothing fails nothing."""
     try:
-        for logical, function in template.functions().items():
-            name = f"function {logical} ({function.handler})"
-            components[name], roles[name] = function.environment, function.role
-        task = template.task()
-        name = f"task {task.logical_id}"
-        components[name], roles[name] = task.environment, task.role
+        sources = {
+            function.environment[Env.SOURCE_BUCKET]
+            for function in template.functions().values()
+            if Env.SOURCE_BUCKET in function.environment
+        }
         notifications = template.notifications()
     except WiringError as error:
         return [str(error)]
-    problems += _unknown_resources(template, components)
-    problems += _disagreements(template, components)
-    if not problems:
-        problems += _ungranted_resources(template, components, roles)
-        problems += _unnotified_uploads(template, components, notifications)
-    return problems
-
-
-def _unknown_resources(
-    template: LocalTemplate, components: Mapping[str, Mapping[str, str]]
-) -> list[str]:
     problems = []
-    for component, env in components.items():
-        for variable, type_ in RESOURCE_VARIABLES.items():
-            if variable in env and template.logical_of(type_, env[variable]) is None:
-                known = sorted(
-                    logical
-                    for logical, r in template.resources.items()
-                    if r.type == type_
-                )
-                problems.append(
-                    f"{component}: {variable} is {env[variable]!r}, which names no "
-                    f"{type_} of stack {template.assembly.stack_name} "
-                    f"(it has {', '.join(known) or 'none'})"
-                )
-    return problems
-
-
-def _disagreements(
-    template: LocalTemplate, components: Mapping[str, Mapping[str, str]]
-) -> list[str]:
-    problems = []
-    for variable, type_ in RESOURCE_VARIABLES.items():
-        named = {
-            component: template.logical_of(type_, env[variable])
-            for component, env in components.items()
-            if variable in env
-        }
-        if len(set(named.values())) > 1:
-            sides = "; ".join(f"{c} names {r}" for c, r in named.items())
-            problems.append(f"components disagree on {variable}: {sides}")
-    return problems
-
-
-def _ungranted_resources(
-    template: LocalTemplate,
-    components: Mapping[str, Mapping[str, str]],
-    roles: Mapping[str, str | None],
-) -> list[str]:
-    """A component told to use a resource needs its role to allow something
-    on it (or on a part of it, such as a prefix or an index)."""
-    problems = []
-    for component, env in components.items():
-        role = roles[component]
-        if role is None:
-            continue
-        allowed = [
-            pattern
-            for statement in template.role_statements(role)
-            if statement.get("Effect") == "Allow"
-            for pattern in _as_list(statement.get("Resource", []))
-        ]
-        for variable, type_ in RESOURCE_VARIABLES.items():
-            if variable not in env:
-                continue
-            logical = template.logical_of(type_, env[variable])
-            arn = template.resources[logical].attributes["Arn"] if logical else ""
-            if not any(_covers(pattern, arn) for pattern in allowed):
-                problems.append(
-                    f"{component}: its {variable} names {logical}, but its role "
-                    f"{role} allows nothing on {arn}"
-                )
-    return problems
-
-
-def _as_list(value: Any) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
-
-
-def _covers(pattern: str, arn: str) -> bool:
-    """Whether a policy resource is ``arn``, a part of it, or matches it."""
-    return (
-        pattern == arn
-        or pattern.startswith(arn + "/")
-        or fnmatch.fnmatchcase(arn, pattern)
-    )
-
-
-def _unnotified_uploads(
-    template: LocalTemplate,
-    components: Mapping[str, Mapping[str, str]],
-    notifications: list[NotificationSpec],
-) -> list[str]:
-    """Every way the API completes an upload must notify some function."""
-    buckets = {
-        env[Env.SOURCE_BUCKET]
-        for env in components.values()
-        if Env.SOURCE_BUCKET in env
-    }
-    problems = []
-    for bucket in sorted(buckets):
+    for bucket in sorted(sources):
         logical = template.logical_of("AWS::S3::Bucket", bucket)
         missed = [
             event

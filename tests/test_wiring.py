@@ -20,7 +20,6 @@ from tests.test_local_runner import child_pids
 from vod.keys import UPLOADS_PREFIX
 
 SOURCE = "StorageSourceBucketB2F37168"
-OUTPUT = "StorageOutputBucketCD2EEB3A"
 UPLOAD = "UploadApiUploadFunction29DF3109"
 VIDEOS_ROLE = "UploadApiVideosFunctionRole881C1B35"
 INGEST = "IngestFunction83726A21"
@@ -125,18 +124,6 @@ def test_an_upload_under_a_wrong_prefix_creates_no_job_and_the_wait_says_why(
     assert "prefix 'wrong/'" in message
 
 
-def test_a_variable_that_names_no_resource_stops_the_run_and_names_it(synth, tmp_path):
-    wrong = "https://sqs.us-east-1.amazonaws.com/123456789012/no-such-queue"
-    assembly = broken_copy(
-        synth, tmp_path, variable(INGEST, "VOD_JOBS_QUEUE_URL", wrong)
-    )
-    with pytest.raises(WiringError) as raised:
-        start(assembly, tmp_path)
-    message = str(raised.value)
-    assert f"function {INGEST} (lambdas.ingest.app.handler)" in message
-    assert f"VOD_JOBS_QUEUE_URL is '{wrong}', which names no AWS::SQS::Queue" in message
-
-
 def test_a_ref_to_a_resource_the_template_lacks_stops_the_run(synth, tmp_path):
     assembly = broken_copy(
         synth, tmp_path, variable(UPLOAD, "VOD_TABLE_NAME", {"Ref": "VideoTableTypo"})
@@ -146,41 +133,6 @@ def test_a_ref_to_a_resource_the_template_lacks_stops_the_run(synth, tmp_path):
     message = str(raised.value)
     assert f"{UPLOAD} environment variable VOD_TABLE_NAME" in message
     assert "Ref 'VideoTableTypo' names no resource" in message
-
-
-def test_components_that_disagree_on_a_bucket_stop_the_run(synth, tmp_path):
-    assembly = broken_copy(
-        synth, tmp_path, variable(UPLOAD, "VOD_SOURCE_BUCKET", {"Ref": OUTPUT})
-    )
-    with pytest.raises(WiringError) as raised:
-        start(assembly, tmp_path)
-    message = str(raised.value)
-    assert "components disagree on VOD_SOURCE_BUCKET" in message
-    assert (
-        f"function {UPLOAD} (lambdas.upload_api.app.handler) names {OUTPUT}" in message
-    )
-    assert f"names {SOURCE}" in message
-
-
-def test_a_role_that_allows_nothing_on_its_queue_stops_the_run(synth, tmp_path):
-    def drop_send_grant(resources: dict[str, Any]) -> None:
-        for resource in resources.values():
-            if resource["Type"] == "AWS::IAM::Policy":
-                document = resource["Properties"]["PolicyDocument"]
-                document["Statement"] = [
-                    s for s in document["Statement"] if s["Action"] != "sqs:SendMessage"
-                ]
-
-    assembly = broken_copy(synth, tmp_path, drop_send_grant)
-    with pytest.raises(WiringError) as raised:
-        start(assembly, tmp_path)
-    message = str(raised.value)
-    assert (
-        f"function {INGEST} (lambdas.ingest.app.handler): its VOD_JOBS_QUEUE_URL"
-        in (message)
-    )
-    assert "names TranscoderJobsQueue80B55895, but its role" in message
-    assert "allows nothing on arn:aws:sqs:us-east-1:" in message
 
 
 def test_a_grant_dropped_from_a_role_fails_its_call_naming_role_and_action(
