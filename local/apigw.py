@@ -48,12 +48,12 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from local.jwt_issuer import InvalidToken, LocalIssuer
+from local.lambda_runtime import LambdaContext
 from local.playback import LoopbackHttpServer
+from local.template import ACCOUNT_ID, arn
 
 LOGGER = logging.getLogger("local.apigw")
 
-#: The fake account every local ARN and event names.
-LOCAL_ACCOUNT_ID = "000000000000"
 DEFAULT_ROUTE = "$default"
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _TEXT_TYPES = (
@@ -64,7 +64,7 @@ _TEXT_TYPES = (
 )
 _INVOKE_LOCK = threading.Lock()
 
-Handler = Callable[[dict[str, Any], "LambdaContext"], Any]
+Handler = Callable[[dict[str, Any], LambdaContext], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,34 +77,6 @@ class Route:
     function_name: str = "local-function"
     authorize: bool = True
     timeout_seconds: float = 30.0
-
-
-@dataclasses.dataclass
-class LambdaContext:
-    """The attributes of Lambda's context object that handlers use."""
-
-    function_name: str
-    aws_request_id: str
-    deadline: float
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 128
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return (
-            f"arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT_ID}:function:{self.function_name}"
-        )
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    @property
-    def log_stream_name(self) -> str:
-        return f"local/[$LATEST]{self.aws_request_id.replace('-', '')}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -365,7 +337,7 @@ class LocalHttpApi:
             "rawQueryString": raw_query,
             "headers": headers,
             "requestContext": {
-                "accountId": LOCAL_ACCOUNT_ID,
+                "accountId": ACCOUNT_ID,
                 "apiId": self.api_id,
                 "domainName": domain,
                 "domainPrefix": domain.split(".", 1)[0],
@@ -411,6 +383,7 @@ class LocalHttpApi:
             function_name=route.function_name,
             aws_request_id=str(uuid.uuid4()),
             deadline=time.monotonic() + route.timeout_seconds,
+            invoked_function_arn=arn("lambda", f"function:{route.function_name}"),
         )
         try:
             # Only a route with an environment changes os.environ; a handler

@@ -122,7 +122,7 @@ class LambdaProcess:
             {
                 "event": event,
                 "requestId": request_id,
-                "deadline": time.time() + self.timeout_seconds,
+                "deadline": time.monotonic() + self.timeout_seconds,
             }
         )
         with self._lock:
@@ -250,21 +250,29 @@ class _AnswerPipe:
 # --- The child -------------------------------------------------------------
 
 
-class _Context:
-    """The attributes of Lambda's context object that handlers use."""
+@dataclasses.dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers use;
+    ``deadline`` is on :func:`time.monotonic`'s clock, which Linux shares
+    between processes."""
 
-    def __init__(self, request_id: str, deadline: float) -> None:
-        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
-        self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
-        self.invoked_function_arn = os.environ.get("LAMBDA_LOCAL_FUNCTION_ARN", "")
-        self.memory_limit_in_mb = int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
-        self.aws_request_id = request_id
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = f"local/[$LATEST]{os.getpid()}"
-        self._deadline = deadline
+    function_name: str
+    aws_request_id: str
+    deadline: float
+    invoked_function_arn: str = ""
+    memory_limit_in_mb: int = 128
+    function_version: str = "$LATEST"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return f"local/[$LATEST]{self.aws_request_id.replace('-', '')}"
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.time()) * 1000))
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 class _JsonLogs(logging.Formatter):
@@ -353,9 +361,14 @@ def main(argv: list[str]) -> int:
     for line in sys.stdin:
         request = json.loads(line)
         try:
-            result = handler(
-                request["event"], _Context(request["requestId"], request["deadline"])
+            context = LambdaContext(
+                os.environ["AWS_LAMBDA_FUNCTION_NAME"],
+                request["requestId"],
+                request["deadline"],
+                os.environ.get("LAMBDA_LOCAL_FUNCTION_ARN", ""),
+                int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]),
             )
+            result = handler(request["event"], context)
             text = json.dumps({"result": result})
         except Exception as error:
             traceback.print_exc()

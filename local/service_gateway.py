@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 from local.iam import Authorize
 from local.playback import LoopbackHttpServer
 from local.sigv4_verify import S3Error, SecretLookup, verify_header_signed
-from local.template import ACCOUNT_ID, PARTITION, REGION
+from local.template import PARTITION, REGION, arn
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,11 @@ _TRANSACT_ACTIONS = {
 }
 
 
-def _arn(service: str, resource: str) -> str:
-    return f"arn:{PARTITION}:{service}:{REGION}:{ACCOUNT_ID}:{resource}"
-
-
 def _named(name: str, kind: str) -> str:
     """The ARN of a table or bus given by name or by ARN."""
     if name.startswith("arn:"):
         return name
-    return _arn("dynamodb" if kind == "table/" else "events", kind + name)
+    return arn("dynamodb" if kind == "table/" else "events", kind + name)
 
 
 def _table(name: str) -> str:
@@ -100,7 +96,7 @@ def service_checks(target: str, request: Mapping[str, Any]) -> list[tuple[str, s
             account, name = urlsplit(request["QueueUrl"]).path.split("/")[-2:]
             found = [(operation, f"arn:{PARTITION}:sqs:{REGION}:{account}:{name}")]
         elif "QueueName" in request:
-            found = [(operation, _arn("sqs", request["QueueName"]))]
+            found = [(operation, arn("sqs", request["QueueName"]))]
     else:
         found = [
             (operation, _named(entry.get("EventBusName") or "default", "event-bus/"))

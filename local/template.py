@@ -164,8 +164,20 @@ def physical_name(
     return name
 
 
-def _arn(service: str, resource: str) -> str:
+def arn(service: str, resource: str) -> str:
+    """The ARN of a regional resource of the local account."""
     return f"arn:{PARTITION}:{service}:{REGION}:{ACCOUNT_ID}:{resource}"
+
+
+#: The property that names a resource, its longest name, and its ARN's
+#: resource part, where they are not ``Name``, 128 and ``{type}/{name}``.
+_NAMES = {
+    "AWS::DynamoDB::Table": ("TableName", 255, "table/{}"),
+    "AWS::Lambda::Function": ("FunctionName", 64, "function:{}"),
+    "AWS::Logs::LogGroup": ("LogGroupName", 512, "log-group:{}:*"),
+    "AWS::ECS::Cluster": ("ClusterName", 255, "cluster/{}"),
+    "AWS::Events::EventBus": ("Name", 256, "event-bus/{}"),
+}
 
 
 def local_resources(assembly: Assembly, rng: random.Random) -> dict[str, LocalResource]:
@@ -224,19 +236,10 @@ class _NameMaker:
                 DualStackDomainName=f"{name}.s3.dualstack.{REGION}.{URL_SUFFIX}",
                 WebsiteURL=f"http://{name}.s3-website-{REGION}.{URL_SUFFIX}",
             )
-        if type_ == "AWS::DynamoDB::Table":
-            name = self.named("TableName", 255)
-            arn = _arn("dynamodb", f"table/{name}")
-            return self.made(
-                name, Arn=arn, StreamArn=f"{arn}/stream/1970-01-01T00:00:00.000"
-            )
         if type_ == "AWS::SQS::Queue":
             name = self.named("QueueName", 80)
             url = f"https://sqs.{REGION}.{URL_SUFFIX}/{ACCOUNT_ID}/{name}"
-            return self.made(url, Arn=_arn("sqs", name), QueueName=name, QueueUrl=url)
-        if type_ == "AWS::Lambda::Function":
-            name = self.named("FunctionName", 64)
-            return self.made(name, Arn=_arn("lambda", f"function:{name}"))
+            return self.made(url, Arn=arn("sqs", name), QueueName=name, QueueUrl=url)
         if type_ == "AWS::IAM::Role":
             name = self.named("RoleName", 64)
             return self.made(
@@ -244,18 +247,12 @@ class _NameMaker:
                 Arn=f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{name}",
                 RoleId="AROA" + self.random(17, _UPPER),
             )
-        if type_ == "AWS::Logs::LogGroup":
-            name = self.named("LogGroupName", 512)
-            return self.made(name, Arn=_arn("logs", f"log-group:{name}:*"))
-        if type_ == "AWS::ECS::Cluster":
-            name = self.named("ClusterName", 255)
-            return self.made(name, Arn=_arn("ecs", f"cluster/{name}"))
         if type_ == "AWS::Cognito::UserPool":
             pool_id = f"{REGION}_" + self.random(9, string.ascii_letters + "0123456789")
             provider = f"cognito-idp.{REGION}.{URL_SUFFIX}/{pool_id}"
             return self.made(
                 pool_id,
-                Arn=_arn("cognito-idp", f"userpool/{pool_id}"),
+                Arn=arn("cognito-idp", f"userpool/{pool_id}"),
                 ProviderName=provider,
                 ProviderURL=f"https://{provider}",
                 UserPoolId=pool_id,
@@ -274,17 +271,20 @@ class _NameMaker:
                 "E" + self.random(13, _UPPER),
                 DomainName="d" + self.random(13, _LOWER) + ".cloudfront.net",
             )
-        if type_ == "AWS::Events::EventBus":
-            name = self.named("Name", 256)
-            return self.made(name, Arn=_arn("events", f"event-bus/{name}"), Name=name)
         if type_.startswith("AWS::ApiGatewayV2::"):
             return self.made(self.random(7, _LOWER))
-        name = self.named("Name", 128)
+        prop, max_length, resource = _NAMES.get(
+            type_, ("Name", 128, type_.rpartition("::")[2].lower() + "/{}")
+        )
+        name = self.named(prop, max_length)
         parts = type_.split("::")
         service = parts[1].lower() if len(parts) == 3 else "custom"
-        return self.made(
-            name, Arn=_arn(service, f"{parts[-1].lower()}/{name}"), Name=name
-        )
+        made = arn(service, resource.format(name))
+        if type_ == "AWS::DynamoDB::Table":
+            return self.made(
+                name, Arn=made, StreamArn=f"{made}/stream/1970-01-01T00:00:00.000"
+            )
+        return self.made(name, Arn=made, Name=name)
 
 
 class Resolver:
@@ -303,7 +303,7 @@ class Resolver:
             "AWS::Partition": PARTITION,
             "AWS::URLSuffix": URL_SUFFIX,
             "AWS::StackName": assembly.stack_name,
-            "AWS::StackId": _arn(
+            "AWS::StackId": arn(
                 "cloudformation",
                 f"stack/{assembly.stack_name}/00000000-0000-4000-8000-000000000000",
             ),

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from local.apigw import LambdaContext, LocalHttpApi, Route
+from local.apigw import LocalHttpApi, Route
 from local.jwt_issuer import InvalidToken, LocalIssuer
+from local.lambda_runtime import LambdaContext
+from local.template import ACCOUNT_ID
 
 ORIGIN = "http://localhost:3000"
 ISSUER = LocalIssuer()
@@ -142,7 +144,7 @@ def test_the_event_carries_the_request_like_payload_2():
         "userAgent": "tests",
     }
     context = event["requestContext"]
-    assert context["accountId"] == "000000000000"
+    assert context["accountId"] == ACCOUNT_ID
     assert context["stage"] == "$default"
     assert abs(context["timeEpoch"] / 1000 - time.time()) < 60
 

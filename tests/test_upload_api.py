@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSResponse
 
 from lambdas.upload_api import app
 from lambdas.upload_api.parts import MAX_PARTS_PER_CALL
-from local.apigw import LambdaContext
+from local.lambda_runtime import LambdaContext
 from tests.conftest import client, make_bucket, make_table
 from tests.test_apigw_events import api_event
 from vod.model import Status
