@@ -42,6 +42,7 @@ import boto3
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from moto.s3.responses import ACTION_MAP
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import (
     Data,
@@ -144,39 +145,6 @@ class ObjectCreated:
 
 #: Query parameters a PutObject may carry besides a presigned URL's own.
 _PUT_OBJECT_QUERY = frozenset({"x-id"})
-#: IAM actions by method and the query parameter that names a subresource;
-#: without one, by method alone.
-_OBJECT_ACTIONS = {
-    ("GET", "uploadId"): "s3:ListMultipartUploadParts",
-    ("DELETE", "uploadId"): "s3:AbortMultipartUpload",
-    ("DELETE", "versionId"): "s3:DeleteObjectVersion",
-    ("GET", "tagging"): "s3:GetObjectTagging",
-    ("PUT", "tagging"): "s3:PutObjectTagging",
-    ("GET", "acl"): "s3:GetObjectAcl",
-    ("PUT", "acl"): "s3:PutObjectAcl",
-    "GET": "s3:GetObject",
-    "HEAD": "s3:GetObject",
-    "PUT": "s3:PutObject",
-    "POST": "s3:PutObject",
-    "DELETE": "s3:DeleteObject",
-}
-_BUCKET_ACTIONS = {
-    ("GET", "uploads"): "s3:ListBucketMultipartUploads",
-    ("GET", "versions"): "s3:ListBucketVersions",
-    ("GET", "location"): "s3:GetBucketLocation",
-    ("GET", "cors"): "s3:GetBucketCORS",
-    ("PUT", "cors"): "s3:PutBucketCORS",
-    ("GET", "policy"): "s3:GetBucketPolicy",
-    ("PUT", "policy"): "s3:PutBucketPolicy",
-    ("GET", "notification"): "s3:GetBucketNotification",
-    ("PUT", "notification"): "s3:PutBucketNotification",
-    ("GET", "lifecycle"): "s3:GetLifecycleConfiguration",
-    ("PUT", "lifecycle"): "s3:PutLifecycleConfiguration",
-    "GET": "s3:ListBucket",
-    "HEAD": "s3:ListBucket",
-    "PUT": "s3:CreateBucket",
-    "DELETE": "s3:DeleteBucket",
-}
 #: What DeleteObjects may carry: at most 1000 keys of at most 1 KiB each.
 MAX_DELETE_BODY = 2 * 1024 * 1024
 
@@ -197,11 +165,14 @@ def s3_checks(
         return [("s3:ListAllMyBuckets", "*", {})]
     arn = f"arn:aws:s3:::{bucket}"
     params = dict(query)
-    actions: Mapping[Any, str] = _OBJECT_ACTIONS if key else _BUCKET_ACTIONS
-    action = next(
-        (actions[(method, name)] for name in params if (method, name) in actions),
-        actions.get(method, f"s3:{method}"),
+    # moto's map of S3's requests to IAM actions, whose HeadBucket IAM knows
+    # as ListBucket.
+    actions = ACTION_MAP["KEY" if key else "BUCKET"].get(method, {})
+    name = next(
+        (actions[param] for param in params if param in actions),
+        actions.get("DEFAULT", method),
     )
+    action = "s3:" + ("ListBucket" if name == "HeadBucket" else name)
     if key:
         checks: list[Check] = [(action, f"{arn}/{key}", {})]
         source = headers.get("x-amz-copy-source")
