@@ -49,7 +49,7 @@ from urllib.parse import parse_qsl, unquote
 
 from local.jwt_issuer import InvalidToken, LocalIssuer
 from local.lambda_runtime import LambdaContext
-from local.playback import LoopbackHttpServer
+from local.playback import LoopbackHttpServer, LoopbackService
 from local.template import ACCOUNT_ID, arn
 
 LOGGER = logging.getLogger("local.apigw")
@@ -145,8 +145,8 @@ def compile_routes(
     return compiled, default
 
 
-class LocalHttpApi:
-    """An HTTP API on ``host:port`` (a free port when 0); ``url`` once started."""
+class LocalHttpApi(LoopbackService):
+    """An HTTP API on ``host:port`` (a free port when 0)."""
 
     def __init__(
         self,
@@ -169,75 +169,9 @@ class LocalHttpApi:
         self._expose_headers = tuple(expose_headers)
         self._max_age_seconds = max_age_seconds
         self._host = host
-        self._port = port
         self.api_id = secrets.token_hex(5)
-        self._server: LoopbackHttpServer | None = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("LocalHttpApi is not started; call start() first")
-        return self._server.url
-
-    def start(self) -> LocalHttpApi:
-        api = self
-
-        class RequestHandler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def handle_one_request(self) -> None:
-                # Serve every method through one path instead of do_GET & co.
-                self.raw_requestline = self.rfile.readline(65537)
-                if not self.raw_requestline:
-                    self.close_connection = True
-                    return
-                if not self.parse_request():
-                    return
-                if "chunked" in self.headers.get("transfer-encoding", "").lower():
-                    # API Gateway takes chunked bodies; no client of ours sends one.
-                    self.send_error(411, "send a Content-Length")
-                    return
-                try:
-                    length = int(self.headers.get("content-length") or 0)
-                except ValueError:
-                    self.send_error(400, "bad Content-Length")
-                    return
-                body = self.rfile.read(length) if length > 0 else b""
-                response = api.handle(
-                    method=self.command,
-                    target=self.path,
-                    headers=list(self.headers.items()),
-                    body=body,
-                    source_ip=self.client_address[0],
-                )
-                self.send_response(response.status)
-                for name, value in response.headers:
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(response.body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(response.body)
-                self.wfile.flush()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                LOGGER.debug("%s " + format, self.client_address[0], *args)
-
-        self._server = LoopbackHttpServer(
-            (self._host, self._port), RequestHandler, name="local-apigw"
-        )
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def __enter__(self) -> LocalHttpApi:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        handler = type("Handler", (_ApiHandler,), {"api": self})
+        self._server = LoopbackHttpServer((host, port), handler, name="local-apigw")
 
     # The service's request pipeline, independent of the HTTP server.
 
@@ -464,6 +398,48 @@ class LocalHttpApi:
         if "*" in self._allowed_origins:
             return "*"
         return origin if origin in self._allowed_origins else None
+
+
+class _ApiHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    api: LocalHttpApi
+
+    def handle_one_request(self) -> None:
+        # Serve every method through one path instead of do_GET & co.
+        self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        if not self.parse_request():
+            return
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            # API Gateway takes chunked bodies; no client of ours sends one.
+            self.send_error(411, "send a Content-Length")
+            return
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            self.send_error(400, "bad Content-Length")
+            return
+        body = self.rfile.read(length) if length > 0 else b""
+        response = self.api.handle(
+            method=self.command,
+            target=self.path,
+            headers=list(self.headers.items()),
+            body=body,
+            source_ip=self.client_address[0],
+        )
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+        self.wfile.flush()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        LOGGER.debug("%s " + format, self.client_address[0], *args)
 
 
 def _authorize(issuer: LocalIssuer, authorization: str | None) -> dict[str, Any] | None:

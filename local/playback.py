@@ -15,7 +15,7 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import ClientError
@@ -95,7 +95,32 @@ class LoopbackHttpServer(ThreadingHTTPServer):
         log.debug("connection from %s failed", client_address, exc_info=True)
 
 
-class PlaybackReader:
+class LoopbackService:
+    """A server of the local run: its URL once made, started and stopped on
+    its own or as a context manager."""
+
+    _server: LoopbackHttpServer
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> Self:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, cut open connections, and wait for the server."""
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class PlaybackReader(LoopbackService):
     """Serves ``bucket`` read-only over HTTP on ``host:port`` (a free port
     when 0) through ``s3``, a boto3 S3 client holding the reader's own
     credentials. ``allowed_origins`` get CORS headers (``*`` allows any)."""
@@ -117,23 +142,6 @@ class PlaybackReader:
         self._server = LoopbackHttpServer(
             (host, port), self._handler_class(), name="playback-reader"
         )
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def start(self) -> PlaybackReader:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> PlaybackReader:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def cors_headers(self, origin: str | None) -> list[tuple[str, str]]:
         if not origin:

@@ -33,7 +33,6 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from io import BufferedIOBase
 from itertools import chain
-from types import TracebackType
 from typing import IO, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.sax.saxutils import escape
@@ -55,7 +54,7 @@ from werkzeug.sansio.multipart import (
 )
 
 from local.iam import Authorize, allow_all
-from local.playback import LoopbackHttpServer
+from local.playback import LoopbackHttpServer, LoopbackService
 from local.sigv4_verify import (
     S3Error,
     SecretLookup,
@@ -192,7 +191,7 @@ def s3_checks(
     return [(action, arn, context)]
 
 
-class S3Gateway:
+class S3Gateway(LoopbackService):
     """A threaded HTTP server on ``host:port`` (a free port when 0) that fronts
     the moto server at ``upstream``.
 
@@ -243,26 +242,6 @@ class S3Gateway:
         self._server = LoopbackHttpServer((host, port), handler, name="s3-gateway")
         # Stopping joins every request's thread, so nothing outlives the gateway.
         self._server.daemon_threads = False
-        self.url = self._server.url
-
-    def start(self) -> None:
-        self._server.start()
-
-    def stop(self) -> None:
-        """Stop accepting, cut open connections, and wait for every thread."""
-        self._server.stop()
-
-    def __enter__(self) -> S3Gateway:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def upload_key(self, bucket: str, upload_id: str) -> str | None:
         """The key a multipart upload was created for, which S3 ties its ID

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from local.iam import Authorize
-from local.playback import LoopbackHttpServer
+from local.playback import LoopbackHttpServer, LoopbackService
 from local.sigv4_verify import S3Error, SecretLookup, verify_header_signed
 from local.template import PARTITION, REGION, arn
 
@@ -107,7 +107,7 @@ def service_checks(target: str, request: Mapping[str, Any]) -> list[tuple[str, s
     ]
 
 
-class ServiceGateway:
+class ServiceGateway(LoopbackService):
     """A threaded HTTP server on ``host:port`` (a free port when 0) that fronts
     the moto server at ``upstream`` for the JSON APIs; ``secrets`` and
     ``authorize`` are as the S3 gateway's."""
@@ -127,13 +127,6 @@ class ServiceGateway:
         self.authorize = authorize
         handler = type("Handler", (_Handler,), {"gateway": self})
         self._server = LoopbackHttpServer((host, port), handler, name="service-gateway")
-        self.url = self._server.url
-
-    def start(self) -> None:
-        self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
 
 
 class _Handler(BaseHTTPRequestHandler):
