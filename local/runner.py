@@ -5,11 +5,10 @@
 * a moto server of its own on loopback, holding every bucket (with its CORS and
   lifecycle rules), table (keys, indexes, TTL) and queue (redrive policy) of
   the template, under names made the way CloudFormation makes them;
-* the S3 gateway in front of it, which checks signatures, presigned URLs
-  and POST policies, and reports every object S3 accepted, and the service
-  gateway in front of its JSON APIs (DynamoDB, SQS, EventBridge); both judge
-  every call by the caller's template role and the template's bucket and
-  queue policies;
+* the gateway in front of it, which checks signatures, presigned URLs and
+  POST policies, reports every object S3 accepted, and judges every call, to
+  S3 and to the JSON APIs (DynamoDB, SQS, EventBridge) alike, by the
+  caller's template role and the template's bucket and queue policies;
 * the HTTP API, whose routes, integrations, functions and JWT authorizer
   come from the template; each function runs in a process of its own,
   imported from its asset directory, with its template environment resolved
@@ -63,7 +62,6 @@ from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint, moto_server
 from local.playback import LoopbackHttpServer, PlaybackReader
 from local.s3_events import Delivery, EventDelivery, matching
 from local.s3_gateway import S3Gateway
-from local.service_gateway import ServiceGateway
 from local.template import (
     ACCOUNT_ID,
     PARTITION,
@@ -157,7 +155,6 @@ class LocalPlatform:
         self.issuer: LocalIssuer | None = None
         self.moto: MotoEndpoint | None = None
         self.gateway: S3Gateway | None = None
-        self.services: ServiceGateway | None = None
         self.access: AccessControl | None = None
         self.api: LocalHttpApi | None = None
         self.reader: PlaybackReader | None = None
@@ -238,13 +235,6 @@ class LocalPlatform:
         )
         self.gateway.start()
         self._stack.callback(self.gateway.stop)
-        self.services = ServiceGateway(
-            upstream=self.moto.url,
-            secrets=access.secret_for,
-            authorize=access.authorize,
-        )
-        self.services.start()
-        self._stack.callback(self.services.stop)
         self.reader = self._start_reader()
         self._start_lambdas()
         self.events.start()
@@ -351,23 +341,20 @@ class LocalPlatform:
         """A client of ``service`` as ``component`` makes it: its own key,
         through the gateway that judges its calls."""
         key = self.credentials[component]
-        s3 = service == "s3"
-        endpoint = _started(self.gateway).url if s3 else _started(self.services).url
         return boto3.client(
             service,
-            endpoint_url=endpoint,
+            endpoint_url=_started(self.gateway).url,
             region_name=REGION,
             aws_access_key_id=key.access_key_id,
             aws_secret_access_key=key.secret_access_key,
-            config=Config(signature_version="s3v4") if s3 else None,
+            config=Config(signature_version="s3v4") if service == "s3" else None,
         )
 
     def component_env(self, component: str) -> dict[str, str]:
         """The AWS environment of one component: its own credentials, and
-        boto3 pointed at the gateways, so that every call is judged as AWS
+        boto3 pointed at the gateway, so that every call is judged as AWS
         would judge it."""
-        if self.services is None or self.gateway is None:
-            raise RuntimeError("the platform is not started")
+        gateway = _started(self.gateway)
         key = self.credentials[component]
         absent = str(self.run_dir / "no-aws-config")
         return {
@@ -378,8 +365,8 @@ class LocalPlatform:
             "AWS_DEFAULT_REGION": REGION,
             "AWS_ACCESS_KEY_ID": key.access_key_id,
             "AWS_SECRET_ACCESS_KEY": key.secret_access_key,
-            "AWS_ENDPOINT_URL": self.services.url,
-            "AWS_ENDPOINT_URL_S3": self.gateway.url,
+            "AWS_ENDPOINT_URL": gateway.url,
+            "AWS_ENDPOINT_URL_S3": gateway.url,
             "AWS_CONFIG_FILE": absent,
             "AWS_SHARED_CREDENTIALS_FILE": absent,
             "AWS_EC2_METADATA_DISABLED": "true",

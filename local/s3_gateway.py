@@ -1,5 +1,6 @@
-"""The local front of S3: a streaming reverse proxy in front of moto that
-enforces what S3 enforces and moto does not.
+"""The local front of S3 and of the JSON APIs (``local.service_calls``): a
+streaming reverse proxy in front of moto that enforces what S3 enforces and
+moto does not.
 
 Browsers and the CLI get URLs whose host is this gateway, so it is what the
 outside world sees as S3. It checks presigned URLs (signature and expiry) and
@@ -24,6 +25,7 @@ import hashlib
 import http.client
 import io
 import logging
+import socket
 import tempfile
 import uuid
 import xml.etree.ElementTree as ET
@@ -55,6 +57,7 @@ from werkzeug.sansio.multipart import (
 
 from local.iam import Authorize, allow_all
 from local.playback import LoopbackHttpServer, LoopbackService
+from local.service_calls import check_call, refusal
 from local.sigv4_verify import (
     S3Error,
     SecretLookup,
@@ -238,6 +241,7 @@ class S3Gateway(LoopbackService):
             config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
         )
         self._upload_keys: dict[tuple[str, str], str] = {}
+        self._upstream: set[http.client.HTTPConnection] = set()
         handler = type("Handler", (_Handler,), {"gateway": self})
         self._server = LoopbackHttpServer((host, port), handler, name="s3-gateway")
         # Stopping joins every request's thread, so nothing outlives the gateway.
@@ -257,13 +261,28 @@ class S3Gateway(LoopbackService):
             self._upload_keys[(bucket, upload["UploadId"])] = upload["Key"]
         return self._upload_keys.get((bucket, upload_id))
 
-    def upstream_connection(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(
+    @contextlib.contextmanager
+    def upstream_connection(self) -> Iterator[http.client.HTTPConnection]:
+        connection = http.client.HTTPConnection(
             self.upstream_host,
             self.upstream_port,
             timeout=UPSTREAM_TIMEOUT_SECONDS,
             blocksize=CHUNK_SIZE,
         )
+        self._upstream.add(connection)
+        try:
+            yield connection
+        finally:
+            self._upstream.discard(connection)
+            connection.close()
+
+    def stop(self) -> None:
+        """Cut the calls moto still holds (an SQS long poll holds one for 20
+        s), then stop as every loopback server stops."""
+        for connection in self._upstream.copy():
+            with contextlib.suppress(OSError, AttributeError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
+        super().stop()
 
     def object_created(self, created: ObjectCreated) -> None:
         if self.on_object_created is None:
@@ -386,6 +405,11 @@ class _Handler(BaseHTTPRequestHandler):
         target = urlsplit(self.path)
         bucket, _, key = (unquote(part) for part in target.path[1:].partition("/"))
         try:
+            if "X-Amz-Target" in self.headers or (
+                self.command == "POST" and not bucket
+            ):
+                self._service_call(body)
+                return
             if self.command == "OPTIONS":
                 self._answer_preflight(bucket, is_object=bool(key))
                 return
@@ -440,6 +464,24 @@ class _Handler(BaseHTTPRequestHandler):
             for name in self.headers
         }
 
+    def _service_call(self, body: _RequestBody) -> None:
+        """A call of a JSON API: checked, then forwarded to moto as it came."""
+        data = b"".join(body.chunks())
+        try:
+            check_call(
+                method=self.command,
+                path=self.path,
+                headers=self._lower_headers(),
+                body=data,
+                secret_for=self.gateway.secret_for,
+                authorize=self.gateway.authorize,
+                now=self.gateway.clock(),
+            )
+        except S3Error as error:
+            self._send(*refusal(self.headers.get("X-Amz-Target", ""), error))
+            return
+        self._forward("", "", _buffered(data), "", hides_missing=False)
+
     def _check_upload_of(self, bucket: str, key: str, upload_id: str) -> None:
         """S3 answers NoSuchUpload for an upload ID used on another key."""
         created_for = self.gateway.upload_key(bucket, upload_id)
@@ -478,8 +520,7 @@ class _Handler(BaseHTTPRequestHandler):
         the bucket there; to anyone else it answers 403 (``hides_missing``).
         """
         creates = self._object_creation(bucket, key, signer)
-        connection = self.gateway.upstream_connection()
-        try:
+        with self.gateway.upstream_connection() as connection:
             connection.putrequest(
                 self.command, self.path, skip_host=True, skip_accept_encoding=True
             )
@@ -508,8 +549,6 @@ class _Handler(BaseHTTPRequestHandler):
                     response.read()
                     raise S3Error(403, "AccessDenied", denial)
             self._relay(response, bucket)
-        finally:
-            connection.close()
         if creates is not None and response.status == 200:
             self.gateway.object_created(creates)
 
@@ -587,16 +626,13 @@ class _Handler(BaseHTTPRequestHandler):
             path = f"/{quote(bucket)}/{quote(key, safe='/~')}"
             # moto takes unsigned requests: the gateway has checked this one.
             headers = {"content-length": str(size), **_object_headers(fields)}
-            connection = self.gateway.upstream_connection()
-            try:
+            with self.gateway.upstream_connection() as connection:
                 connection.request("PUT", path, body=spool, headers=headers)
                 stored = connection.getresponse()
                 if stored.status != 200:
                     self._relay(stored, bucket)
                     return
                 stored.read()
-            finally:
-                connection.close()
         self._answer_post(bucket, key, fields, stored)
         self.gateway.object_created(self._created(bucket, key, "Post", signer))
 
@@ -879,7 +915,11 @@ def _deleted_keys(body: _RequestBody) -> tuple[_RequestBody, list[str]]:
         for element in document.iter()
         if element.tag.rpartition("}")[2] == "Key"
     ]
-    return _RequestBody(io.BytesIO(data), {"Content-Length": str(len(data))}), keys
+    return _buffered(data), keys
+
+
+def _buffered(data: bytes) -> _RequestBody:
+    return _RequestBody(io.BytesIO(data), {"Content-Length": str(len(data))})
 
 
 def _malformed_post() -> S3Error:

@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 
 from local.iam import AccessControl, AccessKey, Principal
 from local.motoserver import SETUP_CREDENTIALS
-from local.s3_gateway import s3_checks
-from local.service_gateway import ServiceGateway, service_checks
+from local.s3_gateway import S3Gateway, s3_checks
+from local.service_calls import service_checks
 from local.template import TemplateError
 from tests.conftest import make_queue, make_table
 
@@ -233,7 +233,7 @@ def access():
 
 @pytest.fixture
 def services(moto, access):
-    gateway = ServiceGateway(
+    gateway = S3Gateway(
         upstream=moto.url, secrets=access.secret_for, authorize=access.authorize
     )
     gateway.start()
@@ -260,7 +260,7 @@ def refusal(call, **params) -> tuple[int, str, str]:
     return status, response["Error"]["Code"], response["Error"]["Message"]
 
 
-def test_the_service_gateway_passes_what_the_role_allows_and_refuses_the_rest(
+def test_the_gateway_passes_json_api_calls_the_role_allows_and_refuses_the_rest(
     moto, services, access
 ):
     table = make_table(moto)
@@ -291,7 +291,9 @@ def test_the_service_gateway_passes_what_the_role_allows_and_refuses_the_rest(
     assert len(access.denials) == 2
 
 
-def test_the_service_gateway_refuses_unknown_keys_and_wrong_secrets(moto, services):
+def test_the_gateway_refuses_json_api_calls_of_unknown_keys_and_wrong_secrets(
+    moto, services
+):
     stranger = AccessKey("AKIAUNKNOWN000000000", "not-a-known-secret")
     forger = AccessKey(SETUP.access_key_id, f"not-{SETUP.secret_access_key}")
 
