@@ -20,13 +20,6 @@ on it:
 * CORS as the HTTP API's CORS configuration does it: preflights answered by
   the API itself, ``access-control-*`` headers from handlers dropped, and
   ``access-control-allow-origin`` added for allowed origins.
-
-Each route may carry the environment its function has in the template.
-``os.environ`` is process-wide, so invocations of routes with an environment
-are serialized by one process-wide lock while that environment is applied; a
-Lambda execution environment runs one request at a time too. Handlers
-therefore see their own variables whenever they read them, including at
-their cold start.
 """
 
 from __future__ import annotations
@@ -35,13 +28,10 @@ import base64
 import dataclasses
 import json
 import logging
-import os
 import secrets
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -62,18 +52,16 @@ _TEXT_TYPES = (
     "application/javascript",
     "application/x-www-form-urlencoded",
 )
-_INVOKE_LOCK = threading.Lock()
 
 Handler = Callable[[dict[str, Any], LambdaContext], Any]
 
 
 @dataclasses.dataclass(frozen=True)
 class Route:
-    """A Lambda integration: the handler, its function's environment, and
-    whether the JWT authorizer guards it."""
+    """A Lambda integration: the handler, its function's name and timeout,
+    and whether the JWT authorizer guards it."""
 
     handler: Handler
-    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     function_name: str = "local-function"
     authorize: bool = True
     timeout_seconds: float = 30.0
@@ -320,12 +308,7 @@ class LocalHttpApi(LoopbackService):
             invoked_function_arn=arn("lambda", f"function:{route.function_name}"),
         )
         try:
-            # Only a route with an environment changes os.environ; a handler
-            # that runs elsewhere (a process of its own) needs no lock.
-            lock = _INVOKE_LOCK if route.env else nullcontext()
-            with lock, _environment(route.env):
-                result = route.handler(event, context)
-            status, headers, body = _lambda_response(result)
+            status, headers, body = _lambda_response(route.handler(event, context))
         except Exception:
             LOGGER.exception(
                 "%s failed on %s", route.function_name, event.get("routeKey")
@@ -482,20 +465,6 @@ def _lambda_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     if result.get("isBase64Encoded"):
         return status, headers, base64.b64decode(body)
     return status, headers, body.encode()
-
-
-@contextmanager
-def _environment(env: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _split_path(path: str) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import http.client
+import os
 import threading
 import time
 from collections import Counter
@@ -26,8 +27,9 @@ import requests
 
 from lambdas.upload_api import app as upload_app
 from lambdas.videos_api import app as videos_app
-from local.apigw import LocalHttpApi, Route
+from local.apigw import Handler, LocalHttpApi, Route
 from local.jwt_issuer import LocalIssuer
+from local.lambda_runtime import LambdaContext
 from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint
 from local.s3_gateway import S3Gateway
 from tests.conftest import client, make_bucket, make_table
@@ -57,6 +59,33 @@ class Session:
         assert response.status_code == 200, response.text
         assert response.headers["Content-Type"] == "application/json"
         return response.json()
+
+
+#: ``os.environ`` is process-wide: calls of handlers with an environment of
+#: their own take turns, as a Lambda execution environment serves one
+#: request at a time.
+_ENVIRONMENT_LOCK = threading.Lock()
+
+
+def in_environment(handler: Handler, env: Mapping[str, str]) -> Handler:
+    """``handler`` called in process with its function's environment applied,
+    so that it sees its own variables whenever it reads them, its cold start
+    included."""
+
+    def call(event: dict[str, Any], context: LambdaContext) -> Any:
+        with _ENVIRONMENT_LOCK:
+            saved = {name: os.environ.get(name) for name in env}
+            os.environ.update(env)
+            try:
+                return handler(event, context)
+            finally:
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+
+    return call
 
 
 @dataclass
@@ -111,20 +140,23 @@ def serve_api(
         routes = {
             **{
                 key: Route(
-                    upload_app.handler,
-                    env={
-                        **common,
-                        Env.MAX_UPLOAD_BYTES: str(max_upload),
-                        **(upload_env or {}),
-                    },
+                    in_environment(
+                        upload_app.handler,
+                        {
+                            **common,
+                            Env.MAX_UPLOAD_BYTES: str(max_upload),
+                            **(upload_env or {}),
+                        },
+                    ),
                     function_name="upload",
                 )
                 for key in upload_app.ROUTE_KEYS
             },
             **{
                 key: Route(
-                    videos_app.handler,
-                    env={**common, Env.OUTPUT_BUCKET: output},
+                    in_environment(
+                        videos_app.handler, {**common, Env.OUTPUT_BUCKET: output}
+                    ),
                     function_name="videos",
                 )
                 for key in videos_app.ROUTE_KEYS

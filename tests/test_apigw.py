@@ -1,6 +1,7 @@
 """The local HTTP API behaves like API Gateway's HTTP API where handlers and
 browsers can tell: routing, the payload 2.0 event and response, the JWT
-authorizer, CORS, and each function's own environment."""
+authorizer, CORS; and handlers called in process (tests/api_stack.py) each
+see their own environment."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from local.apigw import LocalHttpApi, Route
 from local.jwt_issuer import InvalidToken, LocalIssuer
 from local.lambda_runtime import LambdaContext
 from local.template import ACCOUNT_ID
+from tests.api_stack import in_environment
 
 ORIGIN = "http://localhost:3000"
 ISSUER = LocalIssuer()
@@ -391,8 +393,10 @@ def test_each_route_sees_its_own_environment_even_when_called_concurrently(monke
 
     api = gateway(
         {
-            "GET /a": Route(reader, env={"VOD_SHARED": "a", "VOD_ONLY_A": "yes"}),
-            "GET /b": Route(reader, env={"VOD_SHARED": "b"}),
+            "GET /a": Route(
+                in_environment(reader, {"VOD_SHARED": "a", "VOD_ONLY_A": "yes"})
+            ),
+            "GET /b": Route(in_environment(reader, {"VOD_SHARED": "b"})),
         }
     )
     answers: list[tuple[str, dict[str, Any]]] = []
