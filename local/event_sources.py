@@ -31,7 +31,8 @@ from local.template import REGION, QueueMappingSpec, StreamMappingSpec
 
 log = logging.getLogger(__name__)
 
-#: Invokes a function (by logical id) with an event and returns its result.
+#: Invokes a function (by logical id) with an event and returns its result;
+#: raises when the function fails.
 Invoke = Callable[[str, dict[str, Any]], Any]
 #: How often an idle stream is read again.
 POLL_SECONDS = 0.25

@@ -93,6 +93,10 @@ UPLOAD_EVENTS = ("Put", "Post", "CompleteMultipartUpload")
 _SAMPLE_UPLOAD_KEY = upload_key(DEMO_USER, str(uuid.UUID(int=0)), "clip.mp4")
 CLOUDFRONT = "cloudfront.amazonaws.com"
 READER = "playback-reader"
+#: The runner's own key, standing for CloudFormation: it may do anything.
+SETUP_KEY = AccessKey(
+    SETUP_CREDENTIALS["AWS_ACCESS_KEY_ID"], SETUP_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+)
 
 
 class VideoFailed(Exception):
@@ -209,10 +213,7 @@ class LocalPlatform:
         task = self.template.task()
         access = AccessControl(
             self.template.resource_policy_statements(),
-            setup=AccessKey(
-                SETUP_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                SETUP_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            ),
+            setup=SETUP_KEY,
         )
         self.access = access
         self.credentials = {
@@ -258,16 +259,8 @@ class LocalPlatform:
 
     def admin_client(self, service: str) -> Any:
         """A client of the moto server with the runner's own credentials."""
-        if self.moto is None:
-            raise RuntimeError("the platform is not started")
-        return boto3.client(
-            service,
-            endpoint_url=self.moto.url,
-            region_name=REGION,
-            aws_access_key_id=SETUP_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=SETUP_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            config=Config(signature_version="s3v4", retries={"max_attempts": 2}),
-        )
+        config = Config(signature_version="s3v4", retries={"max_attempts": 2})
+        return _client(service, _started(self.moto).url, SETUP_KEY, config)
 
     def _create_resources(self, moto: MotoEndpoint) -> None:
         s3 = self.admin_client("s3")
@@ -340,15 +333,9 @@ class LocalPlatform:
     def component_client(self, component: str, service: str) -> Any:
         """A client of ``service`` as ``component`` makes it: its own key,
         through the gateway that judges its calls."""
-        key = self.credentials[component]
-        return boto3.client(
-            service,
-            endpoint_url=_started(self.gateway).url,
-            region_name=REGION,
-            aws_access_key_id=key.access_key_id,
-            aws_secret_access_key=key.secret_access_key,
-            config=Config(signature_version="s3v4") if service == "s3" else None,
-        )
+        config = Config(signature_version="s3v4") if service == "s3" else None
+        endpoint = _started(self.gateway).url
+        return _client(service, endpoint, self.credentials[component], config)
 
     def component_env(self, component: str) -> dict[str, str]:
         """The AWS environment of one component: its own credentials, and
@@ -818,3 +805,14 @@ def _started(component: T | None) -> T:
     if component is None:
         raise RuntimeError("the platform is not started")
     return component
+
+
+def _client(service: str, endpoint: str, key: AccessKey, config: Config | None) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=key.access_key_id,
+        aws_secret_access_key=key.secret_access_key,
+        config=config,
+    )

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
+from local.event_sources import Invoke
 from local.s3_gateway import ObjectCreated
 from local.template import REGION, NotificationSpec
 
@@ -27,9 +28,6 @@ log = logging.getLogger(__name__)
 
 #: Size and ETag of a stored object, read back once it exists.
 Describe = Callable[[str, str], tuple[int, str]]
-#: Invokes a function (by logical id) with an event and returns its result;
-#: raises when the function fails.
-Invoke = Callable[[str, dict[str, Any]], Any]
 
 
 def event_matches(pattern: str, event_name: str) -> bool:
