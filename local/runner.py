@@ -71,6 +71,7 @@ from local.template import (
     PARTITION,
     REGION,
     Assembly,
+    DistributionSpec,
     FunctionSpec,
     LocalTemplate,
     NotificationSpec,
@@ -348,7 +349,8 @@ class LocalPlatform:
             for name, (role, session) in sessions.items()
         }
         context = {"aws:SourceAccount": ACCOUNT_ID}
-        for distribution in self.template.distributions()[:1]:
+        distribution = self._playback_distribution()
+        if distribution is not None:
             distribution_id = self.template.resources[distribution.logical_id].ref
             context["aws:SourceArn"] = (
                 f"arn:{PARTITION}:cloudfront::{ACCOUNT_ID}:distribution/"
@@ -574,19 +576,35 @@ class LocalPlatform:
         """The bucket players read and the browser origins allowed to: the
         CloudFront distribution's, or without one, the output bucket of the
         function that makes playback URLs, with that bucket's CORS."""
-        for distribution in self.template.distributions():
+        distribution = self._playback_distribution()
+        if distribution is not None:
             if distribution.allowed_origins is not None:
                 return distribution.bucket, distribution.allowed_origins
             return distribution.bucket, self._bucket_origins(distribution.bucket)
-        for function in self.functions.values():
-            env = function.environment
-            if Env.PLAYBACK_BASE_URL in env and Env.OUTPUT_BUCKET in env:
-                bucket = env[Env.OUTPUT_BUCKET]
-                return bucket, self._bucket_origins(bucket)
+        for bucket in self._playback_buckets():
+            return bucket, self._bucket_origins(bucket)
         raise WiringError(
             "nothing serves playback: the stack has no CloudFront distribution "
             f"of a bucket, and no function sets {Env.PLAYBACK_BASE_URL} with "
             f"{Env.OUTPUT_BUCKET}"
+        )
+
+    def _playback_buckets(self) -> list[str]:
+        """The output buckets of the functions that make playback URLs."""
+        return [
+            function.environment[Env.OUTPUT_BUCKET]
+            for function in self.functions.values()
+            if {Env.PLAYBACK_BASE_URL, Env.OUTPUT_BUCKET} <= function.environment.keys()
+        ]
+
+    def _playback_distribution(self) -> DistributionSpec | None:
+        """The distribution players read: the one serving a bucket that
+        playback URLs point into, not the web app's, else the only one."""
+        distributions = self.template.distributions()
+        buckets = self._playback_buckets()
+        return next(
+            (d for d in distributions if d.bucket in buckets),
+            distributions[0] if len(distributions) == 1 else None,
         )
 
     def _bucket_origins(self, bucket: str) -> tuple[str, ...]:
