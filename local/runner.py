@@ -22,7 +22,9 @@
   lays it out, with the task definition's environment;
 * the playback reader in front of the output bucket, which the videos
   function's playback base URL points at;
-* a web server for the static page and its ``/config.json``.
+* a web server for the static page and its ``/config.json``, bound first:
+  its origin is allowed by every CORS rule of the run (the API's, the
+  buckets', the reader's), as the stack allows its web app's origin.
 
 Before anything starts, the wiring between the components is checked: a
 variable that names no resource of the template, components that disagree
@@ -45,7 +47,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -117,8 +119,9 @@ class LocalPlatform:
     manager, or call :meth:`start` and :meth:`stop`.
 
     :param moto_port: port of the moto server (a free one when 0)
-    :param web_port: port of the page and ``/config.json`` (0: a free one;
-        the template's allowed origins name ``http://localhost:8787``)
+    :param web_port: port of the page and ``/config.json`` (0: a free one);
+        its origin ``http://localhost:<port>`` is allowed wherever the
+        template allows browser origins
     :param workers: how many FFmpeg worker processes run (default 3, so that
         a long video's chunks are encoded by several at once); one that dies
         is replaced
@@ -215,6 +218,7 @@ class LocalPlatform:
         for left_out in self.template.not_run_locally():
             log.warning("not run locally: %s", left_out)
         self.run_dir = self._make_run_dir()
+        web = self.web = self._bind_web()
         self.moto = self._stack.enter_context(
             moto_server(self._moto_port, log_path=self.run_dir / "logs" / "moto.log")
         )
@@ -264,7 +268,7 @@ class LocalPlatform:
         self._start_queue_pollers()
         self.api = self._start_api()
         self._start_workers(task)
-        self.web = self._start_web()
+        web.start()
 
     def _make_run_dir(self) -> Path:
         if self._given_run_dir is not None:
@@ -295,9 +299,12 @@ class LocalPlatform:
         for bucket in self.template.buckets():
             s3.create_bucket(Bucket=bucket.name)
             if bucket.cors_rules:
+                rules = [
+                    {**rule, "AllowedOrigins": self._with_page(rule["AllowedOrigins"])}
+                    for rule in bucket.cors_rules
+                ]
                 s3.put_bucket_cors(
-                    Bucket=bucket.name,
-                    CORSConfiguration={"CORSRules": list(bucket.cors_rules)},
+                    Bucket=bucket.name, CORSConfiguration={"CORSRules": rules}
                 )
             if bucket.lifecycle_rules:
                 s3.put_bucket_lifecycle_configuration(
@@ -514,7 +521,7 @@ class LocalPlatform:
                 for r in spec.routes
             },
             issuer=self.issuer,
-            allowed_origins=spec.allow_origins,
+            allowed_origins=self._with_page(spec.allow_origins),
             allow_headers=spec.allow_headers,
             allow_methods=spec.allow_methods,
             expose_headers=spec.expose_headers,
@@ -567,7 +574,9 @@ class LocalPlatform:
     def _start_reader(self) -> PlaybackReader:
         bucket, origins = self._playback_origin()
         s3 = self.component_client(READER, "s3")
-        reader = PlaybackReader(bucket=bucket, s3=s3, allowed_origins=origins)
+        reader = PlaybackReader(
+            bucket=bucket, s3=s3, allowed_origins=self._with_page(origins)
+        )
         reader.start()
         self._stack.callback(reader.stop)
         return reader
@@ -607,6 +616,11 @@ class LocalPlatform:
             distributions[0] if len(distributions) == 1 else None,
         )
 
+    def _with_page(self, origins: Sequence[str]) -> tuple[str, ...]:
+        """``origins`` and the page's, which the local run serves."""
+        page = self.web_url
+        return tuple(origins) if page in origins else (*origins, page)
+
     def _bucket_origins(self, bucket: str) -> tuple[str, ...]:
         return tuple(
             sorted(
@@ -620,7 +634,9 @@ class LocalPlatform:
             )
         )
 
-    def _start_web(self) -> LoopbackHttpServer:
+    def _bind_web(self) -> LoopbackHttpServer:
+        """The page's server, bound now so that its origin is known to the
+        CORS rules of what starts next, and serving once everything runs."""
         platform = self
         root = self._web_root or self._placeholder_page()
 
@@ -650,17 +666,9 @@ class LocalPlatform:
         except OSError as error:
             raise OSError(
                 f"cannot serve the web page on port {self._web_port} ({error}); "
-                "pass another web port"
+                "pass another web port (make demo-serve WEB_PORT=8080)"
             ) from None
-        server.start()
         self._stack.callback(server.stop)
-        origin = f"http://localhost:{server.server_address[1]}"
-        if origin not in self.template.http_api().allow_origins:
-            log.warning(
-                "the page's origin %s is not among the API's allowed origins; "
-                "browsers will refuse its API calls",
-                origin,
-            )
         return server
 
     def _placeholder_page(self) -> Path:
