@@ -115,11 +115,15 @@ def test_buckets_have_the_template_cors_and_lifecycle(platform, synth):
     s3 = platform.admin_client("s3")
     source = name_of(platform, SOURCE)
     assert source.startswith("vod-storagesourcebucketb2f37168-")
-    (cors,) = s3.get_bucket_cors(Bucket=source)["CORSRules"]
-    (expected,) = props(synth, SOURCE)["CorsConfiguration"]["CorsRules"]
-    assert cors["AllowedOrigins"] == expected["AllowedOrigins"]
-    assert cors["AllowedMethods"] == expected["AllowedMethods"]
-    assert cors["ExposeHeaders"] == expected["ExposedHeaders"]
+    # The knob's origins, then the web app's; the local page's joins both.
+    rules = s3.get_bucket_cors(Bucket=source)["CORSRules"]
+    expected_rules = props(synth, SOURCE)["CorsConfiguration"]["CorsRules"]
+    assert len(rules) == len(expected_rules) == 2
+    for cors, expected in zip(rules, expected_rules, strict=True):
+        assert cors["AllowedOrigins"][-1] == platform.web_url
+        assert cors["AllowedMethods"] == expected["AllowedMethods"]
+        assert cors["ExposeHeaders"] == expected["ExposedHeaders"]
+    assert rules[0]["AllowedOrigins"][:-1] == expected_rules[0]["AllowedOrigins"]
     (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=source)["Rules"]
     (expected_rule,) = props(synth, SOURCE)["LifecycleConfiguration"]["Rules"]
     assert rule["ID"] == expected_rule["Id"]
@@ -129,8 +133,8 @@ def test_buckets_have_the_template_cors_and_lifecycle(platform, synth):
         == (expected_rule["AbortIncompleteMultipartUpload"])
     )
     output = name_of(platform, OUTPUT)
-    (output_cors,) = s3.get_bucket_cors(Bucket=output)["CORSRules"]
-    assert output_cors["AllowedMethods"] == ["GET", "HEAD"]
+    for output_cors in s3.get_bucket_cors(Bucket=output)["CORSRules"]:
+        assert output_cors["AllowedMethods"] == ["GET", "HEAD"]
 
 
 def test_the_table_has_the_template_keys_index_and_ttl(platform, synth):
