@@ -160,3 +160,15 @@ def test_synth_without_a_built_page_says_how_to_build_it(tmp_path):
     stack = cdk.Stack(cdk.App(), "NoPage")
     with pytest.raises(ValueError, match=r"make setup.*npm run build:web"):
         WebApp(stack, "WebApp", access_logs=s3.Bucket(stack, "Logs"), dist=tmp_path)
+
+
+def test_make_summary_shows_the_app_origin_in_the_buckets_cors(synth):
+    from local.summary import summarize
+
+    (distribution,) = (
+        logical
+        for logical in synth.resources(STACK, "AWS::CloudFront::Distribution")
+        if logical.startswith("WebApp")
+    )
+    summary = summarize(synth.outdir)
+    assert f"HEAD from https://<{distribution}.DomainName>" in summary
