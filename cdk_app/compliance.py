@@ -10,6 +10,7 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, App, CfnResource, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
@@ -206,7 +207,7 @@ def acknowledge_delivery(delivery: VideoDelivery) -> None:
         )
 
 
-def acknowledge_web_app(web_app: WebApp) -> None:
+def acknowledge_web_app(web_app: WebApp, deployment: s3deploy.BucketDeployment) -> None:
     """The page's distribution, and CDK's BucketDeployment handler that copies
     the page into its bucket (one per stack, CDK's code and role)."""
     distribution = web_app.cloudfront_distribution
@@ -231,9 +232,7 @@ def acknowledge_web_app(web_app: WebApp) -> None:
         "CloudFront serves with a TLSv1 minimum whatever the distribution "
         "asks; browsers that load the page negotiate TLS 1.2 or later.",
     )
-    if web_app.deployment is None:
-        return
-    role = web_app.deployment.handler_role
+    role = deployment.handler_role
     handler = role.node.scope
     assert handler is not None
     _acknowledge(

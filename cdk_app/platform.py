@@ -124,8 +124,8 @@ class VodStack(Stack):
             deletion_protection=config.is_prod,
         )
         compliance.acknowledge_upload_api(self.upload_api, self.storage)
-        self.web_app.publish(self._page_config(config))
-        compliance.acknowledge_web_app(self.web_app)
+        deployment = self.web_app.publish(self._page_config(config))
+        compliance.acknowledge_web_app(self.web_app, deployment)
 
         self.transcoder = self._transcoder(config, stateless_removal)
         # The ingest function is the stack's, not the transcoder's: switching
