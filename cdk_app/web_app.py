@@ -109,7 +109,6 @@ class WebApp(Construct):
             log_bucket=access_logs,
             log_file_prefix="web-cloudfront/",
         )
-        self.deployment: s3deploy.BucketDeployment | None = None
 
     @property
     def url(self) -> str:
@@ -120,7 +119,7 @@ class WebApp(Construct):
         """Deploy the built page and ``config.json`` holding ``config`` (its
         values may be tokens: CloudFormation fills them in), then invalidate
         the distribution's cache, since the bundle's names do not change."""
-        self.deployment = s3deploy.BucketDeployment(
+        return s3deploy.BucketDeployment(
             self,
             "Deployment",
             sources=[
@@ -134,4 +133,3 @@ class WebApp(Construct):
             # stack removes it, so that the bucket can go too.
             retain_on_delete=False,
         )
-        return self.deployment
