@@ -47,13 +47,15 @@ test: setup lint
 	$(PY) -m pytest
 
 # The whole pipeline locally from cdk.out: `make demo FILE=path/to/video`
-# uploads your file instead of a generated clip.
+# uploads your file instead of a generated clip; `WEB_PORT=8080` serves the
+# page on that port (default 8787), whose origin the local run then allows.
+WEB_PORT ?= 8787
 demo: synth
-	$(PY) -m local.demo $(if $(FILE),--file "$(FILE)")
+	$(PY) -m local.demo --web-port $(WEB_PORT) $(if $(FILE),--file "$(FILE)")
 
 # The local platform without the upload, for manual use.
 demo-serve: synth
-	$(PY) -m local.demo --no-wait
+	$(PY) -m local.demo --no-wait --web-port $(WEB_PORT)
 
 summary: synth
 	$(PY) -m local.summary cdk.out

@@ -10,6 +10,7 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, App, CfnResource, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
@@ -21,6 +22,7 @@ from cdk_app.storage import VideoStorage
 from cdk_app.transcoder import FargateTranscoder
 from cdk_app.transcoding import VideoTranscoder
 from cdk_app.upload_api import UploadApi
+from cdk_app.web_app import WebApp
 from vod.keys import OUTPUTS_PREFIX, UPLOADS_PREFIX
 
 #: The id CDK gives its singleton S3-notifications handler in every stack.
@@ -203,6 +205,95 @@ def acknowledge_delivery(delivery: VideoDelivery) -> None:
             "them it serves the operator's certificate with a TLSv1.2_2021 "
             "minimum and this finding does not arise.",
         )
+
+
+def acknowledge_web_app(web_app: WebApp, deployment: s3deploy.BucketDeployment) -> None:
+    """The page's distribution, and CDK's BucketDeployment handler that copies
+    the page into its bucket (one per stack, CDK's code and role)."""
+    distribution = web_app.cloudfront_distribution
+    _acknowledge(
+        distribution,
+        "AwsSolutions-CFR1",
+        "The web app is a static page for users anywhere; an operator who must "
+        "restrict countries adds a geo restriction to the distribution.",
+    )
+    _acknowledge(
+        distribution,
+        "AwsSolutions-CFR2",
+        "The distribution serves only the static page from a private bucket "
+        "through OAC, read-only (GET and HEAD); the API it calls has its own "
+        "throttling and JWT authorizer. A WAF web ACL is billed per rule and "
+        "request and is the operator's choice, attached by web ACL id.",
+    )
+    _acknowledge(
+        distribution,
+        "AwsSolutions-CFR4",
+        "The web app is served on its *.cloudfront.net name, whose certificate "
+        "CloudFront serves with a TLSv1 minimum whatever the distribution "
+        "asks; browsers that load the page negotiate TLS 1.2 or later.",
+    )
+    role = deployment.handler_role
+    handler = role.node.scope
+    assert handler is not None
+    _acknowledge(
+        role,
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+        "service-role/AWSLambdaBasicExecutionRole]",
+        "CDK's BucketDeployment handler runs with the basic execution policy, "
+        "which grants only CloudWatch Logs writes, to a log group "
+        "CloudFormation names.",
+    )
+    policy = _default_policy(role)
+    for finding, reason in (
+        (
+            "Action::s3:GetObject*",
+            "CDK's grantRead of the asset and web buckets to its BucketDeployment "
+            "handler: GetObject and its version and tagging reads, nothing else.",
+        ),
+        (
+            "Action::s3:GetBucket*",
+            "CDK's grantRead to its BucketDeployment handler: bucket reads "
+            "(location, versioning) that `aws s3 sync` makes.",
+        ),
+        (
+            "Action::s3:List*",
+            "CDK's grantRead to its BucketDeployment handler: `aws s3 sync` "
+            "lists both buckets to copy only what changed.",
+        ),
+        (
+            "Action::s3:DeleteObject*",
+            "CDK's grantReadWrite of the web bucket to its BucketDeployment "
+            "handler: sync --delete removes files the new build no longer has.",
+        ),
+        (
+            "Action::s3:Abort*",
+            "CDK's grantReadWrite of the web bucket to its BucketDeployment "
+            "handler: aborting its own failed multipart copies.",
+        ),
+        (
+            "Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-"
+            "<AWS::AccountId>-<AWS::Region>/*",
+            "The CDK bootstrap asset bucket, where the page's zip is staged; "
+            "its key is known only at deploy time.",
+        ),
+        (
+            f"Resource::<{_logical_id(web_app.bucket)}.Arn>/*",
+            "The web bucket holds only the page: the handler syncs all of it.",
+        ),
+        (
+            "Resource::*",
+            "cloudfront:CreateInvalidation and GetInvalidation, granted by CDK "
+            "to invalidate the page's distribution after a deploy; CDK "
+            "grants them on '*'.",
+        ),
+    ):
+        _acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+    _acknowledge(
+        handler,
+        "AwsSolutions-L1",
+        "CDK's BucketDeployment handler: CDK pins its Python runtime to the "
+        "AWS CLI layer it ships with, and updates both with aws-cdk-lib.",
+    )
 
 
 def acknowledge_ingest_failures(queue: sqs.IQueue) -> None:

@@ -302,8 +302,10 @@ KNOBS: tuple[Knob, ...] = (
         "allowedOrigins",
         ["http://localhost:3000", "http://localhost:8787"],
         "list of http(s) origins, no path",
-        "Browser origins allowed by the buckets' and the API's CORS rules. "
-        "The second default is the local demo page.",
+        "Browser origins allowed by the buckets', the playback "
+        "distribution's and the API's CORS rules, besides the stack's web "
+        "app, which is always allowed. The second default is the local demo "
+        "page.",
         _string_list(
             _ORIGIN, "a non-empty list of origins like https://app.example.com"
         ),
@@ -394,7 +396,8 @@ KNOBS: tuple[Knob, ...] = (
         ["http://localhost:3000/", "http://localhost:8787/"],
         "list of https URLs; http only for localhost",
         "Where the Cognito app client may send a browser back after sign-in "
-        "(authorization code grant with PKCE). Unused with jwtIssuer.",
+        "(authorization code grant with PKCE), besides the web app's URL. "
+        "Unused with jwtIssuer.",
         _string_list(_REDIRECT_URL, _REDIRECT_URLS),
     ),
     Knob(
@@ -409,9 +412,10 @@ KNOBS: tuple[Knob, ...] = (
         "authDomainPrefix",
         None,
         "null, or a prefix of lower-case letters, digits and hyphens",
-        "null creates no sign-in domain; a prefix creates the Cognito hosted "
-        "sign-in pages at https://<prefix>.auth.<region>.amazoncognito.com "
-        "(stack output UserPoolDomainUrl). Unused with jwtIssuer.",
+        "The Cognito hosted sign-in pages, which the web app signs in "
+        "through, at https://<prefix>.auth.<region>.amazoncognito.com (stack "
+        "output UserPoolDomainUrl); null names them vod-<the UUID in the "
+        "stack's id>. Unused with jwtIssuer.",
         _optional(_string(_DOMAIN_PREFIX, _DOMAIN_PREFIX_ALLOWED)),
     ),
     Knob(

@@ -12,7 +12,9 @@ stack to a function in the other forms a dependency cycle.
 
 from __future__ import annotations
 
-from aws_cdk import App, CfnOutput, Duration, RemovalPolicy, Stack
+from typing import Any
+
+from aws_cdk import App, Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_lambda_destinations as destinations
 from constructs import Construct
@@ -29,7 +31,14 @@ from cdk_app.queues import secure_queue
 from cdk_app.storage import VideoStorage
 from cdk_app.transcoder import FargateTranscoder, TranscodeLimits, WorkerSize
 from cdk_app.transcoding import VideoTranscoder
-from cdk_app.upload_api import BrowserSignIn, ExternalIssuer, UploadApi, UploadLimits
+from cdk_app.upload_api import (
+    SIGN_IN_SCOPES,
+    BrowserSignIn,
+    ExternalIssuer,
+    UploadApi,
+    UploadLimits,
+)
+from cdk_app.web_app import WebApp
 from lambdas.mediaconvert.job import TierPrices
 from vod.settings import Env, Transcoder
 
@@ -59,6 +68,16 @@ class VodStack(Stack):
             originals_transition_after_days=config.originals_transition_after_days,
             removal_policy=stateful_removal,
         )
+        # The page's origin is allowed wherever the knob's origins are: CORS
+        # of the buckets, the playback distribution and the API, and the
+        # sign-in redirects. Nothing the page's distribution needs depends on
+        # them, so there is no cycle.
+        self.web_app = WebApp(
+            self, "WebApp", access_logs=self.storage.access_logs_bucket
+        )
+        app_url = self.web_app.url
+        browser_origins = [*config.allowed_origins, app_url]
+        self.storage.allow_origins([app_url])
         self.videos = VideoTable(
             self,
             "Videos",
@@ -69,7 +88,7 @@ class VodStack(Stack):
             self,
             "Delivery",
             storage=self.storage,
-            allowed_origins=config.allowed_origins,
+            allowed_origins=browser_origins,
             key_group_id=config.key_group_id,
             domain=self._playback_domain(config),
         )
@@ -89,22 +108,24 @@ class VodStack(Stack):
                 max_videos_per_user=config.max_videos_per_user,
                 record_ttl_days=config.abort_incomplete_uploads_after_days + 1,
             ),
-            allowed_origins=config.allowed_origins,
+            allowed_origins=browser_origins,
             issuer=(
                 ExternalIssuer(issuer=config.issuer, audience=config.jwt_audience or ())
                 if config.issuer
                 else None
             ),
             sign_in=BrowserSignIn(
-                callback_urls=config.auth_callback_urls,
-                logout_urls=config.auth_logout_urls,
-                domain_prefix=config.auth_domain_prefix,
+                callback_urls=[*config.auth_callback_urls, f"{app_url}/"],
+                logout_urls=[*config.auth_logout_urls, f"{app_url}/"],
+                domain_prefix=config.auth_domain_prefix or self._default_domain_prefix,
             ),
             playback_base_url=playback,
             removal_policy=stateful_removal,
             deletion_protection=config.is_prod,
         )
         compliance.acknowledge_upload_api(self.upload_api, self.storage)
+        deployment = self.web_app.publish(self._page_config(config))
+        compliance.acknowledge_web_app(self.web_app, deployment)
 
         self.transcoder = self._transcoder(config, stateless_removal)
         # The ingest function is the stack's, not the transcoder's: switching
@@ -165,6 +186,35 @@ class VodStack(Stack):
         compliance.acknowledge_delivery(self.delivery)
         self._outputs()
 
+    @property
+    def _default_domain_prefix(self) -> str:
+        """``vod-`` and the UUID of the stack's id: unique across accounts and
+        regions, as Cognito wants a prefix to be, and stable for the stack's
+        life."""
+        return Fn.join("", ["vod-", Fn.select(2, Fn.split("/", Aws.STACK_ID))])
+
+    def _page_config(self, config: PlatformConfig) -> dict[str, Any]:
+        """The web app's ``config.json`` (the README's contract): the API, the
+        playback origin, the upload limit, and the hosted sign-in endpoints of
+        the stack's user pool (none with jwtIssuer: no pool)."""
+        page: dict[str, Any] = {
+            "apiUrl": self.upload_api.url,
+            "playbackUrl": self.delivery.playback_base_url,
+            "maxUploadBytes": config.max_upload_bytes,
+        }
+        client = self.upload_api.user_pool_client
+        domain = self.upload_api.user_pool_domain
+        if client is not None and domain is not None:
+            hosted = domain.base_url()
+            page["auth"] = {
+                "authorizeUrl": f"{hosted}/oauth2/authorize",
+                "tokenUrl": f"{hosted}/oauth2/token",
+                "logoutUrl": f"{hosted}/logout",
+                "clientId": client.user_pool_client_id,
+                "scopes": [scope.scope_name for scope in SIGN_IN_SCOPES],
+            }
+        return page
+
     def _playback_domain(self, config: PlatformConfig) -> PlaybackDomain | None:
         if config.domain_name is None or config.certificate_arn is None:
             return None
@@ -218,6 +268,7 @@ class VodStack(Stack):
         )
 
     def _outputs(self) -> None:
+        CfnOutput(self, "AppUrl", value=self.web_app.url)
         CfnOutput(self, "ApiUrl", value=self.upload_api.url)
         CfnOutput(
             self, "SourceBucketName", value=self.storage.source_bucket.bucket_name

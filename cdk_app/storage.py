@@ -8,6 +8,7 @@ only, encrypted and access-logged. Users of the construct get prefix-scoped
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -30,6 +31,32 @@ UPLOAD_ALLOWED_HEADERS = (
 #: Uppy reads the part ETag to complete, and Location after a POST upload.
 UPLOAD_EXPOSED_HEADERS = ("ETag", "Location")
 ACCESS_LOG_RETENTION = Duration.days(90)
+
+
+def secure_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    access_logs: s3.IBucket,
+    access_logs_prefix: str,
+    removal_policy: RemovalPolicy,
+    **props: Any,
+) -> s3.Bucket:
+    """One way to make a private bucket of the stack: public access blocked,
+    TLS 1.2 only, encrypted, and its server access logs under
+    ``access_logs_prefix`` in ``access_logs``; ``props`` say what differs."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        server_access_logs_bucket=access_logs,
+        server_access_logs_prefix=access_logs_prefix,
+        removal_policy=removal_policy,
+        **props,
+    )
 
 
 class VideoStorage(Construct):
@@ -103,53 +130,47 @@ class VideoStorage(Construct):
                 )
             )
 
-        self.source_bucket = s3.Bucket(
+        self.source_bucket = secure_bucket(
             self,
             "SourceBucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            server_access_logs_bucket=self.access_logs_bucket,
-            server_access_logs_prefix="source/",
-            cors=[
-                s3.CorsRule(
-                    allowed_methods=[
-                        s3.HttpMethods.PUT,
-                        s3.HttpMethods.POST,
-                        s3.HttpMethods.GET,
-                        s3.HttpMethods.DELETE,
-                        s3.HttpMethods.HEAD,
-                    ],
-                    allowed_origins=list(allowed_origins),
-                    allowed_headers=list(UPLOAD_ALLOWED_HEADERS),
-                    exposed_headers=list(UPLOAD_EXPOSED_HEADERS),
-                    max_age=3600,
-                )
-            ],
-            lifecycle_rules=upload_rules,
+            access_logs=self.access_logs_bucket,
+            access_logs_prefix="source/",
             removal_policy=removal_policy,
+            lifecycle_rules=upload_rules,
         )
 
-        self.output_bucket = s3.Bucket(
+        self.output_bucket = secure_bucket(
             self,
             "OutputBucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            server_access_logs_bucket=self.access_logs_bucket,
-            server_access_logs_prefix="output/",
-            cors=[
-                s3.CorsRule(
-                    allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
-                    allowed_origins=list(allowed_origins),
-                    allowed_headers=["range"],
-                    exposed_headers=["ETag", "Content-Length", "Content-Range"],
-                    max_age=3600,
-                )
-            ],
+            access_logs=self.access_logs_bucket,
+            access_logs_prefix="output/",
             removal_policy=removal_policy,
+        )
+        self.allow_origins(allowed_origins)
+
+    def allow_origins(self, origins: Sequence[str]) -> None:
+        """Let pages on ``origins`` upload to the source bucket and read the
+        output bucket. A page whose origin is a token of the stack (the web
+        app's distribution) is allowed after the buckets exist."""
+        self.source_bucket.add_cors_rule(
+            allowed_methods=[
+                s3.HttpMethods.PUT,
+                s3.HttpMethods.POST,
+                s3.HttpMethods.GET,
+                s3.HttpMethods.DELETE,
+                s3.HttpMethods.HEAD,
+            ],
+            allowed_origins=list(origins),
+            allowed_headers=list(UPLOAD_ALLOWED_HEADERS),
+            exposed_headers=list(UPLOAD_EXPOSED_HEADERS),
+            max_age=3600,
+        )
+        self.output_bucket.add_cors_rule(
+            allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+            allowed_origins=list(origins),
+            allowed_headers=["range"],
+            exposed_headers=["ETag", "Content-Length", "Content-Range"],
+            max_age=3600,
         )
 
     def notify_on_upload(self, function: lambda_.IFunction) -> None:

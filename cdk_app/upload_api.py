@@ -27,6 +27,12 @@ from vod.settings import MIB, Env
 UPLOAD_HANDLER = "lambdas.upload_api.app.handler"
 VIDEOS_HANDLER = "lambdas.videos_api.app.handler"
 _METHODS = {m.value: m for m in apigwv2.HttpMethod}
+#: What the app client's tokens may carry; the web app asks for these.
+SIGN_IN_SCOPES = (
+    cognito.OAuthScope.OPENID,
+    cognito.OAuthScope.EMAIL,
+    cognito.OAuthScope.PROFILE,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,11 +231,7 @@ class UploadApi(Construct):
                 flows=cognito.OAuthFlows(
                     authorization_code_grant=True, implicit_code_grant=False
                 ),
-                scopes=[
-                    cognito.OAuthScope.OPENID,
-                    cognito.OAuthScope.EMAIL,
-                    cognito.OAuthScope.PROFILE,
-                ],
+                scopes=list(SIGN_IN_SCOPES),
                 callback_urls=list(sign_in.callback_urls),
                 logout_urls=list(sign_in.logout_urls),
             ),

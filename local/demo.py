@@ -4,9 +4,11 @@ taken through it end to end, and the page served until Ctrl-C.
     python -m local.demo [--file PATH] [--no-wait] [--moto-port N] [--web-port N]
 
 Without ``--file`` a 6 s 1080p test clip with audio is generated with
-ffmpeg. The clip is uploaded with the ``vod`` CLI, the run waits for READY
-while showing the transcode progress (chunks done, how much already plays),
-then prints the record and the playback URL of ``master.m3u8``. A file
+ffmpeg. The clip is uploaded with the ``vod`` CLI as the demo user, the run
+waits for READY while showing the transcode progress (chunks done, how much
+already plays), then prints the record and the playback URL of
+``master.m3u8``, and ends with the page's URL, whose library shows the video
+to the demo user. A file
 longer than the stack's chunk length is encoded in chunks by the three
 worker processes at once. ``--no-wait`` skips the upload and only keeps the
 stack up for manual use; the ``export`` lines it prints set up the ``vod``
@@ -184,11 +186,14 @@ def run(args: argparse.Namespace) -> int:
             say("Record:")
             say(json.dumps(record, indent=2))
             say(f"Playback URL: {record['playbackUrl']}")
-        say(f"Open {platform.web_url}/ to upload and play in the browser.")
         say(f"For the vod CLI (user {DEMO_USER}), paste:")
         say(f"  export VOD_API_URL={platform.api_url}")
         say(f"  export VOD_TOKEN={token}")
-        say("Serving until Ctrl-C.")
+        say(
+            "Serving until Ctrl-C. The page, where the demo user "
+            + ("uploads and plays:" if args.no_wait else "finds the video uploaded:")
+        )
+        say(f"  {platform.web_url}/")
         while True:
             time.sleep(3600)
 

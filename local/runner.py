@@ -21,7 +21,9 @@
   lays it out, with the task definition's environment;
 * the playback reader in front of the output bucket, which the videos
   function's playback base URL points at;
-* a web server for the static page and its ``/config.json``.
+* a web server for the static page and its ``/config.json``, bound first:
+  its origin is allowed by every CORS rule of the run (the API's, the
+  buckets', the reader's), as the stack allows its web app's origin.
 
 Before anything starts, the one wiring mistake that no call would refuse is
 checked: a notification filter that upload keys never match stops the run
@@ -42,7 +44,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -67,6 +69,7 @@ from local.template import (
     PARTITION,
     REGION,
     Assembly,
+    DistributionSpec,
     FunctionSpec,
     LocalTemplate,
     NotificationSpec,
@@ -108,8 +111,9 @@ class LocalPlatform:
     manager, or call :meth:`start` and :meth:`stop`.
 
     :param moto_port: port of the moto server (a free one when 0)
-    :param web_port: port of the page and ``/config.json`` (0: a free one;
-        the template's allowed origins name ``http://localhost:8787``)
+    :param web_port: port of the page and ``/config.json`` (0: a free one);
+        its origin ``http://localhost:<port>`` is allowed wherever the
+        template allows browser origins
     :param workers: how many FFmpeg worker processes run (default 3, so that
         a long video's chunks are encoded by several at once); one that dies
         is replaced
@@ -205,6 +209,7 @@ class LocalPlatform:
         for left_out in self.template.not_run_locally():
             log.warning("not run locally: %s", left_out)
         self.run_dir = self._make_run_dir()
+        web = self.web = self._bind_web()
         self.moto = self._stack.enter_context(
             moto_server(self._moto_port, log_path=self.run_dir / "logs" / "moto.log")
         )
@@ -244,7 +249,7 @@ class LocalPlatform:
         self._start_queue_pollers()
         self.api = self._start_api()
         self._start_workers(task)
-        self.web = self._start_web()
+        web.start()
 
     def _make_run_dir(self) -> Path:
         if self._given_run_dir is not None:
@@ -267,9 +272,12 @@ class LocalPlatform:
         for bucket in self.template.buckets():
             s3.create_bucket(Bucket=bucket.name)
             if bucket.cors_rules:
+                rules = [
+                    {**rule, "AllowedOrigins": self._with_page(rule["AllowedOrigins"])}
+                    for rule in bucket.cors_rules
+                ]
                 s3.put_bucket_cors(
-                    Bucket=bucket.name,
-                    CORSConfiguration={"CORSRules": list(bucket.cors_rules)},
+                    Bucket=bucket.name, CORSConfiguration={"CORSRules": rules}
                 )
             if bucket.lifecycle_rules:
                 s3.put_bucket_lifecycle_configuration(
@@ -321,7 +329,8 @@ class LocalPlatform:
             for name, (role, session) in sessions.items()
         }
         context = {"aws:SourceAccount": ACCOUNT_ID}
-        for distribution in self.template.distributions()[:1]:
+        distribution = self._playback_distribution()
+        if distribution is not None:
             distribution_id = self.template.resources[distribution.logical_id].ref
             context["aws:SourceArn"] = (
                 f"arn:{PARTITION}:cloudfront::{ACCOUNT_ID}:distribution/"
@@ -476,7 +485,7 @@ class LocalPlatform:
                 for r in spec.routes
             },
             issuer=self.issuer,
-            allowed_origins=spec.allow_origins,
+            allowed_origins=self._with_page(spec.allow_origins),
             allow_headers=spec.allow_headers,
             allow_methods=spec.allow_methods,
             expose_headers=spec.expose_headers,
@@ -529,7 +538,9 @@ class LocalPlatform:
     def _start_reader(self) -> PlaybackReader:
         bucket, origins = self._playback_origin()
         s3 = self.component_client(READER, "s3")
-        reader = PlaybackReader(bucket=bucket, s3=s3, allowed_origins=origins)
+        reader = PlaybackReader(
+            bucket=bucket, s3=s3, allowed_origins=self._with_page(origins)
+        )
         reader.start()
         self._stack.callback(reader.stop)
         return reader
@@ -538,20 +549,41 @@ class LocalPlatform:
         """The bucket players read and the browser origins allowed to: the
         CloudFront distribution's, or without one, the output bucket of the
         function that makes playback URLs, with that bucket's CORS."""
-        for distribution in self.template.distributions():
+        distribution = self._playback_distribution()
+        if distribution is not None:
             if distribution.allowed_origins is not None:
                 return distribution.bucket, distribution.allowed_origins
             return distribution.bucket, self._bucket_origins(distribution.bucket)
-        for function in self.functions.values():
-            env = function.environment
-            if Env.PLAYBACK_BASE_URL in env and Env.OUTPUT_BUCKET in env:
-                bucket = env[Env.OUTPUT_BUCKET]
-                return bucket, self._bucket_origins(bucket)
+        for bucket in self._playback_buckets():
+            return bucket, self._bucket_origins(bucket)
         raise WiringError(
             "nothing serves playback: the stack has no CloudFront distribution "
             f"of a bucket, and no function sets {Env.PLAYBACK_BASE_URL} with "
             f"{Env.OUTPUT_BUCKET}"
         )
+
+    def _playback_buckets(self) -> list[str]:
+        """The output buckets of the functions that make playback URLs."""
+        return [
+            function.environment[Env.OUTPUT_BUCKET]
+            for function in self.functions.values()
+            if {Env.PLAYBACK_BASE_URL, Env.OUTPUT_BUCKET} <= function.environment.keys()
+        ]
+
+    def _playback_distribution(self) -> DistributionSpec | None:
+        """The distribution players read: the one serving a bucket that
+        playback URLs point into, not the web app's, else the only one."""
+        distributions = self.template.distributions()
+        buckets = self._playback_buckets()
+        return next(
+            (d for d in distributions if d.bucket in buckets),
+            distributions[0] if len(distributions) == 1 else None,
+        )
+
+    def _with_page(self, origins: Sequence[str]) -> tuple[str, ...]:
+        """``origins`` and the page's, which the local run serves."""
+        page = self.web_url
+        return tuple(origins) if page in origins else (*origins, page)
 
     def _bucket_origins(self, bucket: str) -> tuple[str, ...]:
         return tuple(
@@ -566,7 +598,9 @@ class LocalPlatform:
             )
         )
 
-    def _start_web(self) -> LoopbackHttpServer:
+    def _bind_web(self) -> LoopbackHttpServer:
+        """The page's server, bound now so that its origin is known to the
+        CORS rules of what starts next, and serving once everything runs."""
         platform = self
         root = self._web_root or self._placeholder_page()
 
@@ -596,17 +630,9 @@ class LocalPlatform:
         except OSError as error:
             raise OSError(
                 f"cannot serve the web page on port {self._web_port} ({error}); "
-                "pass another web port"
+                "pass another web port (make demo-serve WEB_PORT=8080)"
             ) from None
-        server.start()
         self._stack.callback(server.stop)
-        origin = f"http://localhost:{server.server_address[1]}"
-        if origin not in self.template.http_api().allow_origins:
-            log.warning(
-                "the page's origin %s is not among the API's allowed origins; "
-                "browsers will refuse its API calls",
-                origin,
-            )
         return server
 
     def _placeholder_page(self) -> Path:

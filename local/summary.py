@@ -24,6 +24,19 @@ def stack_templates(assembly_dir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield name, json.loads((assembly_dir / template_file).read_text())
 
 
+def _text(value: Any) -> str:
+    """A template value as text; a value known only at deploy time (the web
+    app's origin) shows the attributes it is made of."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_text(part) for part in parts)
+    if "Fn::GetAtt" in value:
+        return "<{}.{}>".format(*value["Fn::GetAtt"])
+    return json.dumps(value)
+
+
 def _describe_bucket(props: dict[str, Any]) -> list[str]:
     block = props.get("PublicAccessBlockConfiguration", {})
     private = bool(block) and all(block.values())
@@ -46,7 +59,7 @@ def _describe_bucket(props: dict[str, Any]) -> list[str]:
     for rule in props.get("CorsConfiguration", {}).get("CorsRules", []):
         lines.append(
             f"CORS: {','.join(rule['AllowedMethods'])} from "
-            f"{', '.join(rule['AllowedOrigins'])}"
+            f"{', '.join(_text(origin) for origin in rule['AllowedOrigins'])}"
         )
     for rule in props.get("LifecycleConfiguration", {}).get("Rules", []):
         what = []

@@ -108,6 +108,16 @@ class Synthesized:
 
         return Template.from_json(self.templates[stack])
 
+    def app_url(self, stack: str, path: str = "") -> dict[str, Any]:
+        """The web app's https URL (plus ``path``) as the template writes it."""
+        (distribution,) = (
+            logical
+            for logical in self.resources(stack, "AWS::CloudFront::Distribution")
+            if logical.startswith("WebAppDistribution")
+        )
+        domain = {"Fn::GetAtt": [distribution, "DomainName"]}
+        return {"Fn::Join": ["", ["https://", domain, *([path] if path else [])]]}
+
     def resources(self, stack: str, type_: str) -> dict[str, dict[str, Any]]:
         return {
             logical: resource

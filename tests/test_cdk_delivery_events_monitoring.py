@@ -25,15 +25,26 @@ def _only(synth: Synthesized, type_: str) -> tuple[str, Any]:
     return logical, resource
 
 
+def _playback(synth: Synthesized, type_: str) -> tuple[str, Any]:
+    """The playback distribution's resource of ``type_`` (the web app has its
+    own distribution, OAC and headers policy: tests/test_cdk_web_app.py)."""
+    ((logical, resource),) = (
+        (logical, resource)
+        for logical, resource in synth.resources(STACK, type_).items()
+        if logical.startswith("Delivery")
+    )
+    return logical, resource
+
+
 def _distribution(synth: Synthesized) -> Any:
-    return _only(synth, "AWS::CloudFront::Distribution")[1]["Properties"][
+    return _playback(synth, "AWS::CloudFront::Distribution")[1]["Properties"][
         "DistributionConfig"
     ]
 
 
 def test_output_bucket_is_read_only_by_the_distribution_through_oac(synth):
-    oac, _ = _only(synth, "AWS::CloudFront::OriginAccessControl")
-    distribution_id, _ = _only(synth, "AWS::CloudFront::Distribution")
+    oac, _ = _playback(synth, "AWS::CloudFront::OriginAccessControl")
+    distribution_id, _ = _playback(synth, "AWS::CloudFront::Distribution")
     (origin,) = _distribution(synth)["Origins"]
     assert origin["OriginAccessControlId"] == {"Fn::GetAtt": [oac, "Id"]}
     assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
@@ -82,11 +93,12 @@ def test_a_growing_playlist_is_cached_no_longer_than_the_worker_asks(synth):
 
 
 def test_player_cors_comes_from_a_response_headers_policy(synth):
-    logical, policy = _only(synth, "AWS::CloudFront::ResponseHeadersPolicy")
+    logical, policy = _playback(synth, "AWS::CloudFront::ResponseHeadersPolicy")
     cors = policy["Properties"]["ResponseHeadersPolicyConfig"]["CorsConfig"]
     assert cors["AccessControlAllowOrigins"]["Items"] == [
         "http://localhost:3000",
         "http://localhost:8787",
+        synth.app_url(STACK),
     ]
     assert _distribution(synth)["DefaultCacheBehavior"]["ResponseHeadersPolicyId"] == {
         "Ref": logical
@@ -105,7 +117,7 @@ def _playback_base_urls(synth: Synthesized) -> list[Any]:
 
 
 def test_playback_urls_use_the_distribution_domain(synth):
-    distribution_id, _ = _only(synth, "AWS::CloudFront::Distribution")
+    distribution_id, _ = _playback(synth, "AWS::CloudFront::Distribution")
     expected = {
         "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution_id, "DomainName"]}]]
     }

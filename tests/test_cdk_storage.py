@@ -72,24 +72,35 @@ def test_source_and_output_buckets_log_access_to_the_logs_bucket(synth, bucket, 
 
 def test_source_bucket_cors_serves_the_browser_upload_flows(synth):
     _, resource = _bucket(synth, "SourceBucket")
-    (rule,) = resource["Properties"]["CorsConfiguration"]["CorsRules"]
-    assert sorted(rule["AllowedMethods"]) == ["DELETE", "GET", "HEAD", "POST", "PUT"]
-    assert rule["AllowedOrigins"] == DEFAULTS["allowedOrigins"]
-    assert sorted(rule["AllowedHeaders"]) == [
-        "content-disposition",
-        "content-type",
-        # A single PUT is signed with If-None-Match: *, so Uppy sends it.
-        "if-none-match",
-        "x-amz-checksum-*",
-    ]
-    assert sorted(rule["ExposedHeaders"]) == ["ETag", "Location"]
+    # The knob's origins, then the web app's (a rule added once it exists).
+    knob, app = resource["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert knob["AllowedOrigins"] == DEFAULTS["allowedOrigins"]
+    assert app["AllowedOrigins"] == [synth.app_url(DATA)]
+    for rule in (knob, app):
+        assert sorted(rule["AllowedMethods"]) == [
+            "DELETE",
+            "GET",
+            "HEAD",
+            "POST",
+            "PUT",
+        ]
+        assert sorted(rule["AllowedHeaders"]) == [
+            "content-disposition",
+            "content-type",
+            # A single PUT is signed with If-None-Match: *, so Uppy sends it.
+            "if-none-match",
+            "x-amz-checksum-*",
+        ]
+        assert sorted(rule["ExposedHeaders"]) == ["ETag", "Location"]
 
 
 def test_output_bucket_cors_lets_players_read(synth):
     _, resource = _bucket(synth, "OutputBucket")
-    (rule,) = resource["Properties"]["CorsConfiguration"]["CorsRules"]
-    assert sorted(rule["AllowedMethods"]) == ["GET", "HEAD"]
-    assert rule["AllowedOrigins"] == DEFAULTS["allowedOrigins"]
+    knob, app = resource["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert knob["AllowedOrigins"] == DEFAULTS["allowedOrigins"]
+    assert app["AllowedOrigins"] == [synth.app_url(DATA)]
+    for rule in (knob, app):
+        assert sorted(rule["AllowedMethods"]) == ["GET", "HEAD"]
 
 
 def test_incomplete_uploads_are_aborted_after_three_days_on_the_uploads_prefix(synth):
@@ -151,7 +162,11 @@ def test_dev_stage_destroys_stateful_resources_and_allows_deletion(synth):
 def test_prod_stage_retains_stateful_resources_and_protects_the_stack(synth_prod):
     template = synth_prod.template(DATA)
     template.all_resources("AWS::DynamoDB::Table", {"DeletionPolicy": "Retain"})
-    template.all_resources("AWS::S3::Bucket", {"DeletionPolicy": "Retain"})
+    buckets = synth_prod.resources(DATA, "AWS::S3::Bucket")
+    for logical, bucket in buckets.items():
+        # The web bucket holds only the page, rebuilt from the repository.
+        expected = "Delete" if logical.startswith("WebApp") else "Retain"
+        assert bucket["DeletionPolicy"] == expected, logical
     assert synth_prod.app.node.find_child(DATA).termination_protection
 
 

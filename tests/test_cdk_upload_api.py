@@ -110,13 +110,18 @@ def test_the_app_client_is_a_public_code_grant_client_for_the_knobs_urls(synth):
             "AllowedOAuthFlows": ["code"],
             "AllowedOAuthFlowsUserPoolClient": True,
             "AllowedOAuthScopes": ["openid", "email", "profile"],
-            "CallbackURLs": DEFAULTS["authCallbackUrls"],
-            "LogoutURLs": DEFAULTS["authLogoutUrls"],
+            "CallbackURLs": [*DEFAULTS["authCallbackUrls"], synth.app_url(STACK, "/")],
+            "LogoutURLs": [*DEFAULTS["authLogoutUrls"], synth.app_url(STACK, "/")],
             "GenerateSecret": False,
         },
     )
-    template.resource_count_is("AWS::Cognito::UserPoolDomain", 0)
-    assert "UserPoolDomainUrl" not in synth.templates[STACK]["Outputs"]
+
+
+def test_without_a_domain_prefix_the_domain_is_named_after_the_stacks_id(synth):
+    stack_uuid = {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}
+    (domain,) = _resources(synth, "AWS::Cognito::UserPoolDomain").values()
+    assert domain["Properties"]["Domain"] == {"Fn::Join": ["", ["vod-", stack_uuid]]}
+    assert "UserPoolDomainUrl" in synth.templates[STACK]["Outputs"]
 
 
 def test_a_domain_prefix_adds_the_hosted_sign_in_domain_and_its_url(synth_prod):
@@ -145,11 +150,12 @@ def test_a_domain_prefix_adds_the_hosted_sign_in_domain_and_its_url(synth_prod):
             }
         },
     )
+    app = synth_prod.app_url(STACK, "/")
     template.has_resource_properties(
         "AWS::Cognito::UserPoolClient",
         {
-            "CallbackURLs": PROD_KNOBS["authCallbackUrls"],
-            "LogoutURLs": PROD_KNOBS["authLogoutUrls"],
+            "CallbackURLs": [*PROD_KNOBS["authCallbackUrls"], app],
+            "LogoutURLs": [*PROD_KNOBS["authLogoutUrls"], app],
         },
     )
 
@@ -157,7 +163,7 @@ def test_a_domain_prefix_adds_the_hosted_sign_in_domain_and_its_url(synth_prod):
 def test_api_cors_allows_the_configured_origins_with_auth_headers(synth):
     (api,) = _resources(synth, "AWS::ApiGatewayV2::Api").values()
     cors = api["Properties"]["CorsConfiguration"]
-    assert cors["AllowOrigins"] == ["http://localhost:3000", "http://localhost:8787"]
+    assert cors["AllowOrigins"] == [*DEFAULTS["allowedOrigins"], synth.app_url(STACK)]
     assert sorted(cors["AllowHeaders"]) == ["authorization", "content-type"]
 
 
@@ -231,6 +237,8 @@ def test_no_policy_of_ours_grants_a_service_wildcard_or_a_star_resource(synth):
                 assert _actions([statement]) in (
                     {"ecr:GetAuthorizationToken"},
                     {"dynamodb:ListStreams"},
+                    # CDK's BucketDeployment invalidating the page's cache.
+                    {"cloudfront:CreateInvalidation", "cloudfront:GetInvalidation"},
                 ), logical
 
 

@@ -57,10 +57,20 @@ DEAD_JOBS = "TranscoderDeadJobsFunction2060F3E6"
 
 
 @pytest.fixture(scope="module")
-def platform(synth, tmp_path_factory):
+def page_port() -> int:
+    """A port for the page that no template names (as `make demo-serve
+    WEB_PORT=...` picks one)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture(scope="module")
+def platform(synth, tmp_path_factory, page_port):
     with LocalPlatform(
         synth.outdir,
-        web_port=0,
+        web_port=page_port,
         run_dir=tmp_path_factory.mktemp("run"),
         worker_stop_seconds=1,
     ) as running:
@@ -105,11 +115,15 @@ def test_buckets_have_the_template_cors_and_lifecycle(platform, synth):
     s3 = platform.admin_client("s3")
     source = name_of(platform, SOURCE)
     assert source.startswith("vod-storagesourcebucketb2f37168-")
-    (cors,) = s3.get_bucket_cors(Bucket=source)["CORSRules"]
-    (expected,) = props(synth, SOURCE)["CorsConfiguration"]["CorsRules"]
-    assert cors["AllowedOrigins"] == expected["AllowedOrigins"]
-    assert cors["AllowedMethods"] == expected["AllowedMethods"]
-    assert cors["ExposeHeaders"] == expected["ExposedHeaders"]
+    # The knob's origins, then the web app's; the local page's joins both.
+    rules = s3.get_bucket_cors(Bucket=source)["CORSRules"]
+    expected_rules = props(synth, SOURCE)["CorsConfiguration"]["CorsRules"]
+    assert len(rules) == len(expected_rules) == 2
+    for cors, expected in zip(rules, expected_rules, strict=True):
+        assert cors["AllowedOrigins"][-1] == platform.web_url
+        assert cors["AllowedMethods"] == expected["AllowedMethods"]
+        assert cors["ExposeHeaders"] == expected["ExposedHeaders"]
+    assert rules[0]["AllowedOrigins"][:-1] == expected_rules[0]["AllowedOrigins"]
     (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=source)["Rules"]
     (expected_rule,) = props(synth, SOURCE)["LifecycleConfiguration"]["Rules"]
     assert rule["ID"] == expected_rule["Id"]
@@ -119,8 +133,8 @@ def test_buckets_have_the_template_cors_and_lifecycle(platform, synth):
         == (expected_rule["AbortIncompleteMultipartUpload"])
     )
     output = name_of(platform, OUTPUT)
-    (output_cors,) = s3.get_bucket_cors(Bucket=output)["CORSRules"]
-    assert output_cors["AllowedMethods"] == ["GET", "HEAD"]
+    for output_cors in s3.get_bucket_cors(Bucket=output)["CORSRules"]:
+        assert output_cors["AllowedMethods"] == ["GET", "HEAD"]
 
 
 def test_the_table_has_the_template_keys_index_and_ttl(platform, synth):
@@ -199,6 +213,33 @@ def test_the_api_answers_preflights_for_the_template_origins(platform):
     )
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_a_page_on_a_chosen_port_is_allowed_by_the_api_buckets_and_reader(
+    platform, page_port
+):
+    page = f"http://localhost:{page_port}"
+    assert platform.web_url == page
+    assert page not in cdk_json_context()["allowedOrigins"]
+    source = name_of(platform, SOURCE)
+    preflights = {
+        f"{platform.api_url}/s3/multipart": ("POST", "authorization,content-type"),
+        f"{platform.s3_url}/{source}/uploads/u/v/clip.mp4": ("PUT", "content-type"),
+        f"{platform.playback_url}/videos/v/master.m3u8": ("GET", "range"),
+    }
+    for url, (method, headers) in preflights.items():
+        for origin, allowed in ((page, True), ("http://localhost:1", False)):
+            answer = requests.options(
+                url,
+                headers={
+                    "Origin": origin,
+                    "Access-Control-Request-Method": method,
+                    "Access-Control-Request-Headers": headers,
+                },
+                timeout=TIMEOUT,
+            )
+            granted = answer.headers.get("access-control-allow-origin")
+            assert granted == (origin if allowed else None), (url, origin)
 
 
 def test_an_upload_through_the_api_writes_the_template_bucket_and_table(platform):

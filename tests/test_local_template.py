@@ -42,6 +42,19 @@ def assembly(synth) -> Assembly:
     return Assembly.load(synth.outdir)
 
 
+def _web_bucket(local: LocalTemplate) -> str:
+    (bucket,) = (b.name for b in local.buckets() if b.logical_id.startswith("WebApp"))
+    return bucket
+
+
+def _app_origin(local: LocalTemplate) -> str:
+    """The web app's https origin as the local run resolves it."""
+    (domain,) = (
+        d.domain_name for d in local.distributions() if d.bucket == _web_bucket(local)
+    )
+    return f"https://{domain}"
+
+
 @pytest.fixture(scope="module")
 def local(assembly) -> LocalTemplate:
     return LocalTemplate(assembly, seed=7)
@@ -85,7 +98,7 @@ def test_a_directory_without_an_assembly_says_to_synthesize(tmp_path):
 
 def test_bucket_names_are_the_stack_and_logical_id_lowercased_with_a_suffix(local):
     names = [bucket.name for bucket in local.buckets()]
-    assert len(names) == len(set(names)) == 3
+    assert len(names) == len(set(names)) == 4
     for bucket in local.buckets():
         assert re.fullmatch(
             rf"vod-{bucket.logical_id.lower()}-[a-z0-9]{{12}}", bucket.name
@@ -198,8 +211,9 @@ def test_bind_makes_later_specs_see_the_local_value(local, assembly):
 
 def test_bucket_cors_and_lifecycle_come_in_boto3_shape(local):
     source = next(b for b in local.buckets() if b.logical_id == SOURCE)
-    (rule,) = source.cors_rules
+    rule, app = source.cors_rules
     assert rule["AllowedOrigins"] == cdk_json_context()["allowedOrigins"]
+    assert app["AllowedOrigins"] == [_app_origin(local)]
     assert {"PUT", "POST"} <= set(rule["AllowedMethods"])
     assert "ETag" in rule["ExposeHeaders"]
     assert rule["MaxAgeSeconds"] == 3600
@@ -303,7 +317,10 @@ def test_every_route_has_the_jwt_authorizer_of_the_user_pool(local):
     assert authorizer.audiences == (
         local.resources["UploadApiUserPoolWebClient87182009"].ref,
     )
-    assert api.allow_origins == tuple(cdk_json_context()["allowedOrigins"])
+    assert api.allow_origins == (
+        *cdk_json_context()["allowedOrigins"],
+        _app_origin(local),
+    )
     assert {"authorization", "content-type"} <= set(api.allow_headers)
 
 
@@ -403,7 +420,9 @@ def test_a_distribution_on_a_domain_of_yours_is_known_by_its_alias(local, synth_
     """With ``domainName`` the functions' playback base URL is on that
     domain; the local run must know it as the distribution's, to point it
     at the local reader."""
-    (default,) = local.distributions()
-    assert default.aliases == ()
-    (aliased,) = LocalTemplate(Assembly.load(synth_prod.outdir), seed=7).distributions()
-    assert aliased.aliases == ("video.example.com",)
+    playback = [d for d in local.distributions() if d.bucket != _web_bucket(local)]
+    assert [d.aliases for d in playback] == [()]
+    prod = LocalTemplate(Assembly.load(synth_prod.outdir), seed=7)
+    aliases = {d.bucket == _web_bucket(prod): d.aliases for d in prod.distributions()}
+    # The web app stays on its *.cloudfront.net name.
+    assert aliases == {False: ("video.example.com",), True: ()}
