@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from vod.captions import tracks_of
 from vod.tasks import retry_state
 
 #: The table's schema, shared by the CDK construct and every reader/writer.
@@ -169,6 +170,8 @@ class Video:
     playable_until: float | None = None
     #: At READY: what the transcode cost (``vod.costs``).
     cost: Mapping[str, Any] | None = None
+    #: Caption tracks: language -> ``vod.captions.CaptionTrack`` entry.
+    captions: Mapping[str, Any] | None = None
 
     @classmethod
     def new_upload(
@@ -316,6 +319,7 @@ class Video:
             "spriteUrl": url(self.sprite),
             "thumbnailsUrl": url(self.thumbnails),
             "cost": dict(self.cost) if self.cost else None,
+            "captions": [track.public() for track in tracks_of(self.captions)],
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }

@@ -19,6 +19,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
+from vod.captions import CaptionStatus, CaptionTrack
 from vod.model import (
     OWNER_INDEX,
     OWNER_INDEX_PARTITION_KEY,
@@ -154,6 +155,49 @@ class VideoRepository:
             video_id, fields=fields, equal={"owner": owner}
         ).video
 
+    def put_caption(
+        self, video_id: str, track: CaptionTrack, *, owner: str | None = None
+    ) -> Video | None:
+        """Add or replace the record's track for ``track.language``; None when
+        there is no such record (of ``owner``, when given). An ``auto`` track
+        never replaces one: an uploaded track is the owner's choice."""
+        # DynamoDB cannot SET a key of a map that does not exist yet.
+        ensure = Update().set_if_absent(CAPTIONS, {})
+        update = Update().set(f"{CAPTIONS}.{track.language}", track.to_raw())
+        if owner is not None:
+            ensure.require_equal("owner", owner)
+            update.require_equal("owner", owner)
+        if track.auto:
+            path = update.path(f"{CAPTIONS}.{track.language}")
+            update.require(f"attribute_not_exists({path})")
+        if self.apply(video_id, ensure).video is None:
+            return None
+        return self.apply(video_id, update).video
+
+    def remove_caption(self, video_id: str, owner: str, language: str) -> bool:
+        """Remove the owner's track; False when there is none."""
+        update = Update().remove(f"{CAPTIONS}.{language}")
+        update.require_equal("owner", owner)
+        path = update.path(f"{CAPTIONS}.{language}")
+        update.require(f"attribute_exists({path})")
+        return self.apply(video_id, update).video is not None
+
+    def settle_caption(
+        self,
+        video_id: str,
+        track: CaptionTrack,
+        status: CaptionStatus,
+        error: str | None = None,
+    ) -> bool:
+        """Mark the track's revision published or failed; False when it was
+        replaced or removed meanwhile."""
+        entry = f"{CAPTIONS}.{track.language}"
+        update = Update().set(f"{entry}.status", str(status))
+        if error:
+            update.set(f"{entry}.error", error)
+        update.require_equal(f"{entry}.revision", track.revision)
+        return self.apply(video_id, update).video is not None
+
     def _conditional_update(
         self,
         video_id: str,
@@ -264,6 +308,8 @@ def _owner_query(owner: str) -> dict[str, Any]:
 _INDEX_CURSOR_KEYS = frozenset(
     {TABLE_PARTITION_KEY, OWNER_INDEX_PARTITION_KEY, OWNER_INDEX_SORT_KEY}
 )
+
+CAPTIONS = "captions"
 
 #: Attributes an UPLOADING record carries only while its upload is open. (The
 #: upload ID stays: a retried complete is checked against it.)

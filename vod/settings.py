@@ -30,6 +30,8 @@ class Env:
     OUTPUT_BUCKET = "VOD_OUTPUT_BUCKET"
     PLAYBACK_BASE_URL = "VOD_PLAYBACK_BASE_URL"
     EVENT_BUS_NAME = "VOD_EVENT_BUS_NAME"
+    #: "true" when the captions function starts Amazon Transcribe at READY.
+    AUTO_CAPTIONS = "VOD_AUTO_CAPTIONS"
     # Upload API
     MAX_UPLOAD_BYTES = "VOD_MAX_UPLOAD_BYTES"
     MIN_PART_BYTES = "VOD_MIN_PART_BYTES"
@@ -226,6 +228,25 @@ class VideosApiSettings:
             source_bucket=read_str(Env.SOURCE_BUCKET, env),
             output_bucket=read_str(Env.OUTPUT_BUCKET, env),
             playback_base_url=read_str(Env.PLAYBACK_BASE_URL, env, default=""),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionsSettings:
+    """What the captions function reads once per cold start."""
+
+    table_name: str
+    source_bucket: str
+    output_bucket: str
+    auto_captions: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CaptionsSettings:
+        return cls(
+            table_name=read_str(Env.TABLE_NAME, env),
+            source_bucket=read_str(Env.SOURCE_BUCKET, env),
+            output_bucket=read_str(Env.OUTPUT_BUCKET, env),
+            auto_captions=read_str(Env.AUTO_CAPTIONS, env, default="false") == "true",
         )
 
 

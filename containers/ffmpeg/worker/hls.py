@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 
 from vod.ladder import AUDIO_BITRATE, AUDIO_NAME, SEGMENT_SECONDS, DynamicRange
-from vod.languages import UNDETERMINED
+from vod.languages import UNDETERMINED, language_name
 
 #: AAC-LC, the profile of ffmpeg's native AAC encoder.
 AAC_LC_CODEC = "mp4a.40.2"
@@ -99,22 +99,12 @@ def media_playlist(segments: Sequence[Segment], *, complete: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: What a player's audio menu shows for a track, by its language.
-_LANGUAGE_NAMES = {
-    "ar": "العربية", "de": "Deutsch", "en": "English", "es": "Español",
-    "fr": "Français", "hi": "हिन्दी", "it": "Italiano", "ja": "日本語",
-    "ko": "한국어", "nl": "Nederlands", "pl": "Polski", "pt": "Português",
-    "ru": "Русский", "sv": "Svenska", "tr": "Türkçe", "zh": "中文",
-}  # fmt: skip
-
-
 def audio_name(language: str) -> str:
     """The rendition's NAME: the language's own name where known (Apple's
     spec asks for a name in the rendition's language), else the tag."""
-    primary = language.split("-", 1)[0]
     if language == UNDETERMINED:
         return "Original audio"
-    return _LANGUAGE_NAMES.get(primary, language)
+    return language_name(language)
 
 
 @dataclasses.dataclass(frozen=True)
