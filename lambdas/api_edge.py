@@ -91,7 +91,7 @@ def parse_event(event: Mapping[str, Any]) -> Request:
         try:
             body = base64.b64decode(body, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise Invalid("body must be UTF-8 JSON") from None
+            raise Invalid("body must be UTF-8 text") from None
     return Request(
         owner=owner,
         path=event.get("pathParameters") or {},

@@ -101,6 +101,9 @@ def test_route_keys_are_the_issues_table():
         "GET /videos/{id}",
         "PATCH /videos/{id}",
         "DELETE /videos/{id}",
+        "GET /videos/{id}/captions",
+        "PUT /videos/{id}/captions/{lang}",
+        "DELETE /videos/{id}/captions/{lang}",
     )
 
 

@@ -4,6 +4,7 @@ creates one route per key in ``ROUTE_KEYS``."""
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,11 +19,19 @@ from lambdas.api_edge import (
 )
 from lambdas.errors import Invalid
 from lambdas.videos_api.service import VideosApi
+from vod.captions import (
+    MAX_CAPTION_BYTES,
+    MAX_LABEL_CHARS,
+    CaptionsError,
+    parse_captions,
+)
+from vod.languages import caption_language
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_CURSOR_CHARS = 2048
 _EDITABLE = ("title", "description")
+_LABEL = re.compile(r'[^"\x00-\x1f\x7f]+')
 
 
 def list_videos(api: VideosApi, request: Request) -> Any:
@@ -80,6 +89,47 @@ def delete_video(api: VideosApi, request: Request) -> Any:
     return api.delete(request.owner, _video_id(request))
 
 
+def put_caption(api: VideosApi, request: Request) -> Any:
+    video_id = _video_id(request)
+    # Someone else's video is a 404 whatever the body and tag say.
+    api.check_owned(request.owner, video_id)
+    language = _caption_language(request)
+    label = optional_str(request.query.get("label"), "label", max_chars=MAX_LABEL_CHARS)
+    if label is not None and not _LABEL.fullmatch(label):
+        raise Invalid("label must be plain text without quotes or line breaks")
+    body = request.body_text or ""
+    if not body.strip():
+        raise Invalid("body is required: send the captions as WebVTT or SRT")
+    if len(body.encode()) > MAX_CAPTION_BYTES:
+        raise Invalid(f"captions must be at most {MAX_CAPTION_BYTES} bytes")
+    try:
+        cues = parse_captions(body)
+    except CaptionsError as error:
+        raise Invalid(f"body is not WebVTT or SRT: {error}") from None
+    return api.put_caption(request.owner, video_id, language, cues, label=label)
+
+
+def list_captions(api: VideosApi, request: Request) -> Any:
+    return api.list_captions(request.owner, _video_id(request))
+
+
+def delete_caption(api: VideosApi, request: Request) -> Any:
+    video_id = _video_id(request)
+    api.check_owned(request.owner, video_id)
+    return api.delete_caption(request.owner, video_id, _caption_language(request))
+
+
+def _caption_language(request: Request) -> str:
+    raw = request.path_param("lang")
+    language = caption_language(raw)
+    if language is None:
+        raise Invalid(
+            f"lang must be a BCP 47 language tag like en, pt-BR or zh-Hant, "
+            f"got {raw[:40]!r}"
+        )
+    return language
+
+
 def _video_id(request: Request) -> str:
     raw = request.path_param("id")
     try:
@@ -93,6 +143,9 @@ ROUTES: Mapping[str, Callable[[VideosApi, Request], Any]] = {
     "GET /videos/{id}": get_video,
     "PATCH /videos/{id}": update_video,
     "DELETE /videos/{id}": delete_video,
+    "GET /videos/{id}/captions": list_captions,
+    "PUT /videos/{id}/captions/{lang}": put_caption,
+    "DELETE /videos/{id}/captions/{lang}": delete_caption,
 }
 ROUTE_KEYS: tuple[str, ...] = tuple(ROUTES)
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from lambdas.errors import Conflict, Invalid, NotFound
 from lambdas.videos_api.storage import VideoObjects
+from vod.captions import CaptionTrack, Cue, to_webvtt, tracks_of
 from vod.keys import output_prefix
+from vod.languages import language_name
 from vod.model import Status, Video
 from vod.repository import BadCursor, VideoRepository
 from vod.settings import VideosApiSettings
@@ -78,6 +82,41 @@ class VideosApi:
         self._objects.delete_source(video.key)
         self._objects.delete_outputs(output_prefix(video.id))
         self._videos.delete(video.id, owner)
+        return {}
+
+    def put_caption(
+        self,
+        owner: str,
+        video_id: str,
+        language: str,
+        cues: Sequence[Cue],
+        *,
+        label: str | None,
+    ) -> dict[str, Any]:
+        """Store the track as WebVTT and put it on the record; the captions
+        function publishes it once the video is READY (at once if it is)."""
+        track = CaptionTrack(
+            language=language,
+            label=label or language_name(language),
+            auto=False,
+            revision=uuid.uuid4().hex,
+        )
+        self._objects.put_captions(track.source_key(video_id), to_webvtt(cues))
+        if self._videos.put_caption(video_id, track, owner=owner) is None:
+            raise NotFound("video")
+        return track.public()
+
+    def list_captions(self, owner: str, video_id: str) -> dict[str, Any]:
+        video = self._owned(owner, video_id)
+        return {"captions": [track.public() for track in tracks_of(video.captions)]}
+
+    def delete_caption(
+        self, owner: str, video_id: str, language: str
+    ) -> dict[str, Any]:
+        """Take the track off the record; the captions function takes it out
+        of the master, then deletes its files."""
+        if not self._videos.remove_caption(video_id, owner, language):
+            raise NotFound("caption track")
         return {}
 
     def _owned(self, owner: str, video_id: str) -> Video:

@@ -1,4 +1,5 @@
-"""The videos function's S3 calls: removing a video's source and outputs."""
+"""The videos function's S3 calls: storing caption files, removing a
+video's source and outputs."""
 
 from __future__ import annotations
 
@@ -33,6 +34,14 @@ class VideoObjects:
     def delete_source(self, key: str) -> None:
         # DeleteObject succeeds on an absent key, so a retried delete is fine.
         self._s3.delete_object(Bucket=self._source_bucket, Key=key)
+
+    def put_captions(self, key: str, webvtt: str) -> None:
+        self._s3.put_object(
+            Bucket=self._output_bucket,
+            Key=key,
+            Body=webvtt.encode(),
+            ContentType="text/vtt; charset=utf-8",
+        )
 
     def delete_outputs(self, prefix: str) -> None:
         """Delete every object under ``prefix``: each ListObjectsV2 page holds
