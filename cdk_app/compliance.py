@@ -15,10 +15,11 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
+from cdk_app.captions import VideoCaptions
 from cdk_app.delivery import VideoDelivery
 from cdk_app.events import VideoEvents
 from cdk_app.mediaconvert import MediaConvertTranscoder
-from cdk_app.storage import VideoStorage
+from cdk_app.storage import CAPTION_FILES, SUBTITLE_RENDITIONS, VideoStorage
 from cdk_app.transcoder import FargateTranscoder
 from cdk_app.transcoding import VideoTranscoder
 from cdk_app.upload_api import UploadApi
@@ -32,6 +33,16 @@ BUCKET_NOTIFICATIONS_HANDLER = (
 PREFIX_GRANT = (
     "Scoped to one key prefix of one bucket: IAM can only express a prefix "
     "as an object ARN ending in '*'. The actions are named, not wildcarded."
+)
+
+STREAM_READ = (
+    "dynamodb:ListStreams, granted with the table's stream read, supports no "
+    "resource-level permission; AWS requires '*'. Reading records is scoped "
+    "to the video table's stream."
+)
+DEAD_LETTER_DESTINATION = (
+    "This queue is itself the dead-letter destination: the stream consumer "
+    "sends the batches it gave up on here."
 )
 
 
@@ -81,6 +92,7 @@ def acknowledge_upload_api(api: UploadApi, storage: VideoStorage) -> None:
         [
             (storage.source_bucket, UPLOADS_PREFIX),
             (storage.output_bucket, OUTPUTS_PREFIX),
+            (storage.output_bucket, CAPTION_FILES),
         ],
     )
     if api.user_pool is not None:
@@ -168,16 +180,50 @@ def acknowledge_events(video_events: VideoEvents) -> None:
     _acknowledge(
         video_events.publisher.role,
         "AwsSolutions-IAM5[Resource::*]",
-        "dynamodb:ListStreams, granted with the table's stream read, supports no "
-        "resource-level permission; AWS requires '*'. Reading records is scoped "
-        "to the video table's stream.",
+        STREAM_READ,
     )
     _acknowledge(
         video_events.failed_batches,
         "AwsSolutions-SQS3",
-        "This queue is itself the dead-letter destination: the stream consumer "
-        "sends the batches it gave up on here.",
+        DEAD_LETTER_DESTINATION,
     )
+
+
+def acknowledge_captions(captions: VideoCaptions, storage: VideoStorage) -> None:
+    role = captions.publisher.role
+    _acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::*]",
+        STREAM_READ,
+    )
+    _acknowledge(
+        captions.failed_batches,
+        "AwsSolutions-SQS3",
+        DEAD_LETTER_DESTINATION,
+    )
+    policy = _default_policy(role)
+    grants: list[tuple[s3.IBucket, str]] = [
+        (storage.output_bucket, CAPTION_FILES),
+        (storage.output_bucket, SUBTITLE_RENDITIONS),
+    ]
+    if captions.transcribe_rule is not None:
+        grants.append((storage.source_bucket, UPLOADS_PREFIX))
+    _acknowledge_prefix_grants(policy, grants)
+    _acknowledge(
+        policy,
+        f"AwsSolutions-IAM5[Resource::<{_logical_id(storage.output_bucket)}.Arn>"
+        "/videos/*/master.m3u8]",
+        "Every video's master playlist and nothing else in its folder: the "
+        "video id is the one varying part of the key.",
+    )
+    if captions.transcribe_rule is not None:
+        _acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:transcribe:"
+            "<AWS::Region>:<AWS::AccountId>:transcription-job/vod-captions-*]",
+            "Only the jobs this platform names, one per video: the video id "
+            "is the varying part of the name.",
+        )
 
 
 def acknowledge_delivery(delivery: VideoDelivery) -> None:

@@ -177,6 +177,15 @@ def _int_choice(*choices: int) -> Callable[[str, Any], int]:
     return parse
 
 
+def _flag(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise _fail(key, value, "true | false")
+    return text == "true"
+
+
 def _optional(
     inner: Callable[[str, Any], Any],
 ) -> Callable[[str, Any], Any]:
@@ -598,6 +607,15 @@ KNOBS: tuple[Knob, ...] = (
         "Alarm when a transcode job has waited this long for a worker.",
         _int_range(1, 1440),
     ),
+    Knob(
+        "autoCaptions",
+        False,
+        "true | false",
+        "Caption every video that reaches READY with Amazon Transcribe "
+        "(language identified from the audio; billed per minute), as a "
+        "track marked auto. An uploaded track of the language wins.",
+        _flag,
+    ),
 )
 
 DEFAULTS: Mapping[str, Any] = {knob.key: knob.default for knob in KNOBS}
@@ -644,6 +662,7 @@ class PlatformConfig:
     events_email: tuple[str, ...] | None
     alarm_email: tuple[str, ...] | None
     oldest_job_alarm_minutes: int
+    auto_captions: bool
 
     def __post_init__(self) -> None:
         if (self.jwt_issuer is None) != (self.jwt_audience is None):

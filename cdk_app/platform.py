@@ -20,6 +20,7 @@ from aws_cdk import aws_lambda_destinations as destinations
 from constructs import Construct
 
 from cdk_app import compliance
+from cdk_app.captions import VideoCaptions
 from cdk_app.config import PlatformConfig
 from cdk_app.database import VideoTable
 from cdk_app.delivery import PlaybackDomain, VideoDelivery
@@ -167,6 +168,22 @@ class VodStack(Stack):
             notification_email=config.events_address,
         )
         compliance.acknowledge_events(self.video_events)
+        self.captions = VideoCaptions(
+            self,
+            "Captions",
+            videos=self.videos,
+            storage=self.storage,
+            auto_captions=config.auto_captions,
+        )
+        captions_role = self.captions.publisher.role
+        self.videos.grant_update_items(captions_role)
+        self.storage.grant_publish_captions(captions_role)
+        if config.auto_captions:
+            # Transcribe reads the original and writes its result with the
+            # permissions of the caller that starts the job.
+            self.storage.grant_read_uploads(captions_role)
+            self.storage.grant_write_captions(captions_role)
+        compliance.acknowledge_captions(self.captions, self.storage)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -176,6 +193,7 @@ class VodStack(Stack):
                 self.upload_api.videos_function,
                 self.ingest_function,
                 self.video_events.publisher,
+                self.captions.publisher,
                 *self.transcoder.functions,
             ],
             video_events=self.video_events,

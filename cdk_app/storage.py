@@ -17,7 +17,14 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
-from vod.keys import OUTPUTS_PREFIX, UPLOADS_PREFIX
+from vod.captions import CAPTIONS_FOLDER, SUBTITLES_FOLDER
+from vod.keys import MASTER_PLAYLIST, OUTPUTS_PREFIX, UPLOADS_PREFIX
+
+#: Key patterns of every video's caption files as stored and of its published
+#: subtitle renditions (before the final ``*``), and of its master playlist.
+CAPTION_FILES = f"{OUTPUTS_PREFIX}*/{CAPTIONS_FOLDER}"
+SUBTITLE_RENDITIONS = f"{OUTPUTS_PREFIX}*/{SUBTITLES_FOLDER}"
+MASTER_PLAYLISTS = f"{OUTPUTS_PREFIX}*/{MASTER_PLAYLIST}"
 
 #: Headers a browser sends to S3 in the upload flows of the upload API:
 #: presigned PUTs, POST-policy forms, and checksummed parts.
@@ -229,6 +236,24 @@ class VideoStorage(Construct):
         self._grant_list(grantee, self.output_bucket, OUTPUTS_PREFIX)
         return self._grant(
             grantee, self.output_bucket, OUTPUTS_PREFIX, "s3:DeleteObject"
+        )
+
+    def grant_write_captions(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Store caption files under each video's ``captions/`` folder."""
+        return self._grant(grantee, self.output_bucket, CAPTION_FILES, "s3:PutObject")
+
+    def grant_publish_captions(self, grantee: iam.IGrantable) -> None:
+        """Read caption files; write and delete subtitle renditions; read and
+        rewrite master playlists (only those: no video or audio object)."""
+        bucket = self.output_bucket
+        self._grant(grantee, bucket, CAPTION_FILES, "s3:GetObject", "s3:DeleteObject")
+        self._grant(
+            grantee, bucket, SUBTITLE_RENDITIONS, "s3:PutObject", "s3:DeleteObject"
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:GetObject", "s3:PutObject"],
+            resource_arns=[bucket.arn_for_objects(MASTER_PLAYLISTS)],
         )
 
     @staticmethod

@@ -143,7 +143,10 @@ class UploadApi(Construct):
             self,
             "VideosFunction",
             handler=VIDEOS_HANDLER,
-            description="Videos API: list, read, edit and delete video records",
+            description=(
+                "Videos API: list, read, edit and delete video records and "
+                "their caption tracks"
+            ),
             environment={
                 Env.TABLE_NAME: videos.dynamodb_table.table_name,
                 Env.SOURCE_BUCKET: storage.source_bucket.bucket_name,
@@ -156,6 +159,7 @@ class UploadApi(Construct):
         storage.grant_abort_uploads(self.videos_function.role)
         storage.grant_delete_uploads(self.videos_function.role)
         storage.grant_delete_outputs(self.videos_function.role)
+        storage.grant_write_captions(self.videos_function.role)
 
         self.access_log_group = logs.LogGroup(
             self, "AccessLogs", retention=LOG_RETENTION, removal_policy=removal_policy

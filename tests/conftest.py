@@ -167,6 +167,7 @@ PROD_KNOBS: dict[str, Any] = {
     "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/"
     "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
     "jobsMaxReceiveCount": 5,
+    "autoCaptions": True,
 }
 
 

@@ -163,6 +163,7 @@ def test_status_changes_stream_to_the_event_publisher(synth):
         for m in synth.resources(STACK, "AWS::Lambda::EventSourceMapping").values()
         if m["Properties"]["EventSourceArn"]
         == {"Fn::GetAtt": ["VideosTable41110721", "StreamArn"]}
+        and "EventsPublisher" in m["Properties"]["FunctionName"]["Ref"]
     ]
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert "OnFailure" in props["DestinationConfig"]
@@ -213,9 +214,10 @@ def test_alarms_cover_dead_letters_failed_ingests_job_age_5xx_and_functions(synt
         "VideosFunction",
         "IngestFunction",
         "Publisher",
+        "CaptionsPublisher",
         "DeadJobsFunction",
     ):
-        assert one(f"{function}Errors")["MetricName"] == "Errors"
+        assert one(f"Monitoring{function}Errors")["MetricName"] == "Errors"
     topic, _ = _only(synth, "AWS::SNS::Topic")
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": topic}]

@@ -60,6 +60,9 @@ def test_route_keys_cover_the_contract():
         "GET /videos/{id}",
         "PATCH /videos/{id}",
         "DELETE /videos/{id}",
+        "GET /videos/{id}/captions",
+        "PUT /videos/{id}/captions/{lang}",
+        "DELETE /videos/{id}/captions/{lang}",
     }
 
 
@@ -209,7 +212,12 @@ def test_upload_function_has_exactly_the_upload_rights(synth):
 
 
 def test_videos_function_has_only_what_its_routes_do(synth):
-    actions = _actions(_role_statements(synth, "UploadApiVideosFunctionRole"))
+    statements = _role_statements(synth, "UploadApiVideosFunctionRole")
+    (put,) = [s for s in statements if "s3:PutObject" in _actions([s])]
+    # It writes caption files, and no other output.
+    assert put["Action"] == "s3:PutObject"
+    assert put["Resource"]["Fn::Join"][1][-1] == "/videos/*/captions/*"
+    actions = _actions(statements)
     assert actions == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -222,6 +230,7 @@ def test_videos_function_has_only_what_its_routes_do(synth):
         "s3:AbortMultipartUpload",
         "s3:DeleteObject",
         "s3:ListBucket",
+        "s3:PutObject",
     }
 
 

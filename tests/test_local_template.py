@@ -398,12 +398,19 @@ def test_what_moves_data_but_is_not_run_locally_is_listed(tmp_path):
     ]
 
 
-def test_the_table_stream_feeds_the_publisher_function(local):
-    (stream,) = local.stream_mappings()
-    assert local.functions()[stream.function].handler == "lambdas.events.app.handler"
-    assert stream.table == TABLE
-    assert stream.partial
-    assert local.resources[stream.on_failure_queue].type == "AWS::SQS::Queue"
+def test_the_table_stream_feeds_the_publisher_and_captions_functions(local):
+    streams = {
+        local.functions()[stream.function].handler: stream
+        for stream in local.stream_mappings()
+    }
+    assert sorted(streams) == [
+        "lambdas.captions.app.handler",
+        "lambdas.events.app.handler",
+    ]
+    for stream in streams.values():
+        assert stream.table == TABLE
+        assert stream.partial
+        assert local.resources[stream.on_failure_queue].type == "AWS::SQS::Queue"
     assert local.not_run_locally() == []
 
 
