@@ -20,6 +20,10 @@ Master playlist
       AUTOSELECT; every AUDIO group a variant names exists, and has one
       DEFAULT=YES rendition.
   M7  Variants are listed with distinct BANDWIDTH.
+  S1  When there is a SUBTITLES group, every variant names it (SUBTITLES=),
+      and every group a variant names exists.
+  S2  Within a SUBTITLES group NAMEs are unique and at most one rendition
+      is DEFAULT=YES.
 
 Media playlists (every variant and rendition)
   P1  EXT-X-PLAYLIST-TYPE:VOD and EXT-X-ENDLIST.
@@ -30,6 +34,12 @@ Media playlists (every variant and rendition)
   P5  Every segment but the last lasts the target duration, to within a
       frame, and none is longer.
   P6  The media sequence starts at 0 and segment URIs are unique.
+
+Subtitle playlists (every SUBTITLES rendition): P1, P2, P5 and P6, and
+  S3  No EXT-X-MAP: segments are WebVTT files, each starting with the
+      WEBVTT header and carrying X-TIMESTAMP-MAP (RFC 8216 3.5), which
+      maps its cue times onto the media timeline.
+  S4  The playlist lasts as long as the video's, to within half a second.
 """
 
 from __future__ import annotations
@@ -67,6 +77,7 @@ def check_vod(
     _require(master.version and int(master.version) >= 7, "M1", "EXT-X-VERSION < 7")
     _require(master.is_independent_segments, "M2", "no EXT-X-INDEPENDENT-SEGMENTS")
     audio_groups: dict[str, list[m3u8.Media]] = {}
+    subtitle_groups: dict[str, list[m3u8.Media]] = {}
     for media in master.media:
         where = f"EXT-X-MEDIA {media.name!r}"
         for attribute in ("name", "language", "default", "autoselect"):
@@ -74,12 +85,22 @@ def check_vod(
         _require(_BCP47.fullmatch(media.language or ""), "M6", f"{where} language")
         if media.type == "AUDIO":
             audio_groups.setdefault(media.group_id, []).append(media)
+        if media.type == "SUBTITLES":
+            subtitle_groups.setdefault(media.group_id, []).append(media)
     for group, renditions in audio_groups.items():
         defaults = [m for m in renditions if m.default == "YES"]
         _require(
             len(defaults) == 1, "M6", f"group {group} has {len(defaults)} defaults"
         )
+    for group, renditions in subtitle_groups.items():
+        names = [m.name for m in renditions]
+        _require(len(set(names)) == len(names), "S2", f"group {group} NAMEs {names}")
+        defaults = [m for m in renditions if m.default == "YES"]
+        _require(
+            len(defaults) <= 1, "S2", f"group {group} has {len(defaults)} defaults"
+        )
     bandwidths = []
+    video_seconds = 0.0
     for playlist in master.playlists:
         info = playlist.stream_info
         where = f"variant {playlist.uri}"
@@ -95,6 +116,13 @@ def check_vod(
             fetch(playlist.absolute_uri).decode(), uri=playlist.absolute_uri
         )
         _check_media(media, where)
+        video_seconds = sum(segment.duration for segment in media.segments)
+        _require(
+            info.subtitles in subtitle_groups
+            or not (info.subtitles or subtitle_groups),
+            "S1",
+            f"{where} SUBTITLES={info.subtitles!r}, groups {sorted(subtitle_groups)}",
+        )
         init = urljoin(playlist.absolute_uri, media.segment_map[0].uri)
         video = codec_of(fetch(init))
         _require(video in codecs, "M5", f"{where} CODECS {codecs} lacks {video}")
@@ -110,9 +138,36 @@ def check_vod(
             _check_media(
                 m3u8.loads(fetch(url).decode(), uri=url), f"audio {media.name}"
             )
+    for renditions in subtitle_groups.values():
+        for media in renditions:
+            _check_subtitles(urljoin(master_url, media.uri), fetch, video_seconds)
 
 
-def _check_media(media: m3u8.M3U8, where: str) -> None:
+def _check_subtitles(url: str, fetch: Fetch, video_seconds: float) -> None:
+    where = f"subtitles {url.rsplit('/', 3)[-3:]}"
+    playlist = m3u8.loads(fetch(url).decode(), uri=url)
+    _require(not playlist.segment_map, "S3", f"{where} has an EXT-X-MAP")
+    _check_media(playlist, where, fmp4=False)
+    for segment in playlist.segments:
+        text = fetch(segment.absolute_uri).decode()
+        header = text.split("\n\n", 1)[0].splitlines()
+        _require(
+            header and header[0].startswith("WEBVTT"), "S3", f"{segment.uri} header"
+        )
+        _require(
+            any(line.startswith("X-TIMESTAMP-MAP=") for line in header),
+            "S3",
+            f"{segment.uri} has no X-TIMESTAMP-MAP",
+        )
+    seconds = sum(segment.duration for segment in playlist.segments)
+    _require(
+        abs(seconds - video_seconds) <= 0.5,
+        "S4",
+        f"{where} lasts {seconds:.3f} s, the video {video_seconds:.3f} s",
+    )
+
+
+def _check_media(media: m3u8.M3U8, where: str, *, fmp4: bool = True) -> None:
     _require(media.playlist_type == "vod", "P1", f"{where} is not a VOD playlist")
     _require(media.is_endlist, "P1", f"{where} has no EXT-X-ENDLIST")
     target = media.target_duration
@@ -120,13 +175,14 @@ def _check_media(media: m3u8.M3U8, where: str) -> None:
     durations = [segment.duration for segment in media.segments]
     _require(durations, "P2", f"{where} has no segments")
     _require(all(int(d + 0.5) <= target for d in durations), "P2", f"{where} overlong")
-    _require(media.segment_map, "P3", f"{where} has no EXT-X-MAP")
-    _require(
-        not any(segment.discontinuity for segment in media.segments),
-        "P3",
-        f"{where} has a discontinuity",
-    )
-    _require(media.is_independent_segments, "P4", f"{where} independent segments")
+    if fmp4:
+        _require(media.segment_map, "P3", f"{where} has no EXT-X-MAP")
+        _require(
+            not any(segment.discontinuity for segment in media.segments),
+            "P3",
+            f"{where} has a discontinuity",
+        )
+        _require(media.is_independent_segments, "P4", f"{where} independent segments")
     frame = 1 / 23.976
     _require(
         all(abs(d - target) <= frame for d in durations[:-1]),

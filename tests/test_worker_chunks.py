@@ -22,9 +22,11 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from lambdas.captions.publisher import CaptionsPublisher
 from tests.hls_conformance import Nonconformance, check_vod
 from tests.test_worker_e2e import keyframe_times as keyframes
 from tests.worker_support import Stack, clip, probe_json, resource
+from vod.captions import MPEGTS_AT_ZERO, CaptionTrack
 from vod.jobs import JobMessage
 from vod.model import Status
 from vod.repository import VideoRepository
@@ -596,6 +598,51 @@ def test_both_paths_conform_to_apples_hls_authoring_spec(encoded, kind):
     check_vod(master.as_uri(), _read, codec_of=_codec)
 
 
+def test_a_caption_track_is_a_conformant_subtitles_rendition(encoded, tmp_path):
+    """The captions function publishes a track onto the one-run video: the
+    stream still conforms, with the subtitle clauses; its cues' clock
+    (MPEGTS 0 at LOCAL 0) is the video's, whose first frame is shown after
+    the B-frame reorder delay (two frames: 67 ms at 30 fps) and no later; and
+    taking the track off restores the master byte for byte."""
+    stack = encoded.stack
+    video = stack.repository.get(encoded.single)
+    original = stack.read_output(video.id, "master.m3u8")
+    publisher = CaptionsPublisher(
+        s3=stack.s3, bucket=stack.output_bucket, videos=stack.repository
+    )
+    track = CaptionTrack("en", "English", auto=False, revision="r1")
+    stack.s3.put_object(
+        Bucket=stack.output_bucket,
+        Key=track.source_key(video.id),
+        Body=b"WEBVTT\n\n00:00:01.000 --> 00:00:07.000\nHello\n",
+    )
+    captioned = stack.repository.put_caption(video.id, track)
+    publisher.record_changed(video, captioned)
+    published = stack.repository.get(video.id)
+
+    def fetch(url: str) -> bytes:
+        # http://outputs/videos/{id}/{name}
+        data: bytes = stack.read_output(video.id, urlsplit(url).path.split("/", 3)[3])
+        return data
+
+    check_vod(f"http://outputs/{published.playback}", fetch, codec_of=_codec)
+    rung = MediaPlaylist.parse(stack.read_output(video.id, "144p/index.m3u8").decode())
+    first = tmp_path / "first.mp4"
+    first.write_bytes(
+        stack.read_output(video.id, f"144p/{rung.init}")
+        + stack.read_output(video.id, f"144p/{rung.segments[0][0]}")
+    )
+    start = probe_json(
+        first, "-select_streams", "v", "-show_entries", "stream=start_time"
+    )["streams"][0]["start_time"]
+    assert 0 <= float(start) - MPEGTS_AT_ZERO / 90_000 <= 2 / 30 + 0.001
+
+    assert stack.repository.remove_caption(video.id, video.owner, "en")
+    publisher.record_changed(published, stack.repository.get(video.id))
+    assert stack.read_output(video.id, "master.m3u8") == original
+    assert not [name for name in stack.outputs(video.id) if name.startswith("subs/")]
+
+
 @pytest.mark.parametrize(
     ("playlist", "old", "new", "clause"),
     [
@@ -604,6 +651,7 @@ def test_both_paths_conform_to_apples_hls_authoring_spec(encoded, kind):
         ("master.m3u8", 'CODECS="avc1.', 'CODECS="avc1.0', "M5"),
         ("144p/index.m3u8", "#EXTINF", "#EXT-X-DISCONTINUITY\n#EXTINF", "P3"),
         ("144p/index.m3u8", "#EXT-X-ENDLIST\n", "", "P1"),
+        ("master.m3u8", ',AUDIO="group_audio"\n', ',SUBTITLES="subs"\n', "S1"),
     ],
 )
 def test_the_conformance_check_fails_a_playlist_broken_on_purpose(
