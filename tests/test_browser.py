@@ -1,7 +1,8 @@
 """The web page in headless Chromium against the local run of the synthesized
 stack: Uppy uploads a generated clip in multipart mode through
-``POST /s3/sign``, the page follows the record to READY, and hls.js plays
-the master playlist."""
+``POST /s3/sign``, a caption track is added while it uploads, the page
+follows the record to READY, hls.js plays the master playlist and lists
+the track the captions function published in it, and shows its cues."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from local.runner import LocalPlatform
 from tests.browser_support import free_allowed_port
@@ -26,6 +28,7 @@ SETTLED = f"""() => {{
         || document.querySelector('.uppy-StatusBar.is-error') !== null
 }}"""
 SETTLE_TIMEOUT_MS = 120_000
+CAPTIONS = "1\n00:00:00,500 --> 00:00:03,000\nHello\n"
 PLAY_TIMEOUT_MS = 20_000
 
 
@@ -52,7 +55,22 @@ def test_the_page_uploads_with_uppy_and_plays_the_ready_video(platform, page, tm
 
     page.goto(platform.web_url)
     page.set_input_files(UPLOAD_INPUT, video)
-    page.click(UPLOAD_BUTTON)
+    with page.expect_response(
+        lambda response: (
+            response.url.endswith("/s3/sign") and response.request.method == "POST"
+        )
+    ) as created:
+        page.click(UPLOAD_BUTTON)
+    # Uploaded while the video is still uploading: published when it is READY.
+    video_id = created.value.json()["key"].split("/")[2]
+    token = platform.page_config()["token"]
+    caption = requests.put(
+        f"{platform.api_url}/videos/{video_id}/captions/en",
+        data=CAPTIONS.encode(),
+        headers={"authorization": f"Bearer {token}", "content-type": "text/vtt"},
+        timeout=30,
+    )
+    assert caption.status_code == 200, caption.text
     page.wait_for_function(SETTLED, timeout=SETTLE_TIMEOUT_MS)
 
     card = page.locator(CARD)
@@ -81,3 +99,16 @@ def test_the_page_uploads_with_uppy_and_plays_the_ready_video(platform, page, tm
     )
     assert player.evaluate("video => !video.paused && video.videoWidth > 0")
     assert not card.locator(".video-error").is_visible()
+
+    # hls.js lists the SUBTITLES rendition; choosing it loads its segments.
+    menu = card.locator(".video-captions")
+    assert menu.locator("option").all_inner_texts() == ["Captions off", "English"]
+    menu.select_option(label="English")
+    page.wait_for_function(
+        """video => [...video.textTracks].some(
+            track => track.label === 'English' && track.mode === 'showing'
+                && [...(track.cues ?? [])].some(cue => cue.text === 'Hello')
+        )""",
+        arg=player.element_handle(),
+        timeout=PLAY_TIMEOUT_MS,
+    )

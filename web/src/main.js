@@ -82,6 +82,7 @@ class VideoCard {
           this.fail(`Playback failed: ${data.type} ${data.details}`)
         }
       })
+      showCaptions(hls, this.#part('captions'))
       hls.loadSource(source)
       hls.attachMedia(video)
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
@@ -92,6 +93,29 @@ class VideoCard {
   }
 }
 
+/**
+ * A captions menu from the text tracks hls.js finds in the master playlist
+ * (its SUBTITLES group): "Captions off", then one entry per track.
+ */
+function showCaptions(hls, menu) {
+  hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, (_event, { subtitleTracks }) => {
+    menu.replaceChildren(
+      new Option('Captions off', '-1'),
+      ...subtitleTracks.map((track, index) => new Option(track.name, String(index))),
+    )
+    menu.value = String(hls.subtitleTrack)
+    menu.hidden = subtitleTracks.length === 0
+  })
+  menu.addEventListener('change', () => {
+    hls.subtitleTrack = Number(menu.value)
+  })
+}
+
+/** A READY video's caption tracks that are not in its master playlist yet
+ * (the captions function publishes them just after READY). */
+const captionsPending = (record) =>
+  record.status === 'READY' && (record.captions ?? []).some((track) => track.status === 'PENDING')
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Polls the record until it settles; plays it once enough of it is ready. */
@@ -101,14 +125,16 @@ async function watch(api, config, card, videoId) {
       const record = await api.video(videoId)
       card.show(record)
       const headroom = Math.min(HEADROOM_SECONDS, record.duration ?? HEADROOM_SECONDS)
-      const enough = record.status === 'READY' || record.playableUntil >= headroom
+      const enough =
+        (record.status === 'READY' && !captionsPending(record)) ||
+        record.playableUntil >= headroom
       if (record.playable && record.playbackUrl && enough) {
         card.play(
           resolvePlayback(record.playbackUrl, config.playbackUrl),
           record.posterUrl && resolvePlayback(record.posterUrl, config.playbackUrl),
         )
       }
-      if (TERMINAL.has(record.status)) {
+      if (TERMINAL.has(record.status) && !captionsPending(record)) {
         return
       }
     } catch (error) {
