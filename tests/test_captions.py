@@ -15,8 +15,9 @@ from botocore.stub import Stubber
 from lambdas.captions import app as captions_app
 from lambdas.captions.publisher import CaptionsPublisher
 from lambdas.captions.transcribe import AutoCaptions, job_name, output_folder
-from tests import test_videos_api
-from tests.test_videos_api import OTHER, OWNER, add_video, call, ok
+from lambdas.videos_api import app as videos_app
+from tests.conftest import make_bucket, make_table
+from tests.test_videos_api import OTHER, OWNER, add_video, call, ok, videos_env
 from vod.captions import (
     MAX_CAPTION_BYTES,
     CaptionsError,
@@ -33,8 +34,6 @@ from vod.keys import output_prefix
 from vod.languages import caption_language
 from vod.model import Status
 
-#: The videos function's fixture: its environment on the moto server.
-env = test_videos_api.env
 PUT = "PUT /videos/{id}/captions/{lang}"
 LIST = "GET /videos/{id}/captions"
 DELETE = "DELETE /videos/{id}/captions/{lang}"
@@ -159,6 +158,23 @@ def test_the_master_gets_one_subtitles_group_and_loses_it_again():
 
 
 # The routes, on the videos function's event fixtures.
+
+
+@pytest.fixture(scope="module")
+def stores(moto):
+    """One table and pair of buckets for the module: every test makes its
+    own videos."""
+    return {
+        "table": make_table(moto),
+        "source": make_bucket(moto, "source"),
+        "output": make_bucket(moto, "output"),
+    }
+
+
+@pytest.fixture
+def env(aws_env, moto, monkeypatch, stores):
+    yield videos_env(moto, monkeypatch, **stores)
+    videos_app.api.cache_clear()
 
 
 def test_a_caption_upload_is_checked_after_ownership(env):

@@ -26,8 +26,19 @@ PLAYBACK = "https://d111111abcdef8.cloudfront.net"
 
 @pytest.fixture
 def env(aws_env, moto, monkeypatch):
-    table = make_table(moto)
-    source, output = make_bucket(moto, "source"), make_bucket(moto, "output")
+    yield videos_env(
+        moto,
+        monkeypatch,
+        table=make_table(moto),
+        source=make_bucket(moto, "source"),
+        output=make_bucket(moto, "output"),
+    )
+    app.api.cache_clear()
+
+
+def videos_env(moto, monkeypatch, *, table, source, output):
+    """The videos function's environment, on the moto server's ``table``
+    and buckets, and clients to look at them."""
     for name, value in {
         Env.TABLE_NAME: table,
         Env.SOURCE_BUCKET: source,
@@ -36,13 +47,12 @@ def env(aws_env, moto, monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     app.api.cache_clear()
-    yield SimpleNamespace(
+    return SimpleNamespace(
         source=source,
         output=output,
         s3=client(moto, "s3"),
         videos=VideoRepository(table),
     )
-    app.api.cache_clear()
 
 
 def call(route_key, **parts):
