@@ -177,15 +177,6 @@ def _int_choice(*choices: int) -> Callable[[str, Any], int]:
     return parse
 
 
-def _flag(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text not in ("true", "false"):
-        raise _fail(key, value, "true | false")
-    return text == "true"
-
-
 def _optional(
     inner: Callable[[str, Any], Any],
 ) -> Callable[[str, Any], Any]:
