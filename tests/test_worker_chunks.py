@@ -600,7 +600,8 @@ def test_both_paths_conform_to_apples_hls_authoring_spec(encoded, kind):
 
 def test_a_caption_track_is_a_conformant_subtitles_rendition(encoded, tmp_path):
     """The captions function publishes a track onto the one-run video: the
-    stream still conforms, with the subtitle clauses; its cues' clock
+    stream still conforms, with the subtitle clauses (and fails S3 once a
+    segment loses its X-TIMESTAMP-MAP); its cues' clock
     (MPEGTS 0 at LOCAL 0) is the video's, whose first frame is shown after
     the B-frame reorder delay (two frames: 67 ms at 30 fps) and no later; and
     taking the track off restores the master byte for byte."""
@@ -626,6 +627,15 @@ def test_a_caption_track_is_a_conformant_subtitles_rendition(encoded, tmp_path):
         return data
 
     check_vod(f"http://outputs/{published.playback}", fetch, codec_of=_codec)
+    segment = f"{track.folder(video.id)}00000.vtt"
+    good = stack.s3.get_object(Bucket=stack.output_bucket, Key=segment)["Body"].read()
+    stack.s3.put_object(
+        Bucket=stack.output_bucket,
+        Key=segment,
+        Body=good.replace(b"X-TIMESTAMP-MAP", b"X-NOTHING"),
+    )
+    with pytest.raises(Nonconformance, match=r"^S3:"):
+        check_vod(f"http://outputs/{published.playback}", fetch, codec_of=_codec)
     rung = MediaPlaylist.parse(stack.read_output(video.id, "144p/index.m3u8").decode())
     first = tmp_path / "first.mp4"
     first.write_bytes(
