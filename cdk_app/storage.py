@@ -244,8 +244,11 @@ class VideoStorage(Construct):
 
     def grant_publish_captions(self, grantee: iam.IGrantable) -> None:
         """Read caption files; write and delete subtitle renditions; read and
-        rewrite master playlists (only those: no video or audio object)."""
+        rewrite master playlists (only those: no video or audio object). And
+        ListBucket on ``videos/``, so that a deleted video's files are 404,
+        not 403, and its late stream records are skipped, not retried."""
         bucket = self.output_bucket
+        self._grant_list(grantee, bucket, OUTPUTS_PREFIX)
         self._grant(grantee, bucket, CAPTION_FILES, "s3:GetObject", "s3:DeleteObject")
         self._grant(
             grantee, bucket, SUBTITLE_RENDITIONS, "s3:PutObject", "s3:DeleteObject"

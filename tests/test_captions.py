@@ -341,6 +341,17 @@ def test_a_stored_file_that_cannot_be_published_fails_its_track_only(env, ready)
     assert master["Body"].read().decode() == MASTER
 
 
+def test_a_change_that_arrives_after_the_video_was_deleted_is_skipped(env, ready):
+    publisher = CaptionsPublisher(s3=env.s3, bucket=env.output, videos=env.videos)
+    ok(PUT, path={"id": ready.id, "lang": "en"}, raw_body=SRT)
+    captioned = env.videos.get(ready.id)
+    assert ok("DELETE /videos/{id}", path={"id": ready.id}) == {}
+    records = stream(ready, captioned)
+    assert captions_app.on_stream(records, publisher=publisher, auto=None) == []
+    left = env.s3.list_objects_v2(Bucket=env.output, Prefix=output_prefix(ready.id))
+    assert left.get("KeyCount") == 0
+
+
 # Automatic captions: Amazon Transcribe's documented request and response
 # shapes (StartTranscriptionJob, GetTranscriptionJob, the EventBridge event).
 

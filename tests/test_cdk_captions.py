@@ -57,7 +57,11 @@ def test_the_captions_function_publishes_only_caption_keys(synth):
         "/videos/*/captions/*": {"s3:GetObject", "s3:DeleteObject"},
         "/videos/*/subs/*": {"s3:PutObject", "s3:DeleteObject"},
         "/videos/*/master.m3u8": {"s3:GetObject", "s3:PutObject"},
+        # A deleted video's keys are then 404, not 403.
+        "bucket": {"s3:ListBucket"},
     }
+    (listing,) = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["videos/*"]}}
     table = [s for s in statements if "dynamodb:UpdateItem" in _actions([s])]
     assert _actions(table) == {"dynamodb:UpdateItem"}
     assert not any(a.startswith("transcribe:") for a in _actions(statements))

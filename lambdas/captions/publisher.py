@@ -95,7 +95,9 @@ class CaptionsPublisher:
         """Write the track's segments and media playlist; the reason when its
         stored file cannot be published."""
         assert video.duration is not None
-        body = self._s3.get_object(Bucket=self._bucket, Key=track.source_key(video.id))
+        body = self._get(track.source_key(video.id))
+        if body is None:
+            return "the captions file is gone"
         try:
             cues = parse_captions(body["Body"].read().decode("utf-8"))
         except (CaptionsError, UnicodeDecodeError) as error:
@@ -113,7 +115,11 @@ class CaptionsPublisher:
         on the version read, so that a concurrent writer is never undone."""
         assert video.playback is not None
         for _ in range(_MASTER_ATTEMPTS):
-            current = self._s3.get_object(Bucket=self._bucket, Key=video.playback)
+            current = self._get(video.playback)
+            if current is None:
+                # The video was deleted after this change: nothing to caption.
+                logger.info("no master playlist", extra={"videoId": video.id})
+                return
             text = current["Body"].read().decode("utf-8")
             rewritten = with_subtitles(text, video.playback, video.id, tracks)
             if rewritten == text:
@@ -167,6 +173,16 @@ class CaptionsPublisher:
                     f"{len(response['Errors'])} caption files were not deleted, "
                     f"e.g. {first.get('Key')}: {first.get('Code')}"
                 )
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        """The object, or None when there is none (a deleted video's)."""
+        try:
+            found: dict[str, Any] = self._s3.get_object(Bucket=self._bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "NoSuchKey":
+                return None
+            raise
+        return found
 
     def _put(self, key: str, text: str, content_type: str) -> None:
         self._s3.put_object(
