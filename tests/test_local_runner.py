@@ -273,6 +273,7 @@ def test_each_function_runs_from_its_asset_with_its_own_environment(platform):
         "UploadApiUploadFunction29DF3109",
         "UploadApiVideosFunctionE8761CBA",
         "EventsPublisherFunction8D38CA1A",
+        "CaptionsCaptionsPublisherFunctionBAB950FD",
     }
     keys = {process.env["AWS_ACCESS_KEY_ID"] for process in lambdas.values()}
     assert len(keys) == len(lambdas)
