@@ -3,6 +3,7 @@ the template's CORS rules allow for it, and headless Chromium."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from tests.conftest import ROOT, cdk_json_context
 
@@ -53,18 +54,25 @@ def free_allowed_port() -> int:
     pytest.skip("every localhost origin the template allows is in use on this host")
 
 
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[Page]:
+@contextlib.contextmanager
+def chromium(profile: Path) -> Iterator[BrowserContext]:
+    """Headless system Chromium with its profile in ``profile``."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test does)")
     with sync_playwright() as driver:
         context = driver.chromium.launch_persistent_context(
-            tmp_path / "profile",
+            profile,
             executable_path=CHROMIUM,
             headless=True,
             args=list(CHROMIUM_FLAGS),
         )
         try:
-            yield context.new_page()
+            yield context
         finally:
             context.close()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    with chromium(tmp_path / "profile") as context:
+        yield context.new_page()

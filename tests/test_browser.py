@@ -1,50 +1,102 @@
 """The web page in headless Chromium against the local run of the synthesized
 stack: Uppy uploads a generated clip in multipart mode through
-``POST /s3/sign``, a caption track is added while it uploads, the page
-follows the record to READY, hls.js plays the master playlist and lists
-the track the captions function published in it, and shows its cues."""
+``POST /s3/sign``; the library lists it after a reload until it is READY with
+its poster; the one player plays it with hls.js, lists the rungs in its
+quality menu and shows the sprite's thumbnails over the scrub bar; rename,
+copy and delete work; and the page fits a 360 px phone. The tests share one
+platform and one browser page and run in order, each from where the last
+left the page; they write the README's screenshots into docs/screenshots."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import FloatRect, Page, Position, expect
 
 from local.runner import LocalPlatform
-from tests.browser_support import free_allowed_port
+from tests.browser_support import chromium, free_allowed_port
+from tests.conftest import ROOT
+from tests.test_wiring import post_upload
 from tests.worker_support import clip
 
 UPLOAD_INPUT = 'input.uppy-Dashboard-input[name="files[]"]'
 UPLOAD_BUTTON = ".uppy-StatusBar-actionBtn--upload"
+UPLOAD_DONE = ".uppy-StatusBar.is-complete"
 CARD = "#videos .video"
-#: The card settles in a terminal status, or Uppy reports a failed upload.
-SETTLED = f"""() => {{
-    const card = document.querySelector('{CARD}')
-    return ['READY', 'FAILED', 'ABORTED'].includes(card?.dataset.status)
-        || document.querySelector('.uppy-StatusBar.is-error') !== null
-}}"""
+PLAYER = "#player"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
 SETTLE_TIMEOUT_MS = 120_000
-CAPTIONS = "1\n00:00:00,500 --> 00:00:03,000\nHello\n"
 PLAY_TIMEOUT_MS = 20_000
+TIMEOUT = 10
 
 
-@pytest.fixture
-def platform(synth, web_root: Path) -> Iterator[LocalPlatform]:
+@pytest.fixture(scope="module")
+def platform(synth, web_root: Path, tmp_path_factory) -> Iterator[LocalPlatform]:
     with LocalPlatform(
-        synth.outdir, web_root=web_root, web_port=free_allowed_port()
+        synth.outdir,
+        web_root=web_root,
+        web_port=free_allowed_port(),
+        run_dir=tmp_path_factory.mktemp("run"),
     ) as local:
         yield local
 
 
-def test_the_page_uploads_with_uppy_and_plays_the_ready_video(platform, page, tmp_path):
-    video = tmp_path / "clip.mp4"
-    shutil.copyfile(clip(seconds=4), video)
+@pytest.fixture(scope="module")
+def library(platform: LocalPlatform, tmp_path_factory) -> Iterator[Page]:
+    """One desktop-sized page of the app, allowed to use the clipboard."""
+    with chromium(tmp_path_factory.mktemp("profile")) as context:
+        context.grant_permissions(
+            ["clipboard-read", "clipboard-write"], origin=platform.web_url
+        )
+        page = context.new_page()
+        page.set_viewport_size({"width": 1000, "height": 760})
+        yield page
+
+
+def api(platform: LocalPlatform, method: str, path: str, **kwargs) -> requests.Response:
+    return requests.request(
+        method,
+        f"{platform.api_url}{path}",
+        headers={"Authorization": f"Bearer {platform.mint_token()}"},
+        timeout=TIMEOUT,
+        **kwargs,
+    )
+
+
+def card_titled(page: Page, title: str):
+    return page.locator(CARD).filter(has=page.locator(".video-title", has_text=title))
+
+
+def screenshot(page: Page, name: str, part: str | None = None) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    # A clip of the full page, since scrolling an element into view would
+    # end the hover that shows a preview.
+    clip: FloatRect | None = None
+    if part:
+        box = page.locator(part).bounding_box()
+        assert box is not None
+        box["y"] += page.evaluate("window.scrollY")
+        clip = box
+    page.screenshot(path=path, full_page=True, clip=clip)
+
+
+def test_an_upload_is_listed_after_a_reload_and_reaches_ready_with_its_poster(
+    platform, library: Page, tmp_path
+):
+    # A file that is not a video ends FAILED, in words, next to the upload.
+    failed_id = post_upload(platform, platform.mint_token())
+    # 432p and 360p rungs, and two sprite tiles (one per 2 s).
+    video = tmp_path / "beach.mp4"
+    shutil.copyfile(clip(size="768x432", rate="10", seconds=4), video)
     signed = []
-    page.on(
+    library.on(
         "request",
         lambda request: (
             signed.append(json.loads(request.post_data or "{}"))
@@ -53,31 +105,14 @@ def test_the_page_uploads_with_uppy_and_plays_the_ready_video(platform, page, tm
         ),
     )
 
-    page.goto(platform.web_url)
-    page.set_input_files(UPLOAD_INPUT, video)
-    with page.expect_response(
-        lambda response: (
-            response.url.endswith("/s3/sign") and response.request.method == "POST"
-        )
-    ) as created:
-        page.click(UPLOAD_BUTTON)
-    # Uploaded while the video is still uploading: published when it is READY.
-    video_id = created.value.json()["key"].split("/")[2]
-    token = platform.page_config()["token"]
-    caption = requests.put(
-        f"{platform.api_url}/videos/{video_id}/captions/en",
-        data=CAPTIONS.encode(),
-        headers={"authorization": f"Bearer {token}", "content-type": "text/vtt"},
-        timeout=30,
+    library.goto(platform.web_url)
+    library.set_input_files(UPLOAD_INPUT, video)
+    library.click(UPLOAD_BUTTON)
+    # The record is listed at the top as soon as the upload creates it.
+    expect(library.locator(CARD).first.locator(".video-title")).to_have_text(
+        "beach.mp4"
     )
-    assert caption.status_code == 200, caption.text
-    page.wait_for_function(SETTLED, timeout=SETTLE_TIMEOUT_MS)
-
-    card = page.locator(CARD)
-    assert card.get_attribute("data-status") == "READY", page.locator(
-        ".video-error, .uppy-Informer"
-    ).all_inner_texts()
-    assert card.locator(".video-title").inner_text() == "clip.mp4"
+    library.wait_for_selector(UPLOAD_DONE, timeout=SETTLE_TIMEOUT_MS)
     # Multipart through signRequest: create, one part, complete.
     assert [(s["method"], "uploadId" in s, s.get("partNumber")) for s in signed] == [
         ("POST", False, None),
@@ -85,30 +120,150 @@ def test_the_page_uploads_with_uppy_and_plays_the_ready_video(platform, page, tm
         ("POST", True, None),
     ]
 
-    player = card.locator("video")
-    page.wait_for_function(
-        "video => video.currentTime > 0",
-        arg=player.element_handle(),
-        timeout=PLAY_TIMEOUT_MS,
+    library.reload()
+    card = card_titled(library, "beach.mp4")
+    expect(card).to_have_attribute("data-status", "READY", timeout=SETTLE_TIMEOUT_MS)
+    expect(card.locator(".video-status")).to_have_text("Ready")
+    expect(card.locator(".video-duration")).to_have_text("0:04")
+    poster = card.locator("img.video-poster")
+    expect(poster).to_be_visible()
+    library.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=poster.element_handle()
     )
-    started = player.evaluate("video => video.currentTime")
-    page.wait_for_function(
-        "([video, from]) => video.currentTime > from + 0.5",
-        arg=[player.element_handle(), started],
-        timeout=PLAY_TIMEOUT_MS,
-    )
-    assert player.evaluate("video => !video.paused && video.videoWidth > 0")
-    assert not card.locator(".video-error").is_visible()
 
-    # hls.js lists the SUBTITLES rendition; choosing it loads its segments.
-    menu = card.locator(".video-captions")
-    assert menu.locator("option").all_inner_texts() == ["Captions off", "English"]
-    menu.select_option(label="English")
-    page.wait_for_function(
-        """video => [...video.textTracks].some(
-            track => track.label === 'English' && track.mode === 'showing'
-                && [...(track.cues ?? [])].some(cue => cue.text === 'Hello')
-        )""",
-        arg=player.element_handle(),
+    failed = library.locator(f'{CARD}[data-video-id="{failed_id}"]')
+    expect(failed).to_have_attribute("data-status", "FAILED", timeout=SETTLE_TIMEOUT_MS)
+    expect(failed.locator(".video-status")).to_have_text("Failed")
+    expect(failed.locator(".video-error")).to_contain_text("Upload the file again")
+    expect(failed.locator('[data-action="play"]')).to_be_hidden()
+    expect(failed.locator('[data-action="delete"]')).to_be_visible()
+    # Newest first, as GET /videos lists them; polling stops once all settled.
+    assert library.locator(CARD).first.get_attribute("data-video-id") != failed_id
+    expect(library.locator("#videos")).to_have_attribute("data-polling", "false")
+    expect(library.locator(PLAYER)).to_be_hidden()
+    screenshot(library, "library")
+
+
+def test_the_player_plays_with_a_quality_menu_of_the_rungs_and_scrub_thumbnails(
+    platform, library: Page
+):
+    card = card_titled(library, "beach.mp4")
+    record = api(
+        platform, "GET", f"/videos/{card.get_attribute('data-video-id')}"
+    ).json()
+    card.get_by_role("button", name="Play beach.mp4").click()
+
+    player = library.locator(PLAYER)
+    video = player.locator("video")
+    library.wait_for_function(
+        "video => video.currentTime > 0 && !video.paused",
+        arg=video.element_handle(),
         timeout=PLAY_TIMEOUT_MS,
     )
+    rungs = sorted(
+        (r["name"] for r in record["renditions"]), key=lambda n: -int(n.rstrip("p"))
+    )
+    assert rungs == ["432p", "360p"]
+    quality = player.get_by_label("Quality")
+    assert quality.locator("option").all_inner_texts()[1:] == rungs
+    assert quality.locator("option").first.inner_text().startswith("Auto")
+    quality.select_option(label="360p")
+    library.wait_for_function(
+        "video => video.videoHeight === 360", arg=video.element_handle()
+    )
+
+    video.evaluate("video => video.pause()")
+    seek = player.get_by_label("Seek, with preview pictures")
+    box = seek.bounding_box()
+    assert box is not None
+    seek.hover(position=Position(x=box["width"] * 0.75, y=box["height"] / 2))
+    thumb = player.locator(".player-thumb")
+    expect(thumb).to_be_visible()
+    # The second 2 s tile of the 160x90 sprite, under 0:03.
+    assert "sprite.jpg" in thumb.evaluate("e => e.style.backgroundImage")
+    assert thumb.evaluate("e => e.style.backgroundPosition") == "-160px 0px"
+    expect(thumb).to_contain_text("0:03")
+    screenshot(library, "player", PLAYER)
+    player.get_by_role("button", name="Close the player").click()
+    expect(player).to_be_hidden()
+
+
+def test_rename_and_copy_the_playback_url_and_embed_code(platform, library: Page):
+    card = card_titled(library, "beach.mp4")
+    video_id = card.get_attribute("data-video-id")
+    card.get_by_role("button", name="Rename beach.mp4").click()
+    dialog = library.locator("#rename-dialog")
+    dialog.get_by_label("Title").fill("Beach at noon")
+    dialog.get_by_role("button", name="Save").click()
+    expect(card_titled(library, "Beach at noon")).to_have_count(1)
+    expect(library.locator("#announcer")).to_have_text("Renamed to Beach at noon")
+    record = api(platform, "GET", f"/videos/{video_id}").json()
+    assert record["title"] == "Beach at noon"
+
+    card = card_titled(library, "Beach at noon")
+    card.get_by_role("button", name="Copy URL Beach at noon").click()
+    expect(library.locator("#announcer")).to_contain_text("Copied the playback URL")
+    assert library.evaluate("navigator.clipboard.readText()") == record["playbackUrl"]
+    card.get_by_role("button", name="Copy embed Beach at noon").click()
+    expect(library.locator("#announcer")).to_contain_text("Copied the embed code")
+    snippet = library.evaluate("navigator.clipboard.readText()")
+    assert f"const source = '{record['playbackUrl']}'" in snippet
+    assert "hls.js@1." in snippet
+
+
+def test_a_phone_360_px_wide_pages_through_the_library_without_sideways_scroll(
+    platform, library: Page
+):
+    library.set_viewport_size({"width": 360, "height": 740})
+    # Pages of one video, so that the two listed take the API's cursor.
+    library.route(
+        "**/videos?limit=*",
+        lambda route: route.continue_(
+            url=re.sub(r"limit=\d+", "limit=1", route.request.url)
+        ),
+    )
+    library.reload()
+    more = library.get_by_role("button", name="Load older videos")
+    expect(library.locator(CARD)).to_have_count(1)
+    newest = library.locator(CARD).first.get_attribute("data-video-id")
+    for _ in range(3):
+        if not more.is_visible():
+            break
+        more.click()
+        # Hidden or not, the button is enabled again once the page is in.
+        expect(library.locator("#load-more")).to_be_enabled()
+    expect(more).to_be_hidden()
+    expect(library.locator(CARD)).to_have_count(2)
+    assert library.locator(CARD).first.get_attribute("data-video-id") == newest
+    library.unroute("**/videos?limit=*")
+    assert library.evaluate("document.documentElement.scrollWidth") <= 360
+    # Every control can be reached by keyboard and has a name.
+    unnamed = library.evaluate(
+        """() => [...document.querySelectorAll('button, input, select')]
+            .filter(e => e.offsetParent !== null)
+            .filter(e => e.tabIndex < 0 || !(e.labels?.length
+                || e.getAttribute('aria-label') || e.textContent.trim()))
+            .map(e => e.outerHTML)"""
+    )
+    assert unnamed == []
+    screenshot(library, "phone")
+    library.set_viewport_size({"width": 1000, "height": 760})
+
+
+def test_delete_asks_first_then_removes_the_failed_video(platform, library: Page):
+    failed = library.locator(f'{CARD}[data-status="FAILED"]')
+    video_id = failed.get_attribute("data-video-id")
+    name = failed.locator(".video-title").inner_text()
+    dialog = library.locator("#delete-dialog")
+
+    failed.get_by_role("button", name=f"Delete {name}").click()
+    expect(dialog).to_contain_text(name)
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(failed).to_have_count(1)
+    assert api(platform, "GET", f"/videos/{video_id}").status_code == 200
+
+    failed.get_by_role("button", name=f"Delete {name}").click()
+    dialog.get_by_role("button", name="Delete").click()
+    expect(failed).to_have_count(0)
+    expect(library.locator("#announcer")).to_have_text(f"Deleted {name}")
+    assert api(platform, "GET", f"/videos/{video_id}").status_code == 404

@@ -19,7 +19,7 @@ from playwright.sync_api import Page
 
 from local.runner import LocalPlatform
 from tests.browser_support import free_allowed_port
-from tests.test_browser import CARD, UPLOAD_BUTTON, UPLOAD_INPUT
+from tests.test_browser import CARD, PLAYER, UPLOAD_BUTTON, UPLOAD_INPUT
 from tests.test_local_runner import videos
 from tests.test_wiring import post_upload
 from tests.worker_support import clip
@@ -107,7 +107,9 @@ def test_a_long_upload_plays_from_its_start_before_it_is_ready(
     try:
         frozen = wait_for(three_chunks_play, timeout=60, what="the first chunks")
         assert frozen.status == Status.PROCESSING
-        player = card.locator("video")
+        # The card offers Play once three segments are out; nothing autoplays.
+        card.locator('[data-action="play"]').click(timeout=30_000)
+        player = page.locator(f"{PLAYER} video")
         page.wait_for_function(
             "video => video.currentTime > 0",
             arg=player.element_handle(),
@@ -127,7 +129,7 @@ def test_a_long_upload_plays_from_its_start_before_it_is_ready(
             timeout=30_000,
         )
         assert page.evaluate("window.stalls") == 0
-        assert not card.locator(".video-error").is_visible()
+        assert not page.locator(f"{PLAYER} .player-error").is_visible()
         assert records.get(video_id).status == Status.PROCESSING
     finally:
         signal_workers(platform, signal.SIGCONT)

@@ -1,4 +1,4 @@
-/** The page's side of the HTTP API: its settings, and the three calls it makes. */
+/** The page's side of the HTTP API: its settings, and the calls it makes. */
 
 /**
  * The settings served next to the page as `config.json`: the local runner
@@ -22,10 +22,12 @@ export async function loadConfig(url = 'config.json') {
 }
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, reason) {
     super(message)
     this.name = 'ApiError'
     this.status = status
+    /** The API's own words, without the method and path, for people. */
+    this.reason = reason || message
   }
 }
 
@@ -44,8 +46,25 @@ export class Api {
     return this.#call('POST', '/s3/sign', request)
   }
 
+  /** One page of the caller's videos, newest first: `{videos, nextCursor}`. */
+  videos({ limit, cursor } = {}) {
+    const query = new URLSearchParams()
+    if (limit) query.set('limit', String(limit))
+    if (cursor) query.set('cursor', cursor)
+    const search = query.size ? `?${query}` : ''
+    return this.#call('GET', `/videos${search}`)
+  }
+
   video(id) {
     return this.#call('GET', `/videos/${encodeURIComponent(id)}`)
+  }
+
+  rename(id, title) {
+    return this.#call('PATCH', `/videos/${encodeURIComponent(id)}`, { title })
+  }
+
+  remove(id) {
+    return this.#call('DELETE', `/videos/${encodeURIComponent(id)}`)
   }
 
   async #call(method, path, body) {
@@ -60,7 +79,8 @@ export class Api {
     })
     const payload = await response.json().catch(() => ({}))
     if (!response.ok) {
-      throw new ApiError(response.status, `${method} ${path}: ${payload.message || `HTTP ${response.status}`}`)
+      const reason = payload.message || `HTTP ${response.status}`
+      throw new ApiError(response.status, `${method} ${path}: ${reason}`, reason)
     }
     return payload
   }
