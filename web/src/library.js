@@ -5,6 +5,11 @@ import { clockTime, embedSnippet } from './player.js'
 const PAGE_SIZE = 12
 const POLL_INTERVAL_MS = 1000
 /**
+ * Polling slows down, doubling up to this, while nothing in flight changes:
+ * an upload left open in another tab stays UPLOADING until it expires.
+ */
+const MAX_POLL_INTERVAL_MS = 30_000
+/**
  * A video still being encoded plays once this much of its start is ready:
  * three 6 s segments, the headroom the HLS spec asks before a player joins
  * a growing playlist, so that playback does not catch up with the encoders
@@ -15,14 +20,14 @@ const HEADROOM_SECONDS = 18
 const TERMINAL = new Set(['READY', 'FAILED', 'ABORTED'])
 
 /** Says `message` to screen readers through the page's polite live region. */
-export function announce(message) {
+function announce(message) {
   const region = document.getElementById('announcer')
   // A repeated message is only read again if the text changes.
   region.textContent = region.textContent === message ? `${message}\u00a0` : message
 }
 
 /** The status badge's words for a record. */
-export function statusLabel(record) {
+function statusLabel(record) {
   switch (record.status) {
     case 'UPLOADING':
       return 'Uploading'
@@ -49,8 +54,6 @@ function canPlay(record) {
     record.playable && record.playbackUrl && (record.status === 'READY' || record.playableUntil >= headroom),
   )
 }
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** One video's card: poster, facts, status and the buttons for what it allows. */
 class Card {
@@ -127,6 +130,8 @@ export class Library {
     this.empty = document.getElementById('library-empty')
     this.cursor = null
     this.polling = false
+    this.pollDelay = POLL_INTERVAL_MS
+    this.wake = null
     this.more.addEventListener('click', () => this.loadPage())
     this.list.addEventListener('click', (event) => {
       const button = event.target.closest('[data-action]')
@@ -167,6 +172,7 @@ export class Library {
     const card = this.cards.get(videoId)
     if (card) {
       this.#update(card, record)
+      this.#poll()
     } else {
       this.#place(record, 'prepend')
     }
@@ -181,6 +187,7 @@ export class Library {
     if (!TERMINAL.has(record.status)) this.#poll()
   }
 
+  /** Shows `record` on `card`; whether it changed since the last look. */
   #update(card, record) {
     const before = card.record
     card.show(record, this.playbackBase)
@@ -189,7 +196,7 @@ export class Library {
       const words = record.status === 'FAILED' ? `failed: ${record.error}` : statusLabel(record).toLowerCase()
       announce(`${name}: ${words}`)
     }
-    if (!TERMINAL.has(record.status)) this.#poll()
+    return before.updatedAt !== record.updatedAt
   }
 
   #remove(videoId) {
@@ -203,17 +210,27 @@ export class Library {
     this.empty.hidden = this.cards.size > 0
   }
 
-  /** Refreshes every card in flight until none is, then stops. */
+  /**
+   * Refreshes every card in flight until none is, then stops; called again
+   * while it runs, it goes back to the fastest pace at once.
+   */
   async #poll() {
-    if (this.polling) return
+    this.pollDelay = POLL_INTERVAL_MS
+    if (this.polling) {
+      this.wake?.()
+      return
+    }
     this.polling = true
     this.list.dataset.polling = 'true'
     try {
       for (;;) {
         const inFlight = [...this.cards.values()].filter((card) => !TERMINAL.has(card.record.status))
         if (!inFlight.length) return
-        await sleep(POLL_INTERVAL_MS)
-        await Promise.all(inFlight.map((card) => this.#refresh(card)))
+        await this.#nap(this.pollDelay)
+        const changed = await Promise.all(inFlight.map((card) => this.#refresh(card)))
+        this.pollDelay = changed.some(Boolean)
+          ? POLL_INTERVAL_MS
+          : Math.min(MAX_POLL_INTERVAL_MS, this.pollDelay * 2)
       }
     } finally {
       this.polling = false
@@ -221,17 +238,30 @@ export class Library {
     }
   }
 
+  /** Waits `ms`, or less if `#poll` is called meanwhile. */
+  #nap(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      this.wake = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  }
+
+  /** Whether the card's record changed. */
   async #refresh(card) {
     const id = card.record.id
     try {
-      this.#update(card, await this.api.video(id))
+      return this.#update(card, await this.api.video(id))
     } catch (error) {
       if (error.status === 404) {
         // Deleted elsewhere.
         this.#remove(id)
-      } else {
-        card.fail(error.reason || error.message)
+        return true
       }
+      card.fail(error.reason || error.message)
+      return false
     }
   }
 

@@ -196,7 +196,7 @@ export class Player {
     const auto = this.menus.querySelector(`.player-quality option[value="${AUTO}"]`)
     const level = this.hls.levels[this.hls.currentLevel]
     if (auto && level) {
-      auto.textContent = `Auto (${Math.min(level.width, level.height)}p)`
+      auto.textContent = this.hls.autoLevelEnabled ? `Auto (${Math.min(level.width, level.height)}p)` : 'Auto'
     }
   }
 
@@ -230,8 +230,7 @@ export class Player {
         this.thumbnails = cues
       }
     } catch {
-      // Scrubbing still works without previews.
-      this.thumbnails = []
+      // Scrubbing works on without previews.
     }
   }
 
