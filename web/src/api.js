@@ -22,12 +22,10 @@ export async function loadConfig(url = 'config.json') {
 }
 
 class ApiError extends Error {
-  constructor(status, message, reason) {
+  constructor(status, message) {
     super(message)
     this.name = 'ApiError'
     this.status = status
-    /** The API's own words, without the method and path, for people. */
-    this.reason = reason || message
   }
 }
 
@@ -79,8 +77,7 @@ export class Api {
     })
     const payload = await response.json().catch(() => ({}))
     if (!response.ok) {
-      const reason = payload.message || `HTTP ${response.status}`
-      throw new ApiError(response.status, `${method} ${path}: ${reason}`, reason)
+      throw new ApiError(response.status, payload.message || `${method} ${path}: HTTP ${response.status}`)
     }
     return payload
   }

@@ -157,7 +157,7 @@ export class Library {
       }
       this.cursor = page.nextCursor
     } catch (error) {
-      announce(`Could not load your videos: ${error.reason || error.message}`)
+      announce(`Could not load your videos: ${error.message}`)
       throw error
     } finally {
       this.more.disabled = false
@@ -260,7 +260,7 @@ export class Library {
         this.#remove(id)
         return true
       }
-      card.fail(error.reason || error.message)
+      card.fail(error.message)
       return false
     }
   }
@@ -311,9 +311,8 @@ export class Library {
           break
       }
     } catch (error) {
-      const reason = error.reason || error.message
-      card.fail(reason)
-      announce(`${name}: ${reason}`)
+      card.fail(error.message)
+      announce(`${name}: ${error.message}`)
     }
   }
 }
