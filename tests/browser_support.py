@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 
 from tests.conftest import ROOT, cdk_json_context
 
@@ -54,25 +54,32 @@ def free_allowed_port() -> int:
     pytest.skip("every localhost origin the template allows is in use on this host")
 
 
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    """One Playwright driver for a module's browsers: a second one started
+    while another runs (a module-scoped page and a test's own) is refused."""
+    with sync_playwright() as driver:
+        yield driver
+
+
 @contextlib.contextmanager
-def chromium(profile: Path) -> Iterator[BrowserContext]:
+def chromium(driver: Playwright, profile: Path) -> Iterator[BrowserContext]:
     """Headless system Chromium with its profile in ``profile``."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test does)")
-    with sync_playwright() as driver:
-        context = driver.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=list(CHROMIUM_FLAGS),
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    context = driver.chromium.launch_persistent_context(
+        profile,
+        executable_path=CHROMIUM,
+        headless=True,
+        args=list(CHROMIUM_FLAGS),
+    )
+    try:
+        yield context
+    finally:
+        context.close()
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[Page]:
-    with chromium(tmp_path / "profile") as context:
+def page(playwright: Playwright, tmp_path: Path) -> Iterator[Page]:
+    with chromium(playwright, tmp_path / "profile") as context:
         yield context.new_page()

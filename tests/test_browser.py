@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import FloatRect, Page, Position, expect
+from playwright.sync_api import FloatRect, Page, Playwright, Position, expect
 
 from local.runner import LocalPlatform
 from tests.browser_support import chromium, free_allowed_port
@@ -48,9 +48,11 @@ def platform(synth, web_root: Path, tmp_path_factory) -> Iterator[LocalPlatform]
 
 
 @pytest.fixture(scope="module")
-def library(platform: LocalPlatform, tmp_path_factory) -> Iterator[Page]:
+def library(
+    platform: LocalPlatform, playwright: Playwright, tmp_path_factory
+) -> Iterator[Page]:
     """One desktop-sized page of the app, allowed to use the clipboard."""
-    with chromium(tmp_path_factory.mktemp("profile")) as context:
+    with chromium(playwright, tmp_path_factory.mktemp("profile")) as context:
         context.grant_permissions(
             ["clipboard-read", "clipboard-write"], origin=platform.web_url
         )
