@@ -33,7 +33,7 @@ function vttSeconds(stamp) {
  * range, containers/ffmpeg/worker/thumbnails.py) as `{start, end, image, x,
  * y, w, h}`, with each image resolved against the WebVTT's own URL.
  */
-export function parseThumbnails(text, vttUrl) {
+function parseThumbnails(text, vttUrl) {
   const cues = []
   for (const block of text.replace(/\r/g, '').split(/\n{2,}/)) {
     const lines = block.split('\n').filter((line) => line.trim())
