@@ -2,7 +2,8 @@
 stack: Uppy uploads a generated clip in multipart mode through
 ``POST /s3/sign``; the library lists it after a reload until it is READY with
 its poster; the one player plays it with hls.js, lists the rungs in its
-quality menu and shows the sprite's thumbnails over the scrub bar; rename,
+quality menu and the caption track added while it uploaded in its captions
+menu, and shows the sprite's thumbnails over the scrub bar; rename,
 copy and delete work; and the page fits a 360 px phone. The tests share one
 platform and one browser page and run in order, each from where the last
 left the page; they write the README's screenshots into docs/screenshots."""
@@ -32,6 +33,7 @@ CARD = "#videos .video"
 PLAYER = "#player"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 SETTLE_TIMEOUT_MS = 120_000
+CAPTIONS = "1\n00:00:00,500 --> 00:00:03,000\nHello\n"
 PLAY_TIMEOUT_MS = 20_000
 TIMEOUT = 10
 
@@ -61,11 +63,18 @@ def library(
         yield page
 
 
-def api(platform: LocalPlatform, method: str, path: str, **kwargs) -> requests.Response:
+def api(
+    platform: LocalPlatform,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **kwargs,
+) -> requests.Response:
     return requests.request(
         method,
         f"{platform.api_url}{path}",
-        headers={"Authorization": f"Bearer {platform.mint_token()}"},
+        headers={"Authorization": f"Bearer {platform.mint_token()}", **(headers or {})},
         timeout=TIMEOUT,
         **kwargs,
     )
@@ -109,7 +118,22 @@ def test_an_upload_is_listed_after_a_reload_and_reaches_ready_with_its_poster(
 
     library.goto(platform.web_url)
     library.set_input_files(UPLOAD_INPUT, video)
-    library.click(UPLOAD_BUTTON)
+    with library.expect_response(
+        lambda response: (
+            response.url.endswith("/s3/sign") and response.request.method == "POST"
+        )
+    ) as created:
+        library.click(UPLOAD_BUTTON)
+    # Uploaded while the video is still uploading: published when it is READY.
+    video_id = created.value.json()["key"].split("/")[2]
+    caption = api(
+        platform,
+        "PUT",
+        f"/videos/{video_id}/captions/en",
+        data=CAPTIONS.encode(),
+        headers={"content-type": "text/vtt"},
+    )
+    assert caption.status_code == 200, caption.text
     # The record is listed at the top as soon as the upload creates it.
     expect(library.locator(CARD).first.locator(".video-title")).to_have_text(
         "beach.mp4"
@@ -172,6 +196,19 @@ def test_the_player_plays_with_a_quality_menu_of_the_rungs_and_scrub_thumbnails(
     quality.select_option(label="360p")
     library.wait_for_function(
         "video => video.videoHeight === 360", arg=video.element_handle()
+    )
+
+    # hls.js lists the SUBTITLES rendition; choosing it loads its segments.
+    captions = player.get_by_label("Captions")
+    assert captions.locator("option").all_inner_texts() == ["Captions off", "English"]
+    captions.select_option(label="English")
+    library.wait_for_function(
+        """video => [...video.textTracks].some(
+            track => track.label === 'English' && track.mode === 'showing'
+                && [...(track.cues ?? [])].some(cue => cue.text === 'Hello')
+        )""",
+        arg=video.element_handle(),
+        timeout=PLAY_TIMEOUT_MS,
     )
 
     video.evaluate("video => video.pause()")

@@ -47,12 +47,20 @@ function statusLabel(record) {
   }
 }
 
-/** Whether enough of the video is out to start playing it. */
+/** A READY video's caption tracks that are not in its master playlist yet
+ * (the captions function publishes them just after READY). */
+const captionsPending = (record) =>
+  record.status === 'READY' && (record.captions ?? []).some((track) => track.status === 'PENDING')
+
+/** Whether a record can still change on its own: polled until it cannot. */
+const inFlight = (record) => !TERMINAL.has(record.status) || captionsPending(record)
+
+/** Whether enough of the video is out to start playing it: hls.js reads the
+ * master playlist once, so a READY video waits for its captions. */
 function canPlay(record) {
   const headroom = Math.min(HEADROOM_SECONDS, record.duration ?? HEADROOM_SECONDS)
-  return Boolean(
-    record.playable && record.playbackUrl && (record.status === 'READY' || record.playableUntil >= headroom),
-  )
+  const ready = record.status === 'READY' && !captionsPending(record)
+  return Boolean(record.playable && record.playbackUrl && (ready || record.playableUntil >= headroom))
 }
 
 /** One video's card: poster, facts, status and the buttons for what it allows. */
@@ -184,7 +192,7 @@ export class Library {
     card.show(record, this.playbackBase)
     this.list[where](card.element)
     this.#showEmpty()
-    if (!TERMINAL.has(record.status)) this.#poll()
+    if (inFlight(record)) this.#poll()
   }
 
   /** Shows `record` on `card`; whether it changed since the last look. */
@@ -224,10 +232,10 @@ export class Library {
     this.list.dataset.polling = 'true'
     try {
       for (;;) {
-        const inFlight = [...this.cards.values()].filter((card) => !TERMINAL.has(card.record.status))
-        if (!inFlight.length) return
+        const changing = [...this.cards.values()].filter((card) => inFlight(card.record))
+        if (!changing.length) return
         await this.#nap(this.pollDelay)
-        const changed = await Promise.all(inFlight.map((card) => this.#refresh(card)))
+        const changed = await Promise.all(changing.map((card) => this.#refresh(card)))
         this.pollDelay = changed.some(Boolean)
           ? POLL_INTERVAL_MS
           : Math.min(MAX_POLL_INTERVAL_MS, this.pollDelay * 2)

@@ -209,7 +209,7 @@ export class Player {
         name: 'captions',
         label: 'Captions',
         choices: [
-          { value: AUTO, label: 'Off' },
+          { value: AUTO, label: 'Captions off' },
           ...tracks.map((track, index) => ({ value: index, label: track.name || track.lang || `Track ${index + 1}` })),
         ],
         selected: this.hls.subtitleTrack,
