@@ -16,8 +16,10 @@ Run from the repository root: ``python bench/parallel.py [--seconds 240]
   and the CPU time of making its output the published renditions
   (``collect``; ``collect_chunk``, which drops the pre-roll and rebases the
   fragments). Not counted, as both paths do the same work: the poster and
-  thumbnails, uploads, the record. Both top rungs must have every frame of
-  the source, in the same segments of the same durations;
+  thumbnails, the PSNR scoring (``worker.quality``: the same GOPs of the
+  video, whichever task scores them), uploads, the record. Both top rungs
+  must have every frame of the source, in the same segments of the same
+  durations;
 - runs the platform locally from a freshly synthesized app (its 3 workers
   on this machine, the template's settings), uploads the source with the
   ``vod`` CLI, and polls ``GET /videos/{id}`` every 0.1 s from the moment
@@ -211,7 +213,9 @@ def encode_one_run(source: Path, plan: TranscodePlan, work: Path) -> OneRun:
     out.mkdir()
     run = encode(single_command(str(source), plan, out), work / "one-run.log")
     names = [v.name for v in plan.variants] + ([AUDIO_NAME] if plan.has_audio else [])
-    run, renditions = collected(run, lambda: [collect(out, n) for n in names])
+    run, renditions = collected(
+        run, lambda: [collect(out, n, video=n != AUDIO_NAME) for n in names]
+    )
     return OneRun(run, renditions[0])
 
 
@@ -270,7 +274,7 @@ def encode_chunked(source: Path, plan: TranscodePlan, work: Path) -> Chunked:
     out = work / "audio"
     out.mkdir()
     audio = encode(audio_command(str(source), plan, out), work / "audio.log")
-    audio, _ = collected(audio, lambda: [collect(out, AUDIO_NAME)])
+    audio, _ = collected(audio, lambda: [collect(out, AUDIO_NAME, video=False)])
     return Chunked(runs, audio, tops)
 
 

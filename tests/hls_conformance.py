@@ -14,8 +14,10 @@ Master playlist
       RESOLUTION and FRAME-RATE; AVERAGE-BANDWIDTH <= BANDWIDTH.
   M4  Every EXT-X-STREAM-INF has VIDEO-RANGE (SDR, PQ or HLG), and
       CLOSED-CAPTIONS=NONE when the stream carries no closed captions.
-  M5  CODECS lists the video codec of the variant's init segment (its avcC
-      or hvcC profile and level), and an AAC codec when it plays with audio.
+  M5  CODECS matches the streams as a decoder reads them (``probe``, e.g.
+      ffprobe, of the init and first segment): the avc1 or hvc1 entry's
+      profile and level are the video's, and with audio the mp4a entry's
+      object type is the audio rendition's AAC profile (40.2 for LC).
   M6  Every EXT-X-MEDIA has NAME, LANGUAGE (a BCP 47 tag), DEFAULT and
       AUTOSELECT; every AUDIO group a variant names exists, and has one
       DEFAULT=YES rendition.
@@ -40,21 +42,59 @@ Subtitle playlists (every SUBTITLES rendition): P1, P2, P5 and P6, and
       WEBVTT header and carrying X-TIMESTAMP-MAP (RFC 8216 3.5), which
       maps its cue times onto the media timeline.
   S4  The playlist lasts as long as the video's, to within half a second.
+
+I-frame playlists (every video variant)
+  I1  Each variant has one EXT-X-I-FRAME-STREAM-INF with its RESOLUTION
+      and its CODECS video entry, and BANDWIDTH, AVERAGE-BANDWIDTH (not
+      above BANDWIDTH), VIDEO-RANGE and a URI; it has no AUDIO or
+      FRAME-RATE.
+  I2  The I-frame playlist is VOD with EXT-X-ENDLIST, EXT-X-I-FRAMES-ONLY,
+      EXT-X-VERSION >= 4 and the variant's EXT-X-MAP; every entry has an
+      EXT-X-BYTERANGE and lasts no longer than the target duration.
+  I3  There is one entry per keyframe: as many as the variant's GOPs, and
+      their durations add up to the variant's (within a frame).
+  I4  A byte range starts at a ``moof`` and holds the ``mdat`` header; the
+      second range (a keyframe that only splitting a segment's fragment
+      makes addressable) and the last hold the keyframe: after the init
+      segment, each decodes (``keyframe_time``) to a keyframe, at the time
+      the entries before it add up to (plus the composition delay, which
+      B-frames add, of the second). Decoding every range would cost a
+      decoder run per GOP.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
-from collections.abc import Callable
+import struct
+import subprocess
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urljoin
 
 import m3u8
 
-from vod.ladder import SEGMENT_SECONDS
+from vod.ladder import GOP_SECONDS, SEGMENT_SECONDS
 
 _BCP47 = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+#: profile_idc by codec and the profile name a decoder (ffprobe) reports.
+_PROFILES = {
+    "h264": {"Baseline": 66, "Constrained Baseline": 66, "Main": 77, "High": 100},
+    "hevc": {"Main": 1, "Main 10": 2},
+}
+_VIDEO_ENTRIES = ("avc1.", "hvc1.", "hev1.")
+#: MPEG-4 audio object type by AAC profile name.
+_AAC_OBJECT_TYPES = {"LC": 2, "HE-AAC": 5, "HE-AACv2": 29}
+_FRAME = 1 / 23.976
 
 Fetch = Callable[[str], bytes]
+#: What a decoder says of a stream, given an init and a media segment:
+#: ``codec_name``, ``profile`` and, for video, ``level``.
+Probe = Callable[[bytes], Mapping[str, Any]]
+#: The time of the one keyframe that an init and a byte range decode to,
+#: or None when they decode to none.
+KeyframeTime = Callable[[bytes, bytes], float | None]
 
 
 class Nonconformance(AssertionError):
@@ -67,10 +107,9 @@ def _require(condition: object, clause: str, detail: str) -> None:
 
 
 def check_vod(
-    master_url: str, fetch: Fetch, *, codec_of: Callable[[bytes], str]
+    master_url: str, fetch: Fetch, *, probe: Probe, keyframe_time: KeyframeTime
 ) -> None:
-    """Check the stream at ``master_url``; ``fetch`` returns a URL's bytes,
-    ``codec_of`` an init segment's RFC 6381 video codec (``avc1.64001f``)."""
+    """Check the stream at ``master_url``; ``fetch`` returns a URL's bytes."""
     text = fetch(master_url).decode()
     master = m3u8.loads(text, uri=master_url)
     _require(master.is_variant, "M0", "not a master playlist")
@@ -101,6 +140,13 @@ def check_vod(
         )
     bandwidths = []
     video_seconds = 0.0
+    audio_probed: dict[str, Mapping[str, Any]] = {}
+    for renditions in audio_groups.values():
+        for media in renditions:
+            url = urljoin(master_url, media.uri)
+            playlist = m3u8.loads(fetch(url).decode(), uri=url)
+            _check_media(playlist, f"audio {media.name}")
+            audio_probed[media.group_id] = probe(_first_segment(playlist, url, fetch))
     for playlist in master.playlists:
         info = playlist.stream_info
         where = f"variant {playlist.uri}"
@@ -123,24 +169,140 @@ def check_vod(
             "S1",
             f"{where} SUBTITLES={info.subtitles!r}, groups {sorted(subtitle_groups)}",
         )
-        init = urljoin(playlist.absolute_uri, media.segment_map[0].uri)
-        video = codec_of(fetch(init))
-        _require(video in codecs, "M5", f"{where} CODECS {codecs} lacks {video}")
+        video = probe(_first_segment(media, playlist.absolute_uri, fetch))
+        entries = [c for c in codecs if c.startswith(_VIDEO_ENTRIES)]
+        _require(
+            [_profile_level(c) for c in entries] == [_profile_level_of(video)],
+            "M5",
+            f"{where} CODECS {codecs}, but the video is {dict(video)}",
+        )
         if info.audio:
             _require(info.audio in audio_groups, "M6", f"{where} names no group")
+            aac = [c for c in codecs if c.startswith("mp4a.40.")]
+            profile = str(audio_probed[info.audio].get("profile"))
+            expected = _AAC_OBJECT_TYPES.get(profile)
             _require(
-                any(c.startswith("mp4a.40.") for c in codecs), "M5", f"{where} AAC"
+                aac == [f"mp4a.40.{expected}"],
+                "M5",
+                f"{where} CODECS {codecs}, but the audio is "
+                f"{dict(audio_probed[info.audio])}",
             )
+        # Its I-frame playlist: of its size and video codec (an HDR variant
+        # can have an SDR one's size).
+        iframes = [
+            iframe
+            for iframe in master.iframe_playlists
+            if iframe.iframe_stream_info.resolution == info.resolution
+            and (iframe.iframe_stream_info.codecs or "").split(",") == entries
+        ]
+        _require(len(iframes) == 1, "I1", f"{where} has no I-frame playlist")
+        _check_iframes(iframes[0], media, fetch, keyframe_time, where)
     _require(len(set(bandwidths)) == len(bandwidths), "M7", "equal BANDWIDTHs")
-    for renditions in audio_groups.values():
-        for media in renditions:
-            url = urljoin(master_url, media.uri)
-            _check_media(
-                m3u8.loads(fetch(url).decode(), uri=url), f"audio {media.name}"
-            )
     for renditions in subtitle_groups.values():
         for media in renditions:
             _check_subtitles(urljoin(master_url, media.uri), fetch, video_seconds)
+
+
+def _first_segment(media: m3u8.M3U8, url: str, fetch: Fetch) -> bytes:
+    """The init and first media segment of a media playlist, as one file."""
+    init = fetch(urljoin(url, media.segment_map[0].uri))
+    return init + fetch(urljoin(url, media.segments[0].uri))
+
+
+def _profile_level(codec: str) -> tuple[str, int, int]:
+    """An ``avc1.PPCCLL`` or ``hvc1.P.F.LLL...`` entry's codec, profile_idc
+    and level_idc; a malformed entry matches no stream."""
+    if match := re.fullmatch(
+        r"avc1\.([0-9a-fA-F]{2})[0-9a-fA-F]{2}([0-9a-fA-F]{2})", codec
+    ):
+        return "h264", int(match[1], 16), int(match[2], 16)
+    if match := re.fullmatch(
+        r"(?:hvc1|hev1)\.[ABC]?(\d+)\.[0-9A-F]+\.[LH](\d+)(\.[0-9A-F]+)*", codec
+    ):
+        return "hevc", int(match[1]), int(match[2])
+    return "", -1, -1
+
+
+def _profile_level_of(stream: Mapping[str, Any]) -> tuple[str, int, int]:
+    codec = str(stream.get("codec_name", ""))
+    profile = _PROFILES.get(codec, {}).get(str(stream.get("profile")), 0)
+    return codec, profile, int(stream.get("level", 0))
+
+
+def _check_iframes(
+    iframe: m3u8.IFramePlaylist,
+    variant: m3u8.M3U8,
+    fetch: Fetch,
+    keyframe_time: KeyframeTime,
+    where: str,
+) -> None:
+    info = iframe.iframe_stream_info
+    where = f"{where} I-frames {iframe.uri}"
+    for attribute in ("bandwidth", "average_bandwidth", "codecs", "video_range"):
+        _require(getattr(info, attribute), "I1", f"{where} lacks {attribute}")
+    _require(info.average_bandwidth <= info.bandwidth, "I1", f"{where} average")
+    _require(info.audio is None and info.frame_rate is None, "I1", where)
+    url = iframe.absolute_uri
+    media = m3u8.loads(fetch(url).decode(), uri=url)
+    _require(media.is_i_frames_only, "I2", f"{where} lacks EXT-X-I-FRAMES-ONLY")
+    _require(media.version and int(media.version) >= 4, "I2", f"{where} version")
+    _require(media.playlist_type == "vod" and media.is_endlist, "I2", f"{where} VOD")
+    _require(
+        media.segment_map and media.segment_map[0].uri == variant.segment_map[0].uri,
+        "I2",
+        f"{where} EXT-X-MAP",
+    )
+    entries = media.segments
+    _require(all(e.byterange for e in entries), "I2", f"{where} lacks byte ranges")
+    target = media.target_duration or 0
+    _require(all(e.duration <= target for e in entries), "I2", f"{where} overlong")
+    total = sum(s.duration for s in variant.segments)
+    gop = entries[0].duration if entries else GOP_SECONDS
+    gops = math.ceil(total / gop - 0.01)
+    _require(len(entries) == gops, "I3", f"{where} has {len(entries)} of {gops}")
+    _require(
+        all(abs(e.duration - gop) <= _FRAME for e in entries[:-1]),
+        "I3",
+        f"{where} entries are not one GOP each",
+    )
+    listed = sum(e.duration for e in entries)
+    _require(
+        abs(listed - total) <= _FRAME, "I3", f"{where} lasts {listed}, not {total}"
+    )
+    init = fetch(urljoin(url, media.segment_map[0].uri))
+    start = 0.0
+    delay: float | None = None
+    segments: dict[str, bytes] = {}
+    for number, entry in enumerate(entries):
+        length, _, offset = entry.byterange.partition("@")
+        uri = urljoin(url, entry.uri)
+        if uri not in segments:
+            segments = {uri: fetch(uri)}
+        data = segments[uri][int(offset) : int(offset) + int(length)]
+        _require(
+            len(data) > 16 and data[4:8] == b"moof",
+            "I4",
+            f"{where} range {entry.byterange} does not start at a moof",
+        )
+        (moof,) = struct.unpack_from(">I", data)
+        _require(
+            data[moof + 4 : moof + 8] == b"mdat",
+            "I4",
+            f"{where} range {entry.byterange} lacks the mdat header",
+        )
+        if number not in (1, len(entries) - 1):
+            start += entry.duration
+            continue
+        time = keyframe_time(init, data)
+        if delay is None and time is not None:
+            delay = time - start
+        _require(
+            time is not None and abs(time - start - (delay or 0)) <= _FRAME / 2,
+            "I4",
+            f"{where} range {entry.byterange} decodes to a keyframe at {time}, "
+            f"not {start:.3f} + {delay}",
+        )
+        start += entry.duration
 
 
 def _check_subtitles(url: str, fetch: Fetch, video_seconds: float) -> None:
@@ -183,13 +345,43 @@ def _check_media(media: m3u8.M3U8, where: str, *, fmp4: bool = True) -> None:
             f"{where} has a discontinuity",
         )
         _require(media.is_independent_segments, "P4", f"{where} independent segments")
-    frame = 1 / 23.976
     _require(
-        all(abs(d - target) <= frame for d in durations[:-1]),
+        all(abs(d - target) <= _FRAME for d in durations[:-1]),
         "P5",
         f"{where} segment lengths {durations[:-1]}",
     )
-    _require(durations[-1] <= target + frame, "P5", f"{where} last segment")
+    _require(durations[-1] <= target + _FRAME, "P5", f"{where} last segment")
     _require((media.media_sequence or 0) == 0, "P6", f"{where} media sequence")
     uris = [segment.uri for segment in media.segments]
     _require(len(set(uris)) == len(uris), "P6", f"{where} repeats a segment")
+
+
+def check_vod_with_ffprobe(master_url: str, fetch: Fetch) -> None:
+    """``check_vod`` with ffprobe as the decoder."""
+    check_vod(master_url, fetch, probe=_probe, keyframe_time=_keyframe_time)
+
+
+def _ffprobe(data: bytes, *entries: str) -> dict[str, Any]:
+    result = subprocess.run(
+        ["ffprobe", "-v", "quiet", *entries, "-of", "json", "-i", "pipe:0"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    parsed: dict[str, Any] = json.loads(result.stdout or b"{}")
+    return parsed
+
+
+def _probe(data: bytes) -> Mapping[str, Any]:
+    streams = _ffprobe(data, "-show_entries", "stream=codec_name,profile,level")
+    return dict(streams["streams"][0])
+
+
+def _keyframe_time(init: bytes, data: bytes) -> float | None:
+    frames = _ffprobe(
+        init + data, "-select_streams", "v", "-show_entries", "frame=key_frame,pts_time"
+    ).get("frames", [])
+    if not frames or frames[0]["key_frame"] != 1:
+        return None
+    return float(frames[0]["pts_time"])

@@ -105,14 +105,39 @@ def test_audio_presence_is_carried_into_the_plan():
     assert plan_ladder(source(640, 360)).has_audio is True
 
 
-def test_bitrates_are_capped_at_the_source_bitrate():
+def test_bitrates_are_capped_at_the_source_bitrate_and_equal_steps_dropped():
     plan = plan_ladder(source(1920, 1080, bitrate=1_500_000))
+    # 1500 for 1080p, 720p and 540p is no step above 432p's 1200 (1.25x).
+    assert [(v.name, v.max_bitrate) for v in plan.variants] == [
+        ("432p", 1_200_000),
+        ("360p", 800_000),
+    ]
+
+
+def test_a_303_kbit_source_keeps_only_the_lowest_rung():
+    plan = plan_ladder(source(1920, 1080, bitrate=303_000))
+    assert [(v.name, v.max_bitrate) for v in plan.variants] == [("360p", 303_000)]
+
+
+def test_a_high_bitrate_1080p_source_keeps_all_five_rungs():
+    plan = plan_ladder(source(1920, 1080, bitrate=20_000_000))
     assert [v.max_bitrate for v in plan.variants] == [
-        1_500_000,
-        1_500_000,
-        1_500_000,
+        5_000_000,
+        3_000_000,
+        2_000_000,
         1_200_000,
         800_000,
+    ]
+
+
+def test_a_rung_exactly_one_step_above_the_one_below_is_kept():
+    ladder = (Rung("b", 480, 1500), Rung("a", 360, 1000), Rung("c", 240, 700))
+    plan = plan_ladder(source(1920, 1080), ladder)
+    # 1000 is only 1.43x 700: dropped; 1500 is 2.14x 700: kept.
+    assert [v.name for v in plan.variants] == ["b", "c"]
+    assert [v.name for v in plan_ladder(source(1920, 1080), ladder[:2]).variants] == [
+        "b",
+        "a",
     ]
 
 

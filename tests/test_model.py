@@ -93,6 +93,53 @@ def test_record_round_trips_through_a_dynamodb_item():
     assert "error" not in video.to_item(), "absent values are not stored"
 
 
+def test_a_renditions_measured_rates_and_score_round_trip_and_are_public():
+    measured = Rendition(
+        "720p",
+        1280,
+        720,
+        3_000_000,
+        "720p/index.m3u8",
+        average_bitrate=2_100_000,
+        peak_bitrate=2_900_000,
+        psnr=41.37,
+    )
+    item = Video(
+        id="v1",
+        owner="u",
+        status=Status.READY,
+        key="k",
+        filename="f.mp4",
+        content_type="video/mp4",
+        created_at="t",
+        updated_at="t",
+        renditions=(measured, Rendition("360p", 640, 360, 800_000, "360p/i.m3u8")),
+    ).to_item()
+    assert "psnr" not in item["renditions"][1], "absent values are not stored"
+    video = Video.from_item(item)
+    assert video.renditions[0] == measured
+    assert video.to_public()["renditions"] == [
+        {
+            "name": "720p",
+            "width": 1280,
+            "height": 720,
+            "bitrate": 3_000_000,
+            "averageBitrate": 2_100_000,
+            "peakBitrate": 2_900_000,
+            "psnr": 41.37,
+        },
+        {
+            "name": "360p",
+            "width": 640,
+            "height": 360,
+            "bitrate": 800_000,
+            "averageBitrate": None,
+            "peakBitrate": None,
+            "psnr": None,
+        },
+    ]
+
+
 def test_public_view_builds_playback_urls_from_the_base():
     video = Video.from_item(
         {

@@ -122,7 +122,18 @@ def test_get_returns_the_public_record_with_playback_urls(env):
         env,
         status=Status.READY,
         playback=f"{output_prefix('x')}master.m3u8",
-        renditions=(Rendition("720p", 1280, 720, 3_000_000, "720p.m3u8"),),
+        renditions=(
+            Rendition(
+                "720p",
+                1280,
+                720,
+                3_000_000,
+                "720p.m3u8",
+                average_bitrate=2_000_000,
+                peak_bitrate=2_800_000,
+                psnr=40.5,
+            ),
+        ),
         upload_id=None,
     )
     body = ok("GET /videos/{id}", path={"id": video.id})
@@ -130,7 +141,15 @@ def test_get_returns_the_public_record_with_playback_urls(env):
     assert body["status"] == "READY"
     assert body["playbackUrl"] == f"{PLAYBACK}/videos/x/master.m3u8"
     assert body["renditions"] == [
-        {"name": "720p", "width": 1280, "height": 720, "bitrate": 3_000_000}
+        {
+            "name": "720p",
+            "width": 1280,
+            "height": 720,
+            "bitrate": 3_000_000,
+            "averageBitrate": 2_000_000,
+            "peakBitrate": 2_800_000,
+            "psnr": 40.5,
+        }
     ]
     assert "owner" not in body
     assert "key" not in body

@@ -23,14 +23,14 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from lambdas.captions.publisher import CaptionsPublisher
-from tests.hls_conformance import Nonconformance, check_vod
+from tests.hls_conformance import Nonconformance, check_vod_with_ffprobe
 from tests.test_worker_e2e import keyframe_times as keyframes
 from tests.worker_support import Stack, clip, probe_json, resource
 from vod.captions import MPEGTS_AT_ZERO, CaptionTrack
 from vod.jobs import JobMessage
 from vod.model import Status
 from vod.repository import VideoRepository
-from worker import fmp4
+from worker import fmp4, quality
 from worker.hls import MediaPlaylist
 from worker.jobs import AudioSoFar
 from worker.ledger import Ledger
@@ -96,14 +96,17 @@ def playlists(stack, video_id):
 def encoded(moto, tmp_path_factory) -> Encoded:
     base = tmp_path_factory.mktemp("chunks")
     stack = Stack(moto)
-    single = stack.queue_video(source())
-    one_run = stack.worker(base / "one-run", x264_preset="veryfast")
-    assert one_run.poll_once(wait_seconds=0)
-    chunked = stack.queue_video(source())
-    worker = stack.worker(base / "chunks", x264_preset="veryfast", chunk_seconds=6)
     snapshots = []
-    while worker.poll_once(wait_seconds=0):
-        snapshots.append((stack.repository.get(chunked), playlists(stack, chunked)))
+    with pytest.MonkeyPatch.context() as patch:
+        # GOPs 0, 5 and 10 of 13: chunks 1 and 3 score a GOP past a seek.
+        patch.setattr(quality, "SCORE_EVERY_GOPS", 5)
+        single = stack.queue_video(source())
+        one_run = stack.worker(base / "one-run", x264_preset="veryfast")
+        assert one_run.poll_once(wait_seconds=0)
+        chunked = stack.queue_video(source())
+        worker = stack.worker(base / "chunks", x264_preset="veryfast", chunk_seconds=6)
+        while worker.poll_once(wait_seconds=0):
+            snapshots.append((stack.repository.get(chunked), playlists(stack, chunked)))
     return Encoded(
         stack=stack,
         single=single,
@@ -184,19 +187,29 @@ def test_the_chunked_video_is_the_one_run_video(encoded):
         ]
 
     assert shape(chunked) == shape(single)
+    scores = {}
+    # The chunks' notes for the stitch are gone.
+    assert not (encoded.folders["chunked"] / "iframes").exists()
     for rung in chunked.renditions:
         one = encoded.folders["single"] / rung.name / "index.m3u8"
         many = encoded.folders["chunked"] / rung.name / "index.m3u8"
         assert count_frames(many) == count_frames(one) == SECONDS * 30
-        assert psnr(many, rung.width, rung.height) == pytest.approx(
-            psnr(one, rung.width, rung.height), abs=0.1
-        )
+        whole = psnr(many, rung.width, rung.height)
+        assert whole == pytest.approx(psnr(one, rung.width, rung.height), abs=0.1)
+        scores[rung.name] = whole
         durations = [
             sum(s for _, s in MediaPlaylist.parse(path.read_text()).segments)
             for path in (one, many)
         ]
         assert durations[0] == pytest.approx(durations[1], abs=FRAME_SECONDS)
         assert keyframes(many) == keyframes(one)
+    # Both modes scored the same GOPs (3 of 13), as the whole video scores.
+    for one, many in zip(single.renditions, chunked.renditions, strict=True):
+        assert many.psnr == pytest.approx(one.psnr, abs=0.1)
+        assert many.psnr == pytest.approx(scores[many.name], abs=1.0)
+        assert many.average_bitrate == pytest.approx(one.average_bitrate, rel=0.05)
+        assert 0 < many.average_bitrate <= many.peak_bitrate
+    assert chunked.to_public()["renditions"][0]["psnr"] == chunked.renditions[0].psnr
     audio = [
         (encoded.folders[kind] / "audio" / "index.m3u8").read_text()
         for kind in ("single", "chunked")
@@ -237,8 +250,10 @@ def test_segments_run_on_without_gaps_duplicates_or_discontinuities(encoded):
     assert steps == {2.0}
 
 
-def test_the_master_playlist_decodes_without_an_error(encoded):
-    assert decode_errors(encoded.folders["chunked"] / "master.m3u8") == ""
+@pytest.mark.parametrize("kind", ["single", "chunked"])
+def test_the_master_playlist_decodes_without_an_error(encoded, kind):
+    # The one run's segments were cut into GOP fragments after ffmpeg.
+    assert decode_errors(encoded.folders[kind] / "master.m3u8") == ""
 
 
 def test_the_start_plays_while_the_rest_is_encoded(encoded):
@@ -592,10 +607,13 @@ def _read(url: str) -> bytes:
     return Path(unquote(urlsplit(url).path)).read_bytes()
 
 
+def conforms(master: Path) -> None:
+    check_vod_with_ffprobe(master.as_uri(), _read)
+
+
 @pytest.mark.parametrize("kind", ["single", "chunked"])
 def test_both_paths_conform_to_apples_hls_authoring_spec(encoded, kind):
-    master = encoded.folders[kind] / "master.m3u8"
-    check_vod(master.as_uri(), _read, codec_of=_codec)
+    conforms(encoded.folders[kind] / "master.m3u8")
 
 
 def test_a_caption_track_is_a_conformant_subtitles_rendition(encoded, tmp_path):
@@ -626,7 +644,7 @@ def test_a_caption_track_is_a_conformant_subtitles_rendition(encoded, tmp_path):
         data: bytes = stack.read_output(video.id, urlsplit(url).path.split("/", 3)[3])
         return data
 
-    check_vod(f"http://outputs/{published.playback}", fetch, codec_of=_codec)
+    check_vod_with_ffprobe(f"http://outputs/{published.playback}", fetch)
     segment = f"{track.folder(video.id)}00000.vtt"
     good = stack.s3.get_object(Bucket=stack.output_bucket, Key=segment)["Body"].read()
     stack.s3.put_object(
@@ -635,7 +653,7 @@ def test_a_caption_track_is_a_conformant_subtitles_rendition(encoded, tmp_path):
         Body=good.replace(b"X-TIMESTAMP-MAP", b"X-NOTHING"),
     )
     with pytest.raises(Nonconformance, match=r"^S3:"):
-        check_vod(f"http://outputs/{published.playback}", fetch, codec_of=_codec)
+        check_vod_with_ffprobe(f"http://outputs/{published.playback}", fetch)
     rung = MediaPlaylist.parse(stack.read_output(video.id, "144p/index.m3u8").decode())
     first = tmp_path / "first.mp4"
     first.write_bytes(
@@ -654,28 +672,54 @@ def test_a_caption_track_is_a_conformant_subtitles_rendition(encoded, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("playlist", "old", "new", "clause"),
+    ("kind", "playlist", "old", "new", "clause"),
     [
-        ("master.m3u8", ",CLOSED-CAPTIONS=NONE", "", "M4"),
-        ("master.m3u8", ',LANGUAGE="und"', "", "M6"),
-        ("master.m3u8", 'CODECS="avc1.', 'CODECS="avc1.0', "M5"),
-        ("144p/index.m3u8", "#EXTINF", "#EXT-X-DISCONTINUITY\n#EXTINF", "P3"),
-        ("144p/index.m3u8", "#EXT-X-ENDLIST\n", "", "P1"),
-        ("master.m3u8", ',AUDIO="group_audio"\n', ',SUBTITLES="subs"\n', "S1"),
+        ("chunked", "master.m3u8", ",CLOSED-CAPTIONS=NONE", "", "M4"),
+        ("chunked", "master.m3u8", ',LANGUAGE="und"', "", "M6"),
+        ("chunked", "master.m3u8", 'CODECS="avc1.64', 'CODECS="avc1.4d', "M5"),
+        ("single", "master.m3u8", "mp4a.40.2", "mp4a.40.5", "M5"),
+        (
+            "chunked",
+            "240p/index.m3u8",
+            "#EXTINF",
+            "#EXT-X-DISCONTINUITY\n#EXTINF",
+            "P3",
+        ),
+        ("chunked", "240p/index.m3u8", "#EXT-X-ENDLIST\n", "", "P1"),
+        ("single", "master.m3u8", "#EXT-X-I-FRAME-STREAM-INF:", "#EXT-X-OTHER:", "I1"),
+        ("single", "240p/iframes.m3u8", "#EXT-X-I-FRAMES-ONLY\n", "", "I2"),
+        ("single", "240p/iframes.m3u8", "#EXTINF:2.000000,", "#EXTINF:1.9,", "I3"),
+        ("chunked", "240p/iframes.m3u8", "@", "@1", "I4"),
+        (
+            "chunked",
+            "master.m3u8",
+            ',AUDIO="group_audio"\n',
+            ',SUBTITLES="subs"\n',
+            "S1",
+        ),
     ],
 )
 def test_the_conformance_check_fails_a_playlist_broken_on_purpose(
-    encoded, tmp_path, playlist, old, new, clause
+    encoded, tmp_path, kind, playlist, old, new, clause
 ):
     broken = tmp_path / "broken"
-    shutil.copytree(encoded.folders["chunked"], broken)
+    shutil.copytree(encoded.folders[kind], broken)
     path = broken / playlist
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new, 1))
     with pytest.raises(Nonconformance, match=f"^{clause}:"):
-        check_vod((broken / "master.m3u8").as_uri(), _read, codec_of=_codec)
+        conforms(broken / "master.m3u8")
 
 
-def _codec(init: bytes) -> str:
-    return fmp4.avc_codec(init) or ""
+def test_an_i_frame_range_short_of_its_keyframe_fails_the_check(encoded, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(encoded.folders["single"], broken)
+    path = broken / "240p" / "iframes.m3u8"
+    text = path.read_text()
+    # The second keyframe of the first segment: split off by the worker.
+    ranges = re.findall(r"#EXT-X-BYTERANGE:(\d+)@(\d+)", text)
+    length, offset = ranges[1]
+    path.write_text(text.replace(f":{length}@{offset}", f":{int(length) - 1}@{offset}"))
+    with pytest.raises(Nonconformance, match=r"^I4: .* decodes to a keyframe at None"):
+        conforms(broken / "master.m3u8")

@@ -124,6 +124,10 @@ def test_a_job_ends_ready_with_a_complete_hls_folder(stack, tmp_path):
         assert attributes["CODECS"] == f'"{rendition.codecs}"'
         assert re.fullmatch(r"avc1\.[0-9a-f]{6},mp4a\.40\.2", rendition.codecs)
         assert 0 < int(attributes["AVERAGE-BANDWIDTH"]) <= int(attributes["BANDWIDTH"])
+        # The measured rates (plus the audio's) are the master's.
+        assert rendition.average_bitrate < int(attributes["AVERAGE-BANDWIDTH"])
+        assert rendition.peak_bitrate < int(attributes["BANDWIDTH"])
+        assert 35 < rendition.psnr < 60
         assert attributes["AUDIO"] == '"group_audio"'
 
     outputs = stack.outputs(video_id)
@@ -135,6 +139,8 @@ def test_a_job_ends_ready_with_a_complete_hls_folder(stack, tmp_path):
         playlist = MediaPlaylist.parse(text)
         assert re.fullmatch(r"init-[0-9a-f]{12}\.mp4", playlist.init or "")
         expected |= {f"{folder}/index.m3u8", f"{folder}/{playlist.init}"}
+        if folder != "audio":
+            expected.add(f"{folder}/iframes.m3u8")
         expected |= {f"{folder}/{uri}" for uri, _ in playlist.segments}
         assert [uri for uri, _ in playlist.segments] == [
             "seg_00000.m4s",

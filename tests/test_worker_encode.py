@@ -210,7 +210,7 @@ def encode_real(source, out_dir, *, ladder=SMALL_LADDER, cancel=None, on_positio
 
 def rung_stream(out_dir, name):
     """The rung's init segment and media segments as one fMP4 file."""
-    rendition = collect(out_dir, name)
+    rendition = collect(out_dir, name, video=True)
     joined = out_dir / f"{name}.mp4"
     parts = [rendition.folder / rendition.init, *rendition.paths()]
     joined.write_bytes(b"".join(p.read_bytes() for p in parts))

@@ -3,6 +3,7 @@ are moved and joined by."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import pytest
@@ -16,6 +17,7 @@ from worker.hls import (
     Variant,
     audio_name,
     estimated_rates,
+    iframe_rates,
     master_playlist,
     media_playlist,
     rates,
@@ -117,6 +119,33 @@ def test_the_master_lists_every_rung_with_what_apple_requires_and_one_audio_grou
     assert estimated_rates(800_000) == Rates(800_000, 880_000)
 
 
+def test_an_i_frame_playlist_lists_each_keyframe_as_a_byte_range():
+    frames = [
+        Segment("seg_00000.m4s", 2.0, "init-a.mp4", (4770, 24)),
+        Segment("seg_00000.m4s", 2.0, "init-a.mp4", (5847, 37233)),
+    ]
+    text = media_playlist(frames, complete=True, iframes_only=True)
+    assert "#EXT-X-I-FRAMES-ONLY\n" in text
+    assert text.endswith(
+        '#EXT-X-MAP:URI="init-a.mp4"\n'
+        "#EXTINF:2.000000,\n#EXT-X-BYTERANGE:4770@24\nseg_00000.m4s\n"
+        "#EXTINF:2.000000,\n#EXT-X-BYTERANGE:5847@37233\nseg_00000.m4s\n"
+        "#EXT-X-ENDLIST\n"
+    )
+    assert iframe_rates(frames) == Rates(average=21234, peak=23388)
+
+
+def test_the_final_master_lists_each_rungs_i_frame_playlist():
+    measured = dataclasses.replace(VARIANTS[0], iframe_rates=Rates(40_000, 60_000))
+    text = master_playlist([measured, VARIANTS[1]], audio=None)
+    iframes = [line for line in text.splitlines() if "I-FRAME" in line]
+    assert iframes == [
+        "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=60000,AVERAGE-BANDWIDTH=40000,"
+        'CODECS="avc1.64001f",RESOLUTION=1280x720,VIDEO-RANGE=SDR,'
+        'URI="720p/iframes.m3u8"'
+    ]
+
+
 @pytest.mark.parametrize(
     ("tag", "language", "name"),
     [
@@ -190,22 +219,85 @@ def test_gop_segments_join_into_one_segment_with_one_styp_and_no_index():
     assert fmp4.fragment_count(bytes(joined)) == 3
 
 
-def test_fragments_move_by_the_chunk_start_and_number_on():
+def test_fragments_move_by_the_chunk_start():
     data = fmp4.join_segments([segment(2, 1024), segment(3, 2048)])
-    assert fmp4.shift_fragments(data, ticks=90_000, first_sequence=31) == 33
+    fmp4.shift_fragments(data, ticks=90_000)
     assert decode_times(data) == [91_024, 92_048]
-    assert sequences(data) == [31, 32]
+
+
+NON_SYNC = 0x01010000
+
+
+def video_segment(sizes, keyframes, *, decode_time=5000):
+    """A segment as ffmpeg's one run writes it: one fragment whose track run
+    gives the data offset and each sample's size and flags, durations from
+    the ``tfhd`` default."""
+    tfhd = box(b"tfhd", struct.pack(">IIII", 0x020028, 1, 512, NON_SYNC))
+    tfdt = box(b"tfdt", b"\x01\x00\x00\x00" + struct.pack(">Q", decode_time))
+    flags = [0x02000000 if i in keyframes else NON_SYNC for i in range(len(sizes))]
+    entries = b"".join(
+        struct.pack(">II", size, flag) for size, flag in zip(sizes, flags, strict=True)
+    )
+    trun_payload = struct.pack(">IIi", 0x000601, len(sizes), 0) + entries
+    traf = box(b"traf", tfhd + tfdt + box(b"trun", trun_payload))
+    moof = bytearray(box(b"moof", box(b"mfhd", struct.pack(">II", 0, 1)) + traf))
+    struct.pack_into(">i", moof, len(moof) - len(entries) - 4, len(moof) + 8)
+    data = b"".join(bytes([i]) * size for i, size in enumerate(sizes))
+    return box(b"styp", b"msdh") + bytes(moof) + box(b"mdat", data)
+
+
+def test_a_fragment_of_three_gops_is_cut_into_one_fragment_per_gop():
+    sizes = [50, 10, 11, 40, 12, 45, 13]
+    original = video_segment(sizes, {0, 3, 5})
+    split = fmp4.split_gops(original, first_sequence=7)
+    assert sequences(split) == [7, 8, 9]
+    assert decode_times(split) == [5000, 5000 + 3 * 512, 5000 + 5 * 512]
+    fragments = fmp4.fragments(split)
+    assert [[s.size for s in f.samples] for f in fragments] == [
+        [50, 10, 11],
+        [40, 12],
+        [45, 13],
+    ]
+    assert [s.sync for f in fragments for s in f.samples] == [
+        True,
+        False,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    # Every sample's bytes are where its run says.
+    for fragment in fragments:
+        at = fragment.data
+        for sample in fragment.samples:
+            assert len(set(split[at : at + sample.size])) == 1
+            at += sample.size
+    keyframes = fmp4.keyframes(split)
+    assert [k.ticks for k in keyframes] == [3 * 512, 2 * 512, 2 * 512]
+    for keyframe, fragment in zip(keyframes, fragments, strict=True):
+        assert split[keyframe.offset + 4 : keyframe.offset + 8] == b"moof"
+        end = keyframe.offset + keyframe.length
+        assert end == fragment.data + fragment.samples[0].size
+    assert fmp4.split_gops(split, first_sequence=7) == split
+
+
+def test_a_fragment_that_does_not_start_on_a_keyframe_is_refused():
+    with pytest.raises(fmp4.Fmp4Error, match="without a keyframe"):
+        fmp4.split_gops(video_segment([10, 10], {1}), first_sequence=1)
+    with pytest.raises(fmp4.Fmp4Error, match="unsupported fragment layout"):
+        fmp4.split_gops(segment(1, 0), first_sequence=1)
 
 
 def test_a_32_bit_decode_time_that_would_overflow_is_refused():
     data = bytearray(fragment(1, 2**32 - 10, version=0))
     with pytest.raises(fmp4.Fmp4Error, match="version 0 tfdt"):
-        fmp4.shift_fragments(data, ticks=100, first_sequence=1)
+        fmp4.shift_fragments(data, ticks=100)
 
 
 def test_something_that_is_not_a_segment_is_refused():
     with pytest.raises(fmp4.Fmp4Error, match="no tfdt"):
-        fmp4.shift_fragments(bytearray(box(b"free", b"")), ticks=0, first_sequence=1)
+        fmp4.shift_fragments(bytearray(box(b"free", b"")), ticks=0)
     with pytest.raises(fmp4.Fmp4Error, match="bad size"):
         list(fmp4.boxes(b"\x00\x00\x00\x40moof"))
 

@@ -89,7 +89,7 @@ def test_the_poster_is_the_keyframe_a_quarter_in_capped_and_the_first_for_tiny_c
 def test_thumbnails_come_from_a_rungs_keyframes_and_tile_into_the_sprite(tmp_path):
     out = tmp_path / "out"
     encoded = encode_real(clip(seconds=6.5, audio=False), out)
-    rung = collect(out, encoded.variants[-1].name)
+    rung = collect(out, encoded.variants[-1].name, video=True)
     joined = join_rendition(
         rung.folder / rung.init, rung.paths(), tmp_path / "rung.mp4"
     )

@@ -15,6 +15,10 @@ encoder spends less wherever the content allows:
 A rung names the short side so that portrait video gets the same quality
 steps as landscape. ``Env.LADDER`` replaces the rungs with a JSON list such as
 ``[{"name": "720p", "shortSide": 720, "maxKbps": 3000}]``.
+
+A rung's cap is lowered to the source's bitrate, and a rung whose cap is not
+``LADDER_STEP`` times the cap of the rung kept below it is dropped: it would
+cost storage and encode time and give a player no bandwidth step.
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ STANDARD_FRAME_RATES = tuple(
     )
 )
 _RATE_TOLERANCE = Fraction(1, 100)
+#: A rung is kept only if its cap is at least this many times the cap of the
+#: next rung kept below it. The default ladder's steps are 1.5x to 1.67x, so
+#: a source above every cap keeps all its rungs.
+LADDER_STEP = Fraction(3, 2)
 #: Names become folder names in the output prefix; "audio" is the audio group's.
 AUDIO_NAME = "audio"
 _RUNG_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -214,7 +222,9 @@ class Plan:
 def plan_ladder(source: Source, ladder: tuple[Rung, ...] = DEFAULT_LADDER) -> Plan:
     """The renditions for ``source``: every rung whose short side fits in the
     source's display short side (never upscaling), or, for a source smaller
-    than every rung, one rendition at its own (even) size."""
+    than every rung, one rendition at its own (even) size. Rungs whose caps,
+    lowered to the source's bitrate, step up by less than ``LADDER_STEP``
+    are then dropped (``prune``)."""
     width, height = source.display_size
     short, long = min(width, height), max(width, height)
     rungs = [r for r in ladder if r.short_side <= short]
@@ -232,7 +242,7 @@ def plan_ladder(source: Source, ladder: tuple[Rung, ...] = DEFAULT_LADDER) -> Pl
             cap = min(cap, source.bitrate)
         variants.append(Variant(rung.name, rung_width, rung_height, cap))
     return Plan(
-        variants=tuple(variants),
+        variants=prune(variants),
         frame_rate=output_frame_rate(source.frame_rate, source.average_frame_rate),
         has_audio=source.has_audio,
     )
@@ -250,6 +260,17 @@ def hdr_variants(
         dataclasses.replace(v, name=v.name + HDR_SUFFIX, dynamic_range=dynamic_range)
         for v in variants[:HDR_MAX_RUNGS]
     )
+
+
+def prune(variants: list[Variant]) -> tuple[Variant, ...]:
+    """``variants`` (largest first) without those that are no bandwidth step:
+    from the lowest, which is always kept, up, a rung stays only when its cap
+    is at least ``LADDER_STEP`` times the last kept one's."""
+    kept: list[Variant] = []
+    for variant in reversed(variants):
+        if not kept or variant.max_bitrate >= kept[-1].max_bitrate * LADDER_STEP:
+            kept.append(variant)
+    return tuple(reversed(kept))
 
 
 def output_frame_rate(declared: Fraction, average: Fraction) -> Fraction:

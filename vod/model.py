@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from vod.captions import tracks_of
 from vod.tasks import retry_state
@@ -24,6 +24,8 @@ OWNER_INDEX = "byOwner"
 OWNER_INDEX_PARTITION_KEY = "owner"
 OWNER_INDEX_SORT_KEY = "created_at"
 TTL_ATTRIBUTE = "expires_at"
+
+_T = TypeVar("_T")
 
 
 class Status(enum.StrEnum):
@@ -106,6 +108,11 @@ class Rendition:
     playlist: str
     codecs: str = ""
     frame_rate: float = 0.0
+    #: Measured, in bit/s: over the whole rendition and of its peak segment.
+    average_bitrate: int | None = None
+    peak_bitrate: int | None = None
+    #: dB against the source, over the frames the worker scored.
+    psnr: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,6 +127,9 @@ class Rendition:
             playlist=str(raw["playlist"]),
             codecs=str(raw.get("codecs", "")),
             frame_rate=float(raw.get("frame_rate", 0.0)),
+            average_bitrate=_optional(raw.get("average_bitrate"), int),
+            peak_bitrate=_optional(raw.get("peak_bitrate"), int),
+            psnr=_optional(raw.get("psnr"), float),
         )
 
 
@@ -310,6 +320,9 @@ class Video:
                     "width": r.width,
                     "height": r.height,
                     "bitrate": r.bitrate,
+                    "averageBitrate": r.average_bitrate,
+                    "peakBitrate": r.peak_bitrate,
+                    "psnr": r.psnr,
                 }
                 for r in self.renditions
             ],
@@ -323,6 +336,10 @@ class Video:
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }
+
+
+def _optional(value: Any, kind: Callable[[Any], _T]) -> _T | None:
+    return None if value is None else kind(value)
 
 
 def to_dynamo(value: Any) -> Any:

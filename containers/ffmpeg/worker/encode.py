@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -138,13 +138,7 @@ def chunk_command(
     frames are the one-run encode's frames from ``first_frame - preroll``;
     the first chunk starts where the one-run encode does."""
     preroll = preroll_frames(plan, chunk)
-    start_frame = chunk.first_frame - preroll
-    seek: list[str] = []
-    if start_frame:
-        start = Fraction(start_frame) / plan.frame_rate
-        # Half a source frame early: that frame is kept, the one before not.
-        rate = max(plan.source_frame_rate, plan.frame_rate)
-        seek = ["-ss", f"{float(start - Fraction(1, 2) / rate):.6f}"]
+    seek = _seek(plan, chunk.first_frame - preroll)
     args = _base(source, seek=seek)
     args += ["-filter_complex", _video_graph(plan, trim_start=bool(seek))]
     args += _video_outputs(plan)
@@ -153,6 +147,46 @@ def chunk_command(
     entries = _video_entries(plan)
     cut = segmenter_seconds(plan.frame_rate, plan.gop_frames)
     return args + hls_muxer_args(out_dir, " ".join(entries), cut)
+
+
+def _seek(plan: TranscodePlan, frame: int) -> list[str]:
+    """``-ss`` to output frame ``frame`` of the source (none for frame 0),
+    for a graph with ``trim_start``."""
+    if not frame:
+        return []
+    start = Fraction(frame) / plan.frame_rate
+    # Half a source frame early: that frame is kept, the one before not.
+    rate = max(plan.source_frame_rate, plan.frame_rate)
+    return ["-ss", f"{float(start - Fraction(1, 2) / rate):.6f}"]
+
+
+def score_command(
+    source: str,
+    plan: TranscodePlan,
+    gop: int,
+    rungs: Sequence[Path],
+    stats: Sequence[Path],
+) -> list[str]:
+    """GOP number ``gop`` of every rung (``rungs``: one fMP4 file each, in
+    the plan's order) against the source, frame by frame: the source's GOP
+    goes through the encode's own graph (seek, constant rate, scale per
+    rung), and each rung's per-frame PSNR is written to its ``stats`` file."""
+    seek = _seek(plan, gop * plan.gop_frames)
+    # One frame more than a GOP: the PSNR filters stop at the rung's end.
+    seconds = Fraction(plan.gop_frames + 1) / plan.frame_rate
+    args = _base(source, seek=[*seek, "-t", f"{float(seconds):.6f}"])
+    graph = [_video_graph(plan, trim_start=bool(seek))]
+    for index, path in enumerate(rungs):
+        args += ["-i", str(path)]
+        graph.append(
+            f"[{index + 1}:v:0]setpts=PTS-STARTPTS[e{index}];"
+            f"[e{index}][v{index}]psnr=stats_file='{stats[index]}':shortest=1"
+            f"[p{index}]"
+        )
+    args += ["-filter_complex", ";".join(graph)]
+    for index in range(len(rungs)):
+        args += ["-map", f"[p{index}]"]
+    return [*args, "-f", "null", "-"]
 
 
 def preroll_frames(plan: TranscodePlan, chunk: Chunk) -> int:

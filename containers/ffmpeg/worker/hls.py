@@ -18,7 +18,11 @@ video was encoded in one run or in chunks:
   optional HDR ladder, listed after the SDR ones) and
   CLOSED-CAPTIONS=NONE (there are no CEA-608 captions in the video), and
   one AAC audio rendition group when there is audio, with its NAME,
-  LANGUAGE, DEFAULT and AUTOSELECT.
+  LANGUAGE, DEFAULT and AUTOSELECT;
+- an I-frame playlist per rung (``EXT-X-I-FRAMES-ONLY``, no ffmpeg writes
+  one): each GOP's keyframe as a byte range of its segment, from its
+  fragment's ``moof`` to the end of the keyframe (``worker.fmp4``), lasting
+  the GOP; the final master lists each with EXT-X-I-FRAME-STREAM-INF.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from vod.languages import UNDETERMINED, language_name
 #: AAC-LC, the profile of ffmpeg's native AAC encoder.
 AAC_LC_CODEC = "mp4a.40.2"
 AUDIO_GROUP = "group_audio"
+#: A rung's I-frame playlist, beside its media playlist.
+IFRAME_PLAYLIST = "iframes.m3u8"
 _MAP_URI = re.compile(r'#EXT-X-MAP:.*?URI="([^"]+)"')
 
 
@@ -71,12 +77,16 @@ class Segment:
     duration: float
     #: The init segment it decodes with.
     init: str
+    #: In an I-frame playlist: the keyframe's (length, offset) in ``uri``.
+    byte_range: tuple[int, int] | None = None
 
 
-def media_playlist(segments: Sequence[Segment], *, complete: bool) -> str:
+def media_playlist(
+    segments: Sequence[Segment], *, complete: bool, iframes_only: bool = False
+) -> str:
     """A media playlist of ``segments``: EVENT while it grows (players start
     at its beginning, not at its live edge), VOD with an end once
-    ``complete``."""
+    ``complete``; ``iframes_only`` for segments that are keyframe ranges."""
     target = max([SEGMENT_SECONDS, *(math.floor(s.duration + 0.5) for s in segments)])
     lines = [
         "#EXTM3U",
@@ -86,6 +96,8 @@ def media_playlist(segments: Sequence[Segment], *, complete: bool) -> str:
         f"#EXT-X-PLAYLIST-TYPE:{'VOD' if complete else 'EVENT'}",
         "#EXT-X-INDEPENDENT-SEGMENTS",
     ]
+    if iframes_only:
+        lines.append("#EXT-X-I-FRAMES-ONLY")
     if not complete:
         lines.append("#EXT-X-START:TIME-OFFSET=0,PRECISE=YES")
     init = None
@@ -93,7 +105,11 @@ def media_playlist(segments: Sequence[Segment], *, complete: bool) -> str:
         if segment.init != init:
             init = segment.init
             lines.append(f'#EXT-X-MAP:URI="{init}"')
-        lines += [f"#EXTINF:{segment.duration:.6f},", segment.uri]
+        lines.append(f"#EXTINF:{segment.duration:.6f},")
+        if segment.byte_range is not None:
+            length, offset = segment.byte_range
+            lines.append(f"#EXT-X-BYTERANGE:{length}@{offset}")
+        lines.append(segment.uri)
     if complete:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
@@ -134,6 +150,14 @@ def rates(sizes: Sequence[int], durations: Sequence[float]) -> Rates:
     )
 
 
+def iframe_rates(frames: Sequence[Segment]) -> Rates:
+    """Rates of an I-frame playlist: its keyframe ranges over their GOPs."""
+    return rates(
+        [frame.byte_range[0] if frame.byte_range else 0 for frame in frames],
+        [frame.duration for frame in frames],
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
     """One video rung as the master playlist lists it."""
@@ -147,10 +171,16 @@ class Variant:
     rates: Rates | None
     max_bitrate: int
     video_range: DynamicRange = DynamicRange.SDR
+    #: The rates of its I-frame playlist; None while there is none.
+    iframe_rates: Rates | None = None
 
     @property
     def playlist(self) -> str:
         return f"{self.name}/index.m3u8"
+
+    @property
+    def iframe_playlist(self) -> str:
+        return f"{self.name}/{IFRAME_PLAYLIST}"
 
 
 def estimated_rates(max_bitrate: int) -> Rates:
@@ -191,4 +221,14 @@ def master_playlist(
         if audio is not None:
             attributes.append(f'AUDIO="{AUDIO_GROUP}"')
         lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), variant.playlist]
+    for variant in variants:
+        if variant.iframe_rates is not None:
+            lines.append(
+                f"#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={variant.iframe_rates.peak},"
+                f"AVERAGE-BANDWIDTH={variant.iframe_rates.average},"
+                f'CODECS="{variant.codecs}",'
+                f"RESOLUTION={variant.width}x{variant.height},"
+                f"VIDEO-RANGE={variant.video_range},"
+                f'URI="{variant.iframe_playlist}"'
+            )
     return "\n".join(lines) + "\n"

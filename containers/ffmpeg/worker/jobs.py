@@ -77,10 +77,12 @@ from worker.errors import Interrupted, OverBudget, Superseded, Unprocessable
 from worker.hls import (
     AAC_LC_CODEC,
     ESTIMATED_AUDIO,
+    IFRAME_PLAYLIST,
     MediaPlaylist,
     Rates,
     Segment,
     Variant,
+    iframe_rates,
     master_playlist,
     media_playlist,
 )
@@ -88,6 +90,7 @@ from worker.ledger import ClaimState, Ledger
 from worker.logs import event
 from worker.probe import Media, describe, run_ffprobe
 from worker.publish import Publisher
+from worker.quality import Score, score_rungs
 from worker.renditions import Rendition, collect, collect_chunk
 from worker.run import TaskRun
 from worker.storage import SourceMissing, Storage
@@ -110,6 +113,8 @@ from worker.thumbnails import (
 MIN_DECODED_SHARE = 0.9
 #: Where a chunk leaves its share of the sprite until the video is stitched.
 THUMBS_FOLDER = "thumbs/"
+#: Where a chunk leaves its rungs' I-frame playlist entries until then.
+IFRAMES_FOLDER = "iframes/"
 #: CPU priority of every chunk but the first, below the first chunk's and
 #: the audio's, which make the video playable.
 LATER_CHUNK_NICENESS = 10
@@ -373,9 +378,9 @@ class Transcoder:
             self._credits(job, video, limit=plan.duration),
             source_label=str(source),
         )
-        rungs = [collect(out, v.name) for v in plan.variants]
-        hdr = [collect(out, v.name) for v in plan.hdr_variants]
-        audio = collect(out, AUDIO_NAME) if plan.has_audio else None
+        rungs = [collect(out, v.name, video=True) for v in plan.variants]
+        hdr = [collect(out, v.name, video=True) for v in plan.hdr_variants]
+        audio = collect(out, AUDIO_NAME, video=False) if plan.has_audio else None
         event(
             "encode.finished",
             videoId=video.id,
@@ -383,6 +388,7 @@ class Transcoder:
             encoded=rungs[0].duration,
         )
         _check_decoded(rungs[0].duration, plan.duration)
+        scores = self._score(str(source), plan, [*rungs, *hdr], 0, job_dir, run)
         prefix = output_prefix(video.id)
         sheet = _sprite_sheet(plan)
         keyframes = _keyframe_count(rungs[-1].duration, plan)
@@ -395,7 +401,7 @@ class Transcoder:
         vtt.write_text(webvtt(sheet, plan.duration))
         files[prefix + THUMBNAILS_NAME] = vtt
         variants = [
-            _variant(plan, r, _codec(rung), rung.rates())
+            _variant(plan, r, _codec(rung), rung.rates(), iframe_rates(rung.iframes))
             for r, rung in zip(plan.video_variants, [*rungs, *hdr], strict=True)
         ]
         playlists = job_dir / "playlists"
@@ -405,6 +411,7 @@ class Transcoder:
             )
             for rung in [*rungs, *hdr, *([audio] if audio else [])]
         }
+        texts |= _iframe_playlists({r.name: r.iframes for r in [*rungs, *hdr]})
         texts[MASTER_PLAYLIST] = master_playlist(
             variants,
             audio=audio.rates() if audio else None,
@@ -418,7 +425,7 @@ class Transcoder:
         run.check()
         uploaded = self._storage.upload(self._settings.output_bucket, files)
         event("outputs.uploaded", videoId=video.id, files=uploaded)
-        self._ready(video, plan, variants, run, task=VIDEO_TASK)
+        self._ready(video, plan, variants, scores, run, task=VIDEO_TASK)
         return Result(Outcome.READY)
 
     # --- chunks and audio ------------------------------------------------------------
@@ -462,11 +469,20 @@ class Transcoder:
             for v in plan.video_variants
         ]
         _check_chunk(chunk, plan, rungs[0])
+        first_key = chunk.first_frame // plan.gop_frames
+        scores = self._score(
+            source,
+            plan,
+            rungs,
+            first_key,
+            job_dir,
+            run,
+            niceness=LATER_CHUNK_NICENESS if chunk.index else 0,
+        )
         prefix = output_prefix(video.id)
         files = _rendition_files(prefix, rungs, None)
         # The images come from the SDR rungs (the first, the last).
         rungs, hdr = rungs[: len(plan.variants)], rungs[len(plan.variants) :]
-        first_key = chunk.first_frame // plan.gop_frames
         keyframes = _keyframe_count(rungs[0].duration, plan)
         sheet = _sprite_sheet(plan)
         for index, path in self._thumbnails(
@@ -478,6 +494,17 @@ class Transcoder:
             files[prefix + POSTER_NAME] = self._poster(
                 rungs[0], plan, first_key, job_dir
             )
+        iframes = job_dir / "iframes.json"
+        iframes.write_text(
+            json.dumps(
+                {
+                    rung.name: [_iframe_entry(f) for f in rung.iframes]
+                    for rung in [*rungs, *hdr]
+                },
+                separators=(",", ":"),
+            )
+        )
+        files[_iframes_key(prefix, chunk.index)] = iframes
         run.check()
         self._storage.upload(self._settings.output_bucket, files)
         facts = {
@@ -488,6 +515,7 @@ class Transcoder:
                     "codec": _codec(rung),
                     "bytes": sum(rung.sizes()),
                     "peak": rung.rates().peak if rung.segments else 0,
+                    "psnr": scores[rung.name].to_list(),
                 }
                 for rung in [*rungs, *hdr]
             },
@@ -541,7 +569,7 @@ class Transcoder:
             ),
             source_label=source,
         )
-        audio = collect(out, AUDIO_NAME)
+        audio = collect(out, AUDIO_NAME, video=False)
         if not audio.segments:
             raise Unprocessable("the audio track could not be decoded")
         prefix = output_prefix(video.id)
@@ -665,10 +693,19 @@ class Transcoder:
             bucket, {prefix + SPRITE_NAME: sprite, prefix + THUMBNAILS_NAME: vtt}
         )
         total = len(plan.chunks)
+        iframe_keys = [_iframes_key(prefix, index) for index in range(total)]
+        iframes: dict[str, list[Segment]] = {v.name: [] for v in plan.video_variants}
+        for key in iframe_keys:
+            for name, entries in json.loads(self._storage.get(bucket, key)).items():
+                iframes[name] += [_iframe_segment(entry) for entry in entries]
         texts = facts.media_playlists(total, until=None)
+        texts |= _iframe_playlists(iframes)
         run.check()
         self._publisher.media_playlists(prefix, texts, version=total + 1, final=True)
-        variants = facts.variants(total, measured=True)
+        variants = [
+            dataclasses.replace(v, iframe_rates=iframe_rates(iframes[v.name]))
+            for v in facts.variants(total, measured=True)
+        ]
         self._publisher.master(
             prefix,
             master_playlist(
@@ -676,14 +713,15 @@ class Transcoder:
             ),
             final=True,
         )
-        self._ready(video, plan, variants, run, task=STITCH_TASK)
-        self._storage.delete(bucket, thumb_keys)
+        self._ready(video, plan, variants, facts.scores(total), run, task=STITCH_TASK)
+        self._storage.delete(bucket, thumb_keys + iframe_keys)
 
     def _ready(
         self,
         video: Video,
         plan: TranscodePlan,
         variants: Sequence[Variant],
+        scores: Mapping[str, Score],
         run: TaskRun,
         *,
         task: str,
@@ -719,6 +757,9 @@ class Transcoder:
                         f"{v.codecs},{AAC_LC_CODEC}" if plan.has_audio else v.codecs
                     ),
                     frame_rate=frame_rate,
+                    average_bitrate=v.rates.average if v.rates else None,
+                    peak_bitrate=v.rates.peak if v.rates else None,
+                    psnr=scores[v.name].psnr,
                 ).to_dict()
                 for v in variants
             ],
@@ -738,6 +779,33 @@ class Transcoder:
         event("job.ready", videoId=video.id, renditions=len(variants), cost=cost["usd"])
 
     # --- pieces ---------------------------------------------------------------------
+
+    def _score(
+        self,
+        source: str,
+        plan: TranscodePlan,
+        rungs: Sequence[Rendition],
+        first_gop: int,
+        job_dir: Path,
+        run: TaskRun,
+        *,
+        niceness: int = 0,
+    ) -> dict[str, Score]:
+        return score_rungs(
+            source,
+            plan,
+            rungs,
+            first_gop=first_gop,
+            work_dir=job_dir / "score",
+            run=lambda args: self._encode(
+                args,
+                job_dir,
+                run,
+                lambda _: None,
+                source_label=source,
+                niceness=niceness,
+            ),
+        )
 
     def _source(
         self, video: Video, plan: TranscodePlan, job_dir: Path, *, expires: float
@@ -1066,6 +1134,19 @@ class _Facts:
                 )
         return published
 
+    def scores(self, chunks: int) -> dict[str, Score]:
+        """Each rung's score over the first ``chunks`` chunks."""
+        scores = {}
+        for variant in self.plan.video_variants:
+            scores[variant.name] = sum(
+                (
+                    Score.from_list(self.chunks[i]["rungs"][variant.name]["psnr"])
+                    for i in range(chunks)
+                ),
+                Score(),
+            )
+        return scores
+
     def video_seconds(self, chunks: int) -> float:
         return sum(sum(self.chunks[i]["durations"]) for i in range(chunks))
 
@@ -1116,7 +1197,9 @@ class _Facts:
         return variants
 
 
-def _variant(plan: TranscodePlan, rung: Rung, codec: str, rates: Rates) -> Variant:
+def _variant(
+    plan: TranscodePlan, rung: Rung, codec: str, rates: Rates, iframes: Rates
+) -> Variant:
     return Variant(
         name=rung.name,
         width=rung.width,
@@ -1126,7 +1209,31 @@ def _variant(plan: TranscodePlan, rung: Rung, codec: str, rates: Rates) -> Varia
         rates=rates,
         max_bitrate=rung.max_bitrate,
         video_range=rung.dynamic_range,
+        iframe_rates=iframes,
     )
+
+
+def _iframe_playlists(iframes: Mapping[str, Sequence[Segment]]) -> dict[str, str]:
+    return {
+        f"{name}/{IFRAME_PLAYLIST}": media_playlist(
+            frames, complete=True, iframes_only=True
+        )
+        for name, frames in iframes.items()
+    }
+
+
+def _iframes_key(prefix: str, chunk: int) -> str:
+    return f"{prefix}{IFRAMES_FOLDER}{chunk:05d}.json"
+
+
+def _iframe_entry(frame: Segment) -> list[Any]:
+    assert frame.byte_range is not None
+    return [frame.uri, frame.duration, frame.init, *frame.byte_range]
+
+
+def _iframe_segment(entry: Sequence[Any]) -> Segment:
+    uri, duration, init, length, offset = entry
+    return Segment(str(uri), float(duration), str(init), (int(length), int(offset)))
 
 
 def _codec(rung: Rendition) -> str:

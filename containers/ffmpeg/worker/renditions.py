@@ -6,7 +6,9 @@ content (``init-1a2b3c4d5e6f.mp4``: equal inits share one object). A chunk's
 run cut a segment per GOP: its pre-roll GOPs are dropped, the rest joined
 three to a segment, numbered and timed as segments of the whole video
 (``vod.plan``: chunk ``c`` starts at segment ``first_segment`` and frame
-``first_frame``).
+``first_frame``). A video rendition's segments are then cut into one
+fragment per GOP, numbered as the whole video's GOPs, which gives its
+I-frame playlist's byte ranges; both paths do the same.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import dataclasses
 from fractions import Fraction
 from pathlib import Path
 
+from vod.plan import GOPS_PER_SEGMENT
 from worker import fmp4
 from worker.encode import VARIANT_PLAYLIST
 from worker.hls import MediaPlaylist, Rates, Segment, rates
@@ -30,6 +33,8 @@ class Rendition:
     init: str
     #: Published segment names and durations, in order.
     segments: tuple[tuple[str, float], ...]
+    #: A video rendition's keyframes, in order, as I-frame playlist entries.
+    iframes: tuple[Segment, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -53,10 +58,11 @@ class Rendition:
         return {f"{prefix}{self.name}/{name}": self.folder / name for name in names}
 
 
-def collect(out_dir: Path, name: str) -> Rendition:
+def collect(out_dir: Path, name: str, *, video: bool) -> Rendition:
     """The rendition ``name`` of a one-run encode in ``out_dir``, as ffmpeg
-    segmented it."""
-    return _publish(out_dir, name, _ffmpeg_playlist(out_dir, name).segments)
+    segmented it (a ``video`` one cut into GOP fragments)."""
+    segments = _ffmpeg_playlist(out_dir, name).segments
+    return _publish(out_dir, name, segments, video=video)
 
 
 def collect_chunk(
@@ -89,15 +95,16 @@ def collect_chunk(
     preroll_seconds = sum(seconds for _, seconds in playlist.segments[:preroll_gops])
     shift = int(ticks) - round(Fraction(preroll_seconds) * timescale)
     joined: list[tuple[str, float]] = []
-    sequence = 1 + first_segment * gops_per_segment
     for start in range(0, len(gops), gops_per_segment):
         group = gops[start : start + gops_per_segment]
         data = fmp4.join_segments([(folder / uri).read_bytes() for uri, _ in group])
-        sequence = fmp4.shift_fragments(data, ticks=shift, first_sequence=sequence)
+        fmp4.shift_fragments(data, ticks=shift)
         part = folder / f"joined_{len(joined):05d}.m4s"
         part.write_bytes(data)
         joined.append((part.name, sum(seconds for _, seconds in group)))
-    return _publish(out_dir, name, tuple(joined), first_segment=first_segment)
+    return _publish(
+        out_dir, name, tuple(joined), video=True, first_segment=first_segment
+    )
 
 
 def _ffmpeg_playlist(out_dir: Path, name: str) -> MediaPlaylist:
@@ -112,10 +119,13 @@ def _publish(
     name: str,
     segments: tuple[tuple[str, float], ...],
     *,
+    video: bool,
     first_segment: int = 0,
 ) -> Rendition:
     """Move the init and ``segments`` of ``out_dir/name`` to their published
-    names in a folder of their own; segments without media are left out."""
+    names in a folder of their own; segments without media are left out. A
+    ``video`` rendition's segments are cut into GOP fragments, numbered from
+    the GOP it starts at, and its keyframes listed."""
     folder = out_dir / name
     published = folder / "published"
     published.mkdir()
@@ -125,10 +135,26 @@ def _publish(
     init_name = fmp4.content_name(init)
     (published / init_name).write_bytes(init)
     listed: list[tuple[str, float]] = []
+    iframes: list[Segment] = []
+    sequence = 1 + first_segment * GOPS_PER_SEGMENT
+    timescale = fmp4.timescale(init) if video else 1
     for uri, seconds in segments:
-        if not fmp4.fragment_count((folder / uri).read_bytes()):
+        data: bytes | bytearray = (folder / uri).read_bytes()
+        if not fmp4.fragment_count(data):
             continue
         target = SEGMENT_NAME.format(first_segment + len(listed))
-        (folder / uri).replace(published / target)
+        if video:
+            data = fmp4.split_gops(data, first_sequence=sequence)
+            for keyframe in fmp4.keyframes(data):
+                iframes.append(
+                    Segment(
+                        target,
+                        keyframe.ticks / timescale,
+                        init_name,
+                        (keyframe.length, keyframe.offset),
+                    )
+                )
+                sequence += 1
+        (published / target).write_bytes(data)
         listed.append((target, seconds))
-    return Rendition(name, published, init_name, tuple(listed))
+    return Rendition(name, published, init_name, tuple(listed), tuple(iframes))

@@ -33,6 +33,8 @@ _HEADERS = {
     ".m4s": ("video/mp4", IMMUTABLE_CACHE),
     ".jpg": ("image/jpeg", IMMUTABLE_CACHE),
     ".vtt": ("text/vtt", IMMUTABLE_CACHE),
+    # A chunk's notes for the stitch (its keyframe ranges), deleted at READY.
+    ".json": ("application/json", "no-store"),
 }
 _UPLOAD_THREADS = 8
 _DELETE_BATCH = 1000
