@@ -180,10 +180,17 @@ def test_the_demo_reaches_ready_prints_the_playback_url_and_stops_on_ctrl_c(
             if not line:
                 break
             lines.append(line.rstrip())
-            if line.startswith("Serving until Ctrl-C"):
+            if len(lines) > 1 and lines[-2].startswith("Serving until Ctrl-C"):
                 break
         output = "\n".join(lines)
-        assert lines[-1:] == ["Serving until Ctrl-C."], output + demo.stderr.read()
+        assert lines[-2:-1] == [
+            "Serving until Ctrl-C. The page, where the demo user finds the video "
+            "uploaded:"
+        ], output
+        page = lines[-1].strip()
+        assert page.startswith("http://localhost:"), output
+        assert page.endswith("/"), output
+        assert requests.get(page, timeout=10).ok
         (playback,) = [
             line.split(": ", 1)[1] for line in lines if line.startswith("Playback URL")
         ]
