@@ -58,7 +58,7 @@ demo-serve: synth
 	$(PY) -m local.demo --no-wait --web-port $(WEB_PORT)
 
 summary: synth
-	$(PY) -m local.summary cdk.out
+	$(PY) -m cdk_app.summary cdk.out
 
 bench: setup
 	$(PY) bench/synth.py

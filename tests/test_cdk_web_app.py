@@ -163,7 +163,7 @@ def test_synth_without_a_built_page_says_how_to_build_it(tmp_path):
 
 
 def test_make_summary_shows_the_app_origin_in_the_buckets_cors(synth):
-    from local.summary import summarize
+    from cdk_app.summary import summarize
 
     (distribution,) = (
         logical

@@ -1,7 +1,7 @@
 """Print a readable summary of a synthesized cloud assembly: the stacks, their
 resources by type, and the settings of every bucket and table.
 
-    python -m local.summary cdk.out
+    python -m cdk_app.summary cdk.out
 """
 
 from __future__ import annotations
