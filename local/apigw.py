@@ -1,26 +1,6 @@
 """A local API Gateway HTTP API: real HTTP on loopback in front of Lambda
-handlers called in-process with payload 2.0 events.
-
-What it reproduces of the service, because the handlers or a browser rely
-on it:
-
-* route selection: ``METHOD /path`` keys, ``ANY``, ``{param}`` and a final
-  ``{proxy+}``, literal segments beating variables, and an optional
-  ``$default``; no match is 404 ``{"message":"Not Found"}``, as is a known
-  path with another method;
-* the payload 2.0 event (lowercased headers with duplicates comma-joined,
-  cookies split out, decoded query and path parameters, base64 bodies for
-  binary content types, ``requestContext`` with ``authorizer.jwt``);
-* a JWT authorizer on every route that has one: a missing or bad token is
-  401 ``{"message":"Unauthorized"}``, and claims reach the handler as
-  strings, as API Gateway passes them;
-* the payload 2.0 response rules: a dict with ``statusCode`` is a response,
-  any other JSON-able value is a 200 JSON body, and a handler that raises or
-  returns something malformed is 500 ``{"message":"Internal Server Error"}``;
-* CORS as the HTTP API's CORS configuration does it: preflights answered by
-  the API itself, ``access-control-*`` headers from handlers dropped, and
-  ``access-control-allow-origin`` added for allowed origins.
-"""
+handlers called in-process with payload 2.0 events, with API Gateway's route
+selection, JWT authorizer, response rules and CORS."""
 
 from __future__ import annotations
 

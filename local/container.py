@@ -1,12 +1,7 @@
-"""A container image run on the host from its staged build context, without
-Docker: the Dockerfile's ``WORKDIR``, ``COPY``, ``ENV`` and ``ENTRYPOINT``
-are applied to a scratch directory of symlinks, so the process sees the
-files the image would hold, laid out as the image lays them out, and a file
-the Dockerfile forgets to copy is missing here too.
-
-Only the simple, single-stage Dockerfiles this project writes are
-understood; anything else is refused with the instruction named.
-``RUN`` and ``USER`` are ignored: the host provides what ``RUN`` installs.
+"""A container image run on the host without Docker: the Dockerfile's
+``WORKDIR``, ``COPY``, ``ENV`` and ``ENTRYPOINT`` laid out as symlinks, so a
+file the Dockerfile forgets to copy is missing here too (``RUN`` and ``USER``
+are ignored: the host provides what ``RUN`` installs).
 """
 
 from __future__ import annotations

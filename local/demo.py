@@ -1,19 +1,6 @@
 """``make demo``: the platform from ``cdk.out`` on this machine, one video
-taken through it end to end, and the page served until Ctrl-C.
-
-    python -m local.demo [--file PATH] [--no-wait] [--moto-port N] [--web-port N]
-
-Without ``--file`` a 6 s 1080p test clip with audio is generated with
-ffmpeg. The clip is uploaded with the ``vod`` CLI as the demo user, the run
-waits for READY while showing the transcode progress (chunks done, how much
-already plays), then prints the record and the playback URL of
-``master.m3u8``, and ends with the page's URL, whose library shows the video
-to the demo user. A file
-longer than the stack's chunk length is encoded in chunks by the three
-worker processes at once. ``--no-wait`` skips the upload and only keeps the
-stack up for manual use; the ``export`` lines it prints set up the ``vod``
-CLI against it.
-"""
+taken through it end to end with the ``vod`` CLI, and the page served until
+Ctrl-C (``python -m local.demo --help``)."""
 
 from __future__ import annotations
 

@@ -1,21 +1,5 @@
-"""Lambda's pollers for event sources, run locally.
-
-A DynamoDB stream: the table's stream is read from its start (or its end)
-and handed to the function in batches of the mapping's size, as Lambda
-hands it. As Lambda does for a mapping with ``ReportBatchItemFailures``, a
-batch whose answer names failed items is retried from the first of them; a
-batch that raises is retried whole. After the mapping's retry attempts the
-batch is given up, and its description goes to the on-failure queue, if
-there is one.
-
-An SQS queue: the queue is long-polled and each batch of messages handed to
-the function in Lambda's SQS event shape. The messages of a batch that
-succeeded are deleted; with ``ReportBatchItemFailures``, those the answer
-names stay, and an answer naming a message that is not in the batch fails
-the whole batch, as Lambda treats it. A message that is not deleted comes
-back after the queue's visibility timeout, and its queue's redrive policy,
-if any, applies as it does in AWS.
-"""
+"""Lambda's pollers for a table's stream and an SQS queue, run locally with
+the mapping's batch size, retries, partial batch failures and on-failure queue."""
 
 from __future__ import annotations
 

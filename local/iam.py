@@ -1,12 +1,6 @@
-"""IAM as the local run enforces it: every call a component makes is allowed
-or denied by the statements of its template role and the template's bucket
-and queue policies, in AWS's order (an explicit deny wins, then any allow),
-and a denial reads as AWS words it.
-
-moto's own evaluator (``moto.iam.access_control``) is not used: it turns a
-failed condition of an Allow statement into a deny, ignores operators other
-than StringEquals, and matches principals by ``*`` only.
-"""
+"""IAM as the local run enforces it, in AWS's order and words (moto's own
+evaluator turns a failed Allow condition into a deny, knows only
+StringEquals and matches principals by ``*`` only)."""
 
 from __future__ import annotations
 

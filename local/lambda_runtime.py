@@ -1,19 +1,9 @@
-"""A local Lambda execution environment: one child process per function that
-imports the handler from the function's staged asset directory, the code
-that would be deployed, and answers invocations one at a time.
+"""A local Lambda execution environment: one child process per function,
+importing the handler from its staged asset with its own environment,
+credentials and cold start, so a module the asset lacks fails here as in AWS.
 
-A process of its own gives each function what Lambda gives it: its own
-environment variables and credentials, its own cold start (module-level
-caches), and an import path that holds the asset and the installed libraries
-but not the repository. A module the asset lacks therefore fails to import
-here as it would in AWS; and a module that still comes from the repository
-(through an editable install, say) is reported as a packaging error.
-
-The parent writes one JSON request per line to the child's stdin; the child
-answers on a pipe of its own, so that whatever the handler prints (its logs)
-goes to the log file and cannot garble an answer.
-
-This file is also the child's program (``python lambda_runtime.py``), so it
+The child answers on a pipe of its own, so that what the handler prints
+cannot garble an answer; this file is also the child's program, so it
 imports nothing outside the standard library.
 """
 

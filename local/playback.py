@@ -1,12 +1,5 @@
 """The local playback origin: the stand-in for CloudFront with Origin Access
-Control in front of the private output bucket.
-
-Players never talk to the bucket. They ask this reader, which fetches each
-object from S3 with credentials of its own (as OAC signs CloudFront's
-requests to S3), passes a ``Range`` through, and answers with the headers a
-player needs: Content-Type, Content-Length, Content-Range, ETag,
-Cache-Control and CORS for the allowed origins.
-"""
+Control, reading the private output bucket with credentials of its own."""
 
 from __future__ import annotations
 

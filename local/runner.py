@@ -1,35 +1,5 @@
-"""The whole platform on one machine, built from the synthesized template.
-
-:class:`LocalPlatform` reads the cloud assembly (``cdk.out``) and stands up:
-
-* a moto server of its own on loopback, holding every bucket (with its CORS and
-  lifecycle rules), table (keys, indexes, TTL) and queue (redrive policy) of
-  the template, under names made the way CloudFormation makes them;
-* the gateway in front of it, which checks signatures, presigned URLs and
-  POST policies, reports every object S3 accepted, and judges every call, to
-  S3 and to the JSON APIs (DynamoDB, SQS, EventBridge) alike, by the
-  caller's template role and the template's bucket and queue policies;
-* the HTTP API, whose routes, integrations, functions and JWT authorizer
-  come from the template; each function runs in a process of its own,
-  imported from its asset directory, with its template environment resolved
-  to the local resources and an access key of its own role;
-* S3 event notifications, delivered to the functions the bucket's
-  notification configuration names, for the events and key filters it says;
-* table streams and queues, fed to the functions their event source
-  mappings name;
-* the FFmpeg workers, run from the image's build context as its Dockerfile
-  lays it out, with the task definition's environment;
-* the playback reader in front of the output bucket, which the videos
-  function's playback base URL points at;
-* a web server for the static page and its ``/config.json``, bound first:
-  its origin is allowed by every CORS rule of the run (the API's, the
-  buckets', the reader's), as the stack allows its web app's origin.
-
-Before anything starts, the one wiring mistake that no call would refuse is
-checked: a notification filter that upload keys never match stops the run
-with a message that names it. A missing grant fails the call that needs it,
-naming the role and the action, as on AWS.
-"""
+"""The whole platform on one machine, built from the synthesized template
+(what it stands up is listed in the README's "Local run")."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""S3 event notifications, delivered locally as S3 delivers them to Lambda:
-matched against the bucket's notification configuration (event type, key
-prefix and suffix), shaped as S3's event JSON, and invoked asynchronously,
-one record per event, on a thread of their own.
-
-Every object-created event and what became of it is remembered, so that a
-run that waits for a video can say why nothing happened to its upload.
-"""
+"""S3 event notifications delivered locally as S3 delivers them to Lambda,
+each remembered with what became of it, so a run can say why an upload
+went nowhere."""
 
 from __future__ import annotations
 

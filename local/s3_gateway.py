@@ -1,19 +1,7 @@
-"""The local front of S3 and of the JSON APIs (``local.service_calls``): a
-streaming reverse proxy in front of moto that enforces what S3 enforces and
-moto does not.
-
-Browsers and the CLI get URLs whose host is this gateway, so it is what the
-outside world sees as S3. It checks presigned URLs (signature and expiry) and
-POST policies (signature, expiry, every condition, the file size), ties each
-multipart upload ID to the key it was created for, answers CORS
-from the bucket's CORS configuration, and forwards everything else to moto
-untouched. Request and response bodies stream through in chunks; a POST
-upload's file is spooled once (to disk past a small size) because its size must
-be checked before the object may exist.
-
-Only path-style requests (``/{bucket}/{key}``) are understood: that is what
-botocore with a custom endpoint and the platform's signer produce for loopback
-endpoints.
+"""The local front of S3 and of the JSON APIs: a streaming reverse proxy in
+front of moto that enforces what S3 enforces and moto does not; only
+path-style requests (what botocore makes for loopback endpoints) are
+understood.
 """
 
 from __future__ import annotations

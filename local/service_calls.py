@@ -1,9 +1,6 @@
 """The JSON APIs the components call (DynamoDB and its streams, SQS,
-EventBridge) as the gateway judges them: each request's SigV4 signature is
-checked and IAM asked whether its signer may make the call, as those
-services do and moto does not. A refusal has the service's own status and
-error shape, so that boto3 raises what it raises on AWS.
-"""
+EventBridge), checked by signature and IAM and refused in each service's own
+error shape."""
 
 from __future__ import annotations
 

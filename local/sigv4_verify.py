@@ -1,11 +1,6 @@
-"""S3's request authentication as pure functions: SigV4 header signatures
-(of any service), presigned URLs and POST policies, with botocore's own
-canonical requests.
-
-The checks follow what S3 answers, error code and message included, so that a
-client that works against the local gateway works against S3 and fails the
-same way. Everything here is plain data in, :class:`S3Error` out.
-"""
+"""S3's request authentication as pure functions (SigV4 header signatures,
+presigned URLs, POST policies) on botocore's canonical requests, failing with
+S3's own error code and message."""
 
 from __future__ import annotations
 

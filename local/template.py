@@ -1,13 +1,6 @@
 """The synthesized cloud assembly as the local run reads it: the stack
-template, its assets, physical names made the way CloudFormation makes them,
-and a resolver for the intrinsic functions the template uses.
-
-Nothing here knows the platform: it turns CloudFormation resources into
-what a local stand-in needs (a bucket's CORS rules in boto3's shape, a
-function's handler, asset directory and resolved environment, an HTTP API's
-routes, the S3 notification filters, a task's container environment, a
-role's policy statements). The runner decides what to start from them.
-"""
+template, its assets, CloudFormation-made physical names, an intrinsic
+function resolver, and each resource as the spec a local stand-in needs."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
-"""The FFmpeg workers of the local run: a number of worker processes, each
-replaced when it dies, as the ECS service replaces a stopped task.
-
-A worker that exits with an error soon after it started (an import error,
-a missing setting) is a broken image rather than a crash: after a few such
-exits in a row its slot is given up, so that the run can say that every
-worker exited instead of restarting them for ever. One killed by a signal
-(SIGKILL, as the out-of-memory killer sends) is always replaced.
-"""
+"""The FFmpeg workers of the local run, each replaced when it dies as ECS
+replaces a stopped task; one that keeps failing on start is given up."""
 
 from __future__ import annotations
 
