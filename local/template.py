@@ -9,7 +9,7 @@ import json
 import random
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -537,6 +537,7 @@ class TaskSpec:
     stop_timeout_seconds: int | None
 
 
+#: CloudFormation's CorsRule fields, each with its name in PutBucketCors.
 _CORS_FIELDS = {
     "AllowedHeaders": "AllowedHeaders",
     "AllowedMethods": "AllowedMethods",
@@ -545,22 +546,9 @@ _CORS_FIELDS = {
     "Id": "ID",
     "MaxAge": "MaxAgeSeconds",
 }
-_QUEUE_ATTRIBUTES = {
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "DelaySeconds",
-    "FifoQueue",
-    "FifoThroughputLimit",
-    "KmsDataKeyReusePeriodSeconds",
-    "KmsMasterKeyId",
-    "MaximumMessageSize",
-    "MessageRetentionPeriod",
-    "ReceiveMessageWaitTimeSeconds",
-    "RedriveAllowPolicy",
-    "RedrivePolicy",
-    "SqsManagedSseEnabled",
-    "VisibilityTimeout",
-}
+#: An SQS queue's properties that are not CreateQueue attributes; every
+#: other property of the CloudFormation type is one, under the same name.
+_NOT_QUEUE_ATTRIBUTES = {"QueueName", "Tags"}
 _TABLE_ARGUMENTS = (
     "AttributeDefinitions",
     "KeySchema",
@@ -603,13 +591,15 @@ class LocalTemplate:
         )
         return properties
 
-    def logical_of(self, type_: str, physical: str) -> str | None:
-        """The logical id of the ``type_`` resource whose Ref or Arn is
-        ``physical``."""
+    def logical_of(
+        self, type_: str, physical: str, attributes: Sequence[str] = ("Arn",)
+    ) -> str | None:
+        """The logical id of the ``type_`` resource whose Ref or one of
+        ``attributes`` is ``physical``."""
         for logical, resource in self.resources.items():
             if resource.type == type_ and physical in (
                 resource.ref,
-                resource.attributes.get("Arn"),
+                *(resource.attributes.get(name) for name in attributes),
             ):
                 return logical
         return None
@@ -631,7 +621,10 @@ class LocalTemplate:
                 BucketSpec(
                     logical_id=logical,
                     name=self.resources[logical].ref,
-                    cors_rules=tuple(_cors_rule(rule, where) for rule in cors),
+                    cors_rules=tuple(
+                        {_CORS_FIELDS[name]: value for name, value in rule.items()}
+                        for rule in cors
+                    ),
                     lifecycle_rules=tuple(
                         _lifecycle_rule(rule, where) for rule in lifecycle
                     ),
@@ -671,13 +664,7 @@ class LocalTemplate:
         specs: dict[str, QueueSpec] = {}
         for logical in self.assembly.of_type("AWS::SQS::Queue"):
             where = self.owner(logical)
-            raw = self.props(logical)
-            unknown = set(raw) - _QUEUE_ATTRIBUTES - {"QueueName", "Tags"}
-            if unknown:
-                raise TemplateError(
-                    f"{where}: the local run cannot set {sorted(unknown)}"
-                )
-            props = self.resolver.resolve(raw, where=where)
+            props = self.resolver.resolve(self.props(logical), where=where)
             redrive = props.get("RedrivePolicy", {})
             dead_letter = None
             if redrive:
@@ -696,7 +683,7 @@ class LocalTemplate:
                 attributes={
                     name: json.dumps(value) if isinstance(value, dict) else _text(value)
                     for name, value in props.items()
-                    if name in _QUEUE_ATTRIBUTES
+                    if name not in _NOT_QUEUE_ATTRIBUTES
                 },
                 dead_letter_queue=dead_letter,
             )
@@ -756,18 +743,10 @@ class LocalTemplate:
                 "workers from; the local run transcodes with the FFmpeg workers "
                 "(synthesize with -c transcoder=fargate)"
             )
-        if len(tasks) > 1:
-            raise TemplateError(
-                f"the local run starts one task definition; the stack has "
-                f"{sorted(tasks)}"
-            )
-        logical = next(iter(tasks))
+        (logical,) = tasks
         where = self.owner(logical)
         props = self.props(logical)
-        containers = props["ContainerDefinitions"]
-        if len(containers) != 1:
-            raise TemplateError(f"{where}: the local run starts one container")
-        container = containers[0]
+        (container,) = props["ContainerDefinitions"]
         environment = {
             item["Name"]: self.resolver.resolve_str(
                 item["Value"], where=f"{where} environment variable {item['Name']}"
@@ -791,12 +770,7 @@ class LocalTemplate:
 
     def http_api(self) -> HttpApiSpec:
         """The stack's one HTTP API: routes, JWT authorizers, CORS."""
-        apis = self.assembly.of_type("AWS::ApiGatewayV2::Api")
-        if len(apis) != 1:
-            raise TemplateError(
-                f"the local run serves one HTTP API; the stack has {sorted(apis)}"
-            )
-        api = next(iter(apis))
+        (api,) = self.assembly.of_type("AWS::ApiGatewayV2::Api")
         authorizers = {
             logical: self._authorizer(logical)
             for logical in self._api_children("AWS::ApiGatewayV2::Authorizer", api)
@@ -805,14 +779,6 @@ class LocalTemplate:
             self._route(logical)
             for logical in self._api_children("AWS::ApiGatewayV2::Route", api)
         )
-        stages = [
-            self.props(s).get("StageName")
-            for s in self._api_children("AWS::ApiGatewayV2::Stage", api)
-        ]
-        if stages and "$default" not in stages:
-            raise TemplateError(
-                f"the local run serves the $default stage; the API has {stages}"
-            )
         cors = self.resolver.resolve(
             self.props(api).get("CorsConfiguration", {}), where=self.owner(api)
         )
@@ -839,10 +805,9 @@ class LocalTemplate:
 
     def _authorizer(self, logical: str) -> JwtAuthorizerSpec:
         where = self.owner(logical)
-        props = self.resolver.resolve(self.props(logical), where=where)
-        if props.get("AuthorizerType") != "JWT":
-            raise TemplateError(f"{where}: the local run has JWT authorizers only")
-        jwt = props["JwtConfiguration"]
+        jwt = self.resolver.resolve(self.props(logical), where=where)[
+            "JwtConfiguration"
+        ]
         return JwtAuthorizerSpec(
             logical_id=logical,
             issuer=jwt["Issuer"],
@@ -861,20 +826,12 @@ class LocalTemplate:
                 f"route {route_key!r} ({logical}): its target {target!r} is no "
                 "integration of the API"
             )
-        integration_props = self.props(integration)
-        if integration_props.get("IntegrationType") != "AWS_PROXY":
-            raise TemplateError(
-                f"{self.owner(integration)}: the local run has Lambda proxy "
-                "integrations only"
-            )
-        if str(integration_props.get("PayloadFormatVersion")) != "2.0":
-            raise TemplateError(
-                f"{self.owner(integration)}: the local run speaks payload format 2.0"
-            )
         uri = self.resolver.resolve_str(
-            integration_props["IntegrationUri"], where=self.owner(integration)
+            self.props(integration)["IntegrationUri"], where=self.owner(integration)
         )
-        function = self._function_in(uri)
+        # A function's ARN, or an API Gateway invocation URI that embeds it.
+        arn = uri.partition("/functions/")[2].rpartition("/")[0] or uri
+        function = self.logical_of("AWS::Lambda::Function", arn)
         if function is None:
             raise WiringError(
                 f"route {route_key!r}: its integration {integration} invokes "
@@ -884,16 +841,6 @@ class LocalTemplate:
         if props.get("AuthorizationType", "NONE") != "NONE":
             authorizer = _logical_of_ref(props.get("AuthorizerId"))
         return RouteSpec(route_key=route_key, function=function, authorizer=authorizer)
-
-    def _function_in(self, uri: str) -> str | None:
-        """The function an integration URI names: its ARN, or an API Gateway
-        invocation URI that embeds it."""
-        for logical, resource in self.resources.items():
-            if resource.type == "AWS::Lambda::Function":
-                arn = resource.attributes["Arn"]
-                if uri == arn or f"/functions/{arn}/" in uri:
-                    return logical
-        return None
 
     # --- events and permissions ------------------------------------------
 
@@ -947,15 +894,8 @@ class LocalTemplate:
                 o for o in config["Origins"] if o["Id"] == default["TargetOriginId"]
             ]
             domain = self.resolver.resolve_str(origin["DomainName"], where=where)
-            bucket = next(
-                (
-                    r.ref
-                    for r in self.resources.values()
-                    if r.type == "AWS::S3::Bucket"
-                    and domain
-                    in (r.attributes["RegionalDomainName"], r.attributes["DomainName"])
-                ),
-                None,
+            bucket = self.logical_of(
+                "AWS::S3::Bucket", domain, ("RegionalDomainName", "DomainName")
             )
             if bucket is None:
                 continue
@@ -973,7 +913,7 @@ class LocalTemplate:
                 DistributionSpec(
                     logical_id=logical,
                     domain_name=self.resources[logical].attributes["DomainName"],
-                    bucket=bucket,
+                    bucket=self.resources[bucket].ref,
                     origin_path=origin.get("OriginPath", ""),
                     allowed_origins=allowed,
                     aliases=tuple(config.get("Aliases", ())),
@@ -1123,13 +1063,6 @@ def _logical_of_ref(value: Any) -> str | None:
 
 def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _cors_rule(rule: Mapping[str, Any], where: str) -> dict[str, Any]:
-    unknown = set(rule) - set(_CORS_FIELDS)
-    if unknown:
-        raise TemplateError(f"{where}: unknown CORS rule fields {sorted(unknown)}")
-    return {_CORS_FIELDS[name]: value for name, value in rule.items()}
 
 
 def _lifecycle_rule(rule: Mapping[str, Any], where: str) -> dict[str, Any]:
