@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, unquote
 
 from local.jwt_issuer import InvalidToken, LocalIssuer
 from local.lambda_runtime import LambdaContext
-from local.playback import LoopbackHttpServer, LoopbackService
+from local.playback import LoopbackHttpServer, LoopbackService, requested_headers
 from local.template import ACCOUNT_ID, arn
 
 LOGGER = logging.getLogger("local.apigw")
@@ -324,11 +324,7 @@ class LocalHttpApi(LoopbackService):
     ) -> HttpResponse:
         origin = header_map["origin"]
         method = header_map["access-control-request-method"].upper()
-        requested = [
-            h.strip().lower()
-            for h in header_map.get("access-control-request-headers", "").split(",")
-            if h.strip()
-        ]
+        requested = requested_headers(header_map.get("access-control-request-headers"))
         headers = _id_header(request_id)
         allowed = (
             self._allow_origin(origin) is not None

@@ -288,8 +288,9 @@ class _JsonLogs(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def _foreign_modules(task_root: Path, forbidden_root: Path) -> list[str]:
-    """Modules loaded from the repository instead of the asset."""
+def _foreign_modules(task_root: Path, forbidden_root: Path) -> dict[str, str]:
+    """The error answer naming modules loaded from the repository instead of
+    the asset; empty when there are none."""
     allowed = (task_root, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve())
     foreign = []
     for name, module in list(sys.modules.items()):
@@ -303,7 +304,12 @@ def _foreign_modules(task_root: Path, forbidden_root: Path) -> list[str]:
             and not any(path.is_relative_to(root) for root in allowed)
         ):
             foreign.append(f"{name} ({path})")
-    return sorted(foreign)
+    if not foreign:
+        return {}
+    return {
+        "error": "imports modules that are not in the asset: "
+        + ", ".join(sorted(foreign))
+    }
 
 
 def _error_text(error: BaseException) -> str:
@@ -339,15 +345,9 @@ def main(argv: list[str]) -> int:
         answer({"error": _error_text(error)})
         return 1
     foreign = _foreign_modules(root, forbidden_root)
+    answer(foreign or {"ready": True})
     if foreign:
-        answer(
-            {
-                "error": "imports modules that are not in the asset: "
-                + ", ".join(foreign)
-            }
-        )
         return 1
-    answer({"ready": True})
     for line in sys.stdin:
         request = json.loads(line)
         try:
@@ -365,12 +365,7 @@ def main(argv: list[str]) -> int:
             text = json.dumps({"error": _error_text(error)})
         foreign = _foreign_modules(root, forbidden_root)
         if foreign:
-            text = json.dumps(
-                {
-                    "error": "imported modules that are not in the asset: "
-                    + ", ".join(foreign)
-                }
-            )
+            text = json.dumps(foreign)
         sys.stdout.flush()
         answers.write(text + "\n")
         answers.flush()

@@ -88,6 +88,11 @@ class LoopbackHttpServer(ThreadingHTTPServer):
         log.debug("connection from %s failed", client_address, exc_info=True)
 
 
+def requested_headers(value: str | None) -> list[str]:
+    """A preflight's ``Access-Control-Request-Headers``, lower-cased."""
+    return [h.strip().lower() for h in (value or "").split(",") if h.strip()]
+
+
 class LoopbackService:
     """A server of the local run: its URL once made, started and stopped on
     its own or as a context manager."""
@@ -132,9 +137,8 @@ class PlaybackReader(LoopbackService):
         self.s3 = s3
         self.allowed_origins = tuple(allowed_origins)
         self.max_age_seconds = max_age_seconds
-        self._server = LoopbackHttpServer(
-            (host, port), self._handler_class(), name="playback-reader"
-        )
+        handler = type("Handler", (_ReaderHandler,), {"reader": self})
+        self._server = LoopbackHttpServer((host, port), handler, name="playback-reader")
 
     def cors_headers(self, origin: str | None) -> list[tuple[str, str]]:
         if not origin:
@@ -151,15 +155,6 @@ class PlaybackReader(LoopbackService):
             ("Vary", "Origin"),
         ]
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        reader = self
-
-        class Handler(_ReaderHandler):
-            pass
-
-        Handler.reader = reader
-        return Handler
-
 
 class _ReaderHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -172,13 +167,9 @@ class _ReaderHandler(BaseHTTPRequestHandler):
     def do_OPTIONS(self) -> None:
         origin = self.headers.get("Origin")
         method = (self.headers.get("Access-Control-Request-Method") or "").upper()
-        requested = [
-            h.strip().lower()
-            for h in (self.headers.get("Access-Control-Request-Headers") or "").split(
-                ","
-            )
-            if h.strip()
-        ]
+        requested = requested_headers(
+            self.headers.get("Access-Control-Request-Headers")
+        )
         allowed = bool(self.reader.cors_headers(origin))
         if not allowed or method not in ("GET", "HEAD") or set(requested) - {"range"}:
             self._send(403, [], b"")

@@ -427,13 +427,9 @@ class LocalPlatform:
 
     def _start_api(self) -> LocalHttpApi:
         spec = self.template.http_api()
-        if len(spec.authorizers) > 1:
-            raise WiringError(
-                f"the local API has one JWT authorizer; the template has "
-                f"{sorted(spec.authorizers)}"
-            )
         if spec.authorizers:
-            authorizer = next(iter(spec.authorizers.values()))
+            # One issuer stands for the stack's one user pool.
+            (authorizer,) = spec.authorizers.values()
             self.issuer = LocalIssuer(authorizer.issuer, authorizer.audiences[0])
 
         def route(function: str, authorize: bool) -> Route:

@@ -44,7 +44,7 @@ from werkzeug.sansio.multipart import (
 )
 
 from local.iam import Authorize, allow_all
-from local.playback import LoopbackHttpServer, LoopbackService
+from local.playback import LoopbackHttpServer, LoopbackService, requested_headers
 from local.service_calls import check_call, refusal
 from local.sigv4_verify import (
     S3Error,
@@ -672,13 +672,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "AccessForbidden",
                 "CORSResponse: CORS is not enabled for this bucket.",
             )
-        requested = [
-            name.strip().lower()
-            for name in self.headers.get("Access-Control-Request-Headers", "").split(
-                ","
-            )
-            if name.strip()
-        ]
+        requested = requested_headers(
+            self.headers.get("Access-Control-Request-Headers")
+        )
         rule = match_cors_rule(rules, origin, method, requested)
         if rule is None:
             raise S3Error(
