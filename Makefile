@@ -32,7 +32,7 @@ ffmpeg:
 chromium:
 	@scripts/ensure-package.sh chromium chromium
 
-web/dist/index.html: web/build.mjs web/index.html $(wildcard web/src/*) node_modules/.installed
+web/dist/index.html: web/build.mjs web/index.html $(wildcard web/src/*) client/video_types.json node_modules/.installed
 	npm run --silent build:web
 
 synth: setup

@@ -19,7 +19,7 @@ from typing import Any
 
 from local.container import DockerfileError
 from local.lambda_runtime import HandlerError
-from local.runner import DEMO_USER, ROOT, LocalPlatform, VideoFailed
+from local.runner import DEMO_EMAIL, DEMO_USER, ROOT, LocalPlatform, VideoFailed
 from local.template import TemplateError, WiringError
 from vod.plan import clock
 
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"  export VOD_API_URL={platform.api_url}")
         say(f"  export VOD_TOKEN={token}")
         say(
-            "Serving until Ctrl-C. The page, where the demo user "
+            f"Serving until Ctrl-C. The page, where the demo user ({DEMO_EMAIL}) "
             + ("uploads and plays:" if args.no_wait else "finds the video uploaded:")
         )
         say(f"  {platform.web_url}/")

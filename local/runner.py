@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 import requests
@@ -28,7 +28,7 @@ from local.apigw import LocalHttpApi, Route
 from local.container import host_image
 from local.event_sources import DynamoStreamPoller, SqsQueuePoller
 from local.iam import AccessControl, AccessKey, Principal
-from local.jwt_issuer import LocalIssuer
+from local.jwt_issuer import CodeGrant, LocalIssuer, user_sub
 from local.lambda_runtime import LambdaProcess
 from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint, moto_server
 from local.playback import LoopbackHttpServer, PlaybackReader
@@ -55,8 +55,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The demo user's ``sub``: a fixed UUID, as Cognito's subs are UUIDs.
-DEMO_USER = "0d6c6b1e-5a8f-4c3e-9b7a-2f1d0e9c8b7a"
+#: The demo user, whom the sign-in form offers first.
+DEMO_EMAIL = "demo@example.com"
+DEMO_USER = user_sub(DEMO_EMAIL)
 #: How long workers have to stop after SIGTERM before they are killed. A
 #: worker may be in a 20 s long poll; locally nothing is lost by cutting it.
 WORKER_STOP_SECONDS = 5.0
@@ -131,6 +132,7 @@ class LocalPlatform:
         self.lambdas: dict[str, LambdaProcess] = {}
         self.worker_pool: WorkerPool | None = None
         self.issuer: LocalIssuer | None = None
+        self.sign_in: CodeGrant | None = None
         self.moto: MotoEndpoint | None = None
         self.gateway: S3Gateway | None = None
         self.access: AccessControl | None = None
@@ -431,6 +433,7 @@ class LocalPlatform:
             # One issuer stands for the stack's one user pool.
             (authorizer,) = spec.authorizers.values()
             self.issuer = LocalIssuer(authorizer.issuer, authorizer.audiences[0])
+            self.sign_in = self._hosted_sign_in(self.issuer)
 
         def route(function: str, authorize: bool) -> Route:
             process = self.lambdas[function]
@@ -546,6 +549,22 @@ class LocalPlatform:
             distributions[0] if len(distributions) == 1 else None,
         )
 
+    def _hosted_sign_in(self, issuer: LocalIssuer) -> CodeGrant | None:
+        """The app client's hosted sign-in, which sends the browser back to
+        the client's URLs and to this run's page, as the stack registers its
+        web app's; an issuer of your own has no client here, and none."""
+        client = self.template.logical_of(
+            "AWS::Cognito::UserPoolClient", issuer.audience
+        )
+        if client is None:
+            return None
+        props = self.template.resolver.resolve(
+            self.template.props(client), where=f"app client {client}"
+        )
+        for urls in ("CallbackURLs", "LogoutURLs"):
+            props[urls] = [*props.get(urls, []), f"{self.web_url}/"]
+        return CodeGrant(issuer, props)
+
     def _with_page(self, origins: Sequence[str]) -> tuple[str, ...]:
         """``origins`` and the page's, which the local run serves."""
         page = self.web_url
@@ -574,7 +593,33 @@ class LocalPlatform:
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, directory=str(root), **kwargs)
 
+            def do_POST(self) -> None:
+                if not self._sign_in():
+                    self.send_error(405)
+
+            def _sign_in(self) -> bool:
+                if platform.sign_in is None:
+                    return False
+                url = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(parse_qsl(self.rfile.read(length).decode()))
+                answer = platform.sign_in.respond(
+                    self.command, url.path, dict(parse_qsl(url.query)), form
+                )
+                if answer is None:
+                    return False
+                status, headers, body = answer
+                self.send_response(status)
+                headers["Content-Length"] = str(len(body))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+                return True
+
             def do_GET(self) -> None:
+                if self._sign_in():
+                    return
                 if urlsplit(self.path).path == "/config.json":
                     body = json.dumps(platform.page_config()).encode()
                     self.send_response(200)
@@ -612,13 +657,27 @@ class LocalPlatform:
         return placeholder
 
     def page_config(self) -> dict[str, Any]:
-        """What the page needs: the API, the playback origin, and a token."""
-        return {
+        """What the page needs: the API, the playback origin, the upload
+        limit, and where it signs in (the hosted sign-in on this server)."""
+        limits = [
+            int(f.environment[Env.MAX_UPLOAD_BYTES])
+            for f in self.functions.values()
+            if Env.MAX_UPLOAD_BYTES in f.environment
+        ]
+        config: dict[str, Any] = {
             "apiUrl": self.api_url,
             "playbackUrl": self.playback_url,
-            "token": self.mint_token(DEMO_USER, email="demo@example.com"),
-            "user": DEMO_USER,
+            "maxUploadBytes": min(limits, default=None),
         }
+        if self.sign_in is not None:
+            config["auth"] = {
+                "authorizeUrl": f"{self.web_url}/oauth2/authorize",
+                "tokenUrl": f"{self.web_url}/oauth2/token",
+                "logoutUrl": f"{self.web_url}/logout",
+                "clientId": self.sign_in.issuer.audience,
+                "scopes": self.sign_in.scope.split(),
+            }
+        return config
 
     # --- where things are ------------------------------------------------------
 

@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import io
 import logging
+import re
 import socket
 import tempfile
 import uuid
@@ -81,6 +82,7 @@ _HOP_BY_HOP = frozenset(
         "expect",
     }
 )
+_LIST_PARTS_ROOT = re.compile(rb"(</?)ListPartsResponse\b")
 #: Form fields a POST upload turns into the stored object's headers.
 _POST_FIELD_HEADERS = frozenset(
     {
@@ -574,8 +576,16 @@ class _Handler(BaseHTTPRequestHandler):
         """Stream moto's answer back with its status and headers, CORS headers
         replaced by those of the bucket's configuration."""
         self._start_response(response.status, response.reason)
+        # moto names ListParts' root element ListPartsResponse; S3 says
+        # ListPartsResult, which browser clients (Uppy's) look for.
+        query = {name for name, _ in parse_qsl(urlsplit(self.path).query, True)}
+        renamed = None
+        if self.command == "GET" and response.status == 200 and "uploadId" in query:
+            renamed = _LIST_PARTS_ROOT.sub(rb"\1ListPartsResult", response.read())
         for name, value in response.getheaders():
             lower = name.lower()
+            if renamed is not None and lower == "content-length":
+                value = str(len(renamed))
             if lower not in _HOP_BY_HOP and not _is_cors_header(lower):
                 self.send_header(name, value)
         for name, value in self._cors_headers(bucket):
@@ -584,7 +594,9 @@ class _Handler(BaseHTTPRequestHandler):
         if has_body and response.getheader("Content-Length") is None:
             self.send_header("Connection", "close")
         self.end_headers()
-        if has_body:
+        if renamed is not None:
+            self.wfile.write(renamed)
+        elif has_body:
             while chunk := response.read(CHUNK_SIZE):
                 self.wfile.write(chunk)
 

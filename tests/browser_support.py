@@ -1,5 +1,6 @@
 """Shared by the browser tests: the page built from its sources, a port
-the template's CORS rules allow for it, and headless Chromium."""
+the template's CORS rules allow for it, headless Chromium, and signing in
+through the local run's "sign in as" form."""
 
 from __future__ import annotations
 
@@ -83,3 +84,15 @@ def chromium(driver: Playwright, profile: Path) -> Iterator[BrowserContext]:
 def page(playwright: Playwright, tmp_path: Path) -> Iterator[Page]:
     with chromium(playwright, tmp_path / "profile") as context:
         yield context.new_page()
+
+
+def sign_in(page: Page, web_url: str, email: str) -> None:
+    """Open the page and sign in as ``email`` the way a person does: the
+    page's button, the hosted sign-in form, and back with a code."""
+    page.goto(web_url)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.get_by_text(f"Signed in as {email}").wait_for()
+    # The code and state are gone from the address bar (and history).
+    assert page.url == f"{web_url}/"

@@ -6,22 +6,38 @@ quality menu and the caption track added while it uploaded in its captions
 menu, and shows the sprite's thumbnails over the scrub bar; rename,
 copy and delete work; and the page fits a 360 px phone. The tests share one
 platform and one browser page and run in order, each from where the last
-left the page; they write the README's screenshots into docs/screenshots."""
+left the page; they write the README's screenshots into docs/screenshots.
+Users sign in through the local hosted sign-in (code grant with PKCE); an
+upload cut by a reload resumes where S3 has it; a file that is not a video
+and a sign-in that expired are said in words, each on a page of its own."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
+import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 import requests
-from playwright.sync_api import FloatRect, Page, Playwright, Position, expect
+from playwright.sync_api import (
+    Dialog,
+    FloatRect,
+    Page,
+    Playwright,
+    Position,
+    Route,
+    expect,
+)
 
-from local.runner import LocalPlatform
-from tests.browser_support import chromium, free_allowed_port
+from local.jwt_issuer import user_sub
+from local.runner import DEMO_EMAIL, LocalPlatform
+from tests.browser_support import chromium, free_allowed_port, sign_in
 from tests.conftest import ROOT
 from tests.test_wiring import post_upload
 from tests.worker_support import clip
@@ -36,6 +52,19 @@ SETTLE_TIMEOUT_MS = 120_000
 CAPTIONS = "1\n00:00:00,500 --> 00:00:03,000\nHello\n"
 PLAY_TIMEOUT_MS = 20_000
 TIMEOUT = 10
+PART_PUT = re.compile(r".*[?&]partNumber=\d+.*")
+#: Golden Retriever has kept the file and its multipart upload's ID.
+KEPT_FOR_RESUME = """() => new Promise((resolve) => {
+    const opened = indexedDB.open('uppy-blobs')
+    opened.onerror = () => resolve(false)
+    opened.onsuccess = () => {
+        const stores = opened.result.transaction(['files', 'metadata'])
+        const files = stores.objectStore('files').count()
+        const kept = stores.objectStore('metadata').getAll()
+        kept.onsuccess = () => resolve(files.result > 0
+            && kept.result.some((record) => record.metadata.includes('"s3Multipart"')))
+    }
+})"""
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +89,8 @@ def library(
         )
         page = context.new_page()
         page.set_viewport_size({"width": 1000, "height": 760})
+        # The demo user, whose videos the tests make with platform.mint_token().
+        sign_in(page, platform.web_url, DEMO_EMAIL)
         yield page
 
 
@@ -306,3 +337,117 @@ def test_delete_asks_first_then_removes_the_failed_video(platform, library: Page
     expect(failed).to_have_count(0)
     expect(library.locator("#announcer")).to_have_text(f"Deleted {name}")
     assert api(platform, "GET", f"/videos/{video_id}").status_code == 404
+
+
+def padded_clip(path: Path, size: int) -> Path:
+    """A tiny clip grown to ``size`` bytes by a trailing MP4 ``free`` box,
+    which players skip: several upload parts, next to nothing to encode."""
+    data = clip(size="160x90", rate="10", seconds=1, audio=False).read_bytes()
+    padding = size - len(data)
+    path.write_bytes(data + struct.pack(">I", padding) + b"free" + bytes(padding - 8))
+    return path
+
+
+def test_an_upload_cut_by_a_reload_resumes_with_only_the_missing_parts(
+    platform, page, tmp_path
+):
+    # Uppy's parts are 5 MiB: 5, 5 and 1.
+    video = padded_clip(tmp_path / "long.mp4", 11 * 2**20)
+    sent: list[int] = []
+    held: list[Route] = []
+    part_urls: list[str] = []
+
+    def on_part(route: Route) -> None:
+        if route.request.method != "PUT":
+            route.continue_()
+            return
+        number = int(dict(parse_qsl(urlsplit(route.request.url).query))["partNumber"])
+        sent.append(number)
+        part_urls.append(route.request.url)
+        if number == 2 and not held:
+            held.append(route)  # left unanswered: the reload comes mid-part
+        else:
+            route.continue_()
+
+    page.route(PART_PUT, on_part)
+    list_parts: list[str] = []
+    refreshes: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            list_parts.append(request.url)
+            if request.method == "GET" and "uploadId=" in request.url
+            else refreshes.append(request.url)
+            if "grant_type=refresh_token" in (request.post_data or "")
+            else None
+        ),
+    )
+
+    sign_in(page, platform.web_url, "resumer@example.com")
+    page.set_input_files(UPLOAD_INPUT, video)
+    page.click(UPLOAD_BUTTON)
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    page.wait_for_function(KEPT_FOR_RESUME, polling=100, timeout=10_000)
+    assert sent == [1, 2]
+    # Due for a refresh: the resumed upload refreshes the tokens first.
+    page.evaluate("""() => {
+        const tokens = JSON.parse(sessionStorage.getItem('vod.tokens'))
+        const due = {...tokens, expiresAt: Date.now()}
+        sessionStorage.setItem('vod.tokens', JSON.stringify(due))
+    }""")
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.type)
+        dialog.accept()
+
+    page.once("dialog", on_dialog)
+    page.reload()
+    page.wait_for_selector(UPLOAD_DONE, timeout=SETTLE_TIMEOUT_MS)
+
+    assert dialogs == ["beforeunload"]
+    assert sent == [1, 2, 2, 3]
+    assert len(list_parts) == 1
+    assert len(refreshes) == 1
+    bucket, key = unquote(urlsplit(part_urls[0]).path).lstrip("/").split("/", 1)
+    stored = platform.admin_client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+    assert (
+        hashlib.sha256(stored.read()).digest()
+        == hashlib.sha256(video.read_bytes()).digest()
+    )
+
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
+    assert page.evaluate("() => sessionStorage.getItem('vod.tokens')") is None
+
+
+def test_a_file_that_is_not_a_video_and_an_expired_sign_in_are_said_in_words(
+    platform, page, tmp_path
+):
+    email = "lapsed@example.com"
+    sign_in(page, platform.web_url, email)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video")
+    page.set_input_files(UPLOAD_INPUT, notes)
+    message = page.locator(".upload-error")
+    expect(message).to_have_text(re.compile(r"^notes\.txt is not a video: pick"))
+
+    # The API refuses the access token (expired early) and the sign-in
+    # service the refresh token (revoked).
+    expired = platform.issuer.mint(user_sub(email), ttl=-60)
+    page.evaluate(
+        """(access) => {
+            const tokens = JSON.parse(sessionStorage.getItem('vod.tokens'))
+            const expiresAt = Date.now() + 3600e3
+            sessionStorage.setItem('vod.tokens',
+                JSON.stringify({...tokens, access, refresh: 'revoked', expiresAt}))
+        }""",
+        expired,
+    )
+    page.reload()
+    # The library's first call finds out, and the user is signed out.
+    expect(page.locator("#notice")).to_have_text("Your sign-in expired: sign in again")
+    expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
+    expect(page.locator(".uppy-Dashboard--isDisabled")).to_have_count(1)

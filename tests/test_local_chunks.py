@@ -18,7 +18,7 @@ import requests
 from playwright.sync_api import Page
 
 from local.runner import LocalPlatform
-from tests.browser_support import free_allowed_port
+from tests.browser_support import free_allowed_port, sign_in
 from tests.test_browser import CARD, PLAYER, UPLOAD_BUTTON, UPLOAD_INPUT
 from tests.test_local_runner import videos
 from tests.test_wiring import post_upload
@@ -88,7 +88,7 @@ def test_a_long_upload_plays_from_its_start_before_it_is_ready(
 ):
     video = tmp_path / "long.mp4"
     video.write_bytes(clip(size="320x180", seconds=90).read_bytes())
-    page.goto(platform.web_url)
+    sign_in(page, platform.web_url, "long@example.com")
     page.set_input_files(UPLOAD_INPUT, video)
     page.click(UPLOAD_BUTTON)
     card = page.locator(CARD)

@@ -184,8 +184,8 @@ def test_the_demo_reaches_ready_prints_the_playback_url_and_stops_on_ctrl_c(
                 break
         output = "\n".join(lines)
         assert lines[-2:-1] == [
-            "Serving until Ctrl-C. The page, where the demo user finds the video "
-            "uploaded:"
+            "Serving until Ctrl-C. The page, where the demo user "
+            "(demo@example.com) finds the video uploaded:"
         ], output
         page = lines[-1].strip()
         assert page.startswith("http://localhost:"), output

@@ -6,16 +6,20 @@ playback reader serves the output bucket, and stop leaves nothing behind."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import secrets
 import socket
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import boto3
+import jwt
 import pytest
 import requests
 from botocore.config import Config
@@ -23,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from lambdas.ingest.app import object_created_records
 from local.event_sources import DynamoStreamPoller, SqsQueuePoller, succeeded
-from local.jwt_issuer import LocalIssuer
+from local.jwt_issuer import LocalIssuer, user_sub
 from local.lambda_runtime import HandlerError, LambdaProcess
 from local.motoserver import SETUP_CREDENTIALS
 from local.runner import ROOT, LocalPlatform
@@ -807,16 +811,98 @@ def test_the_reader_answers_preflights_heads_and_missing_keys(platform, played):
     assert requests.put(played, data=b"x", timeout=TIMEOUT).status_code == 405
 
 
-def test_the_page_config_names_the_api_and_playback_with_a_working_token(platform):
+def test_the_page_config_names_the_api_playback_upload_limit_and_sign_in(platform):
     config = requests.get(f"{platform.web_url}/config.json", timeout=TIMEOUT).json()
     assert config["apiUrl"] == platform.api_url
     assert config["playbackUrl"] == platform.playback_url
+    assert config["maxUploadBytes"] == cdk_json_context()["maxUploadBytes"]
+    assert config["auth"] == {
+        "authorizeUrl": f"{platform.web_url}/oauth2/authorize",
+        "tokenUrl": f"{platform.web_url}/oauth2/token",
+        "logoutUrl": f"{platform.web_url}/logout",
+        "clientId": platform.issuer.audience,
+        "scopes": ["openid", "email", "profile"],
+    }
+    assert "token" not in config
+
+
+def test_the_hosted_sign_in_takes_a_code_once_with_its_pkce_verifier(platform):
+    auth = requests.get(f"{platform.web_url}/config.json", timeout=TIMEOUT).json()[
+        "auth"
+    ]
+    page = f"{ORIGIN}/"  # among the app client's callback and logout URLs
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    ask = {
+        "response_type": "code",
+        "client_id": auth["clientId"],
+        "redirect_uri": page,
+        "scope": "openid email",
+        "state": "s-1",
+        "code_challenge": challenge.rstrip(b"=").decode(),
+        "code_challenge_method": "S256",
+    }
+
+    def code_for(email: str) -> str:
+        back = requests.post(
+            auth["authorizeUrl"],
+            params=ask,
+            data={"email": email},
+            allow_redirects=False,
+            timeout=TIMEOUT,
+        )
+        assert back.status_code == 302, back.text
+        location = urlsplit(back.headers["Location"])
+        assert location._replace(query="").geturl() == page
+        answer = dict(parse_qsl(location.query))
+        assert answer["state"] == "s-1"
+        return answer["code"]
+
+    def token(**form: str) -> requests.Response:
+        return requests.post(
+            auth["tokenUrl"],
+            data={"client_id": auth["clientId"], **form},
+            timeout=TIMEOUT,
+        )
+
+    form = requests.get(auth["authorizeUrl"], params=ask, timeout=TIMEOUT)
+    assert form.status_code == 200
+    assert 'name="email"' in form.text
+    exchange = {"grant_type": "authorization_code", "redirect_uri": page}
+    wrong = token(**exchange, code=code_for("ann@example.com"), code_verifier="x" * 43)
+    assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_grant")
+    code = code_for("ann@example.com")
+    tokens = token(**exchange, code=code, code_verifier=verifier).json()
+    again = token(**exchange, code=code, code_verifier=verifier)
+    assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+
+    access = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    identity = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert access["sub"] == identity["sub"] == user_sub("ann@example.com")
+    assert access["token_use"] == "access"
+    assert identity["email"] == "ann@example.com"
+
+    refreshed = token(grant_type="refresh_token", refresh_token=tokens["refresh_token"])
     listed = requests.get(
-        f"{config['apiUrl']}/videos",
-        headers={"Authorization": f"Bearer {config['token']}"},
+        f"{platform.api_url}/videos",
+        headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"},
         timeout=TIMEOUT,
     )
-    assert listed.status_code == 200
+    assert listed.status_code == 200, listed.text
+    assert token(grant_type="refresh_token", refresh_token="made-up").status_code == 400
+
+    elsewhere = {**ask, "redirect_uri": "https://evil.example/"}
+    without_pkce = {k: v for k, v in ask.items() if not k.startswith("code_")}
+    for refused in (elsewhere, without_pkce):
+        answer = requests.get(auth["authorizeUrl"], params=refused, timeout=TIMEOUT)
+        assert answer.status_code == 400, refused
+    logout = requests.get(
+        auth["logoutUrl"],
+        params={"client_id": auth["clientId"], "logout_uri": page},
+        allow_redirects=False,
+        timeout=TIMEOUT,
+    )
+    assert (logout.status_code, logout.headers["Location"]) == (302, page)
 
 
 # --- stopping ---

@@ -1,4 +1,5 @@
 /** The page's side of the HTTP API: its settings, and the calls it makes. */
+import { SignInExpired } from './auth.js'
 
 /**
  * The settings served next to the page as `config.json`: the local runner
@@ -14,10 +15,17 @@ export async function loadConfig(url = 'config.json') {
   if (typeof config.apiUrl !== 'string' || !config.apiUrl) {
     throw new Error(`${url} has no apiUrl, e.g. {"apiUrl": "https://api.example.com"}`)
   }
+  const auth = config.auth
+  if (!auth || !auth.authorizeUrl || !auth.tokenUrl || !auth.clientId) {
+    throw new Error(
+      `This page cannot sign in: ${url} has no auth {authorizeUrl, tokenUrl, logoutUrl?, clientId, scopes} (a stack with a Cognito user pool has them)`,
+    )
+  }
   return {
     apiUrl: config.apiUrl.replace(/\/+$/, ''),
     playbackUrl: config.playbackUrl || '',
-    token: config.token || '',
+    maxUploadBytes: config.maxUploadBytes || null,
+    auth: { scopes: ['openid', 'email', 'profile'], ...auth },
   }
 }
 
@@ -30,9 +38,10 @@ class ApiError extends Error {
 }
 
 export class Api {
-  constructor(baseUrl, token) {
+  /** `auth`: the signed-in user's tokens (auth.js `Auth`). */
+  constructor(baseUrl, auth) {
     this.baseUrl = baseUrl
-    this.token = token
+    this.auth = auth
   }
 
   /**
@@ -65,8 +74,8 @@ export class Api {
     return this.#call('DELETE', `/videos/${encodeURIComponent(id)}`)
   }
 
-  async #call(method, path, body) {
-    const headers = { authorization: `Bearer ${this.token}` }
+  async #call(method, path, body, refreshed = false) {
+    const headers = { authorization: `Bearer ${await this.auth.accessToken()}` }
     if (body !== undefined) {
       headers['content-type'] = 'application/json'
     }
@@ -75,6 +84,15 @@ export class Api {
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     })
+    if (response.status === 401) {
+      // Refused before its expiry (revoked, or a clock ahead of ours): once
+      // more with fresh tokens, and then the user must sign in again.
+      if (refreshed) {
+        throw new SignInExpired()
+      }
+      await this.auth.refresh()
+      return this.#call(method, path, body, true)
+    }
     const payload = await response.json().catch(() => ({}))
     if (!response.ok) {
       throw new ApiError(response.status, payload.message || `${method} ${path}: HTTP ${response.status}`)
