@@ -134,9 +134,11 @@ def test_an_upload_is_listed_after_a_reload_and_reaches_ready_with_its_poster(
 ):
     # A file that is not a video ends FAILED, in words, next to the upload.
     failed_id = post_upload(platform, platform.mint_token())
-    # 432p and 360p rungs, and two sprite tiles (one per 2 s).
+    # 432p and 360p rungs (about 2 Mbit/s: a rung's cap is lowered to the
+    # source's rate, and 432p must stay 1.5x above 360p), and two sprite tiles
+    # (one per 2 s).
     video = tmp_path / "beach.mp4"
-    shutil.copyfile(clip(size="768x432", rate="10", seconds=4), video)
+    shutil.copyfile(clip(size="768x432", rate="10", seconds=4, crf=12), video)
     signed = []
     library.on(
         "request",
@@ -177,6 +179,9 @@ def test_an_upload_is_listed_after_a_reload_and_reaches_ready_with_its_poster(
         ("POST", True, None),
     ]
 
+    # Golden Retriever saves its state at most every 500 ms: a reload sooner
+    # would find the finished upload still marked as in flight.
+    library.wait_for_timeout(1000)
     library.reload()
     card = card_titled(library, "beach.mp4")
     expect(card).to_have_attribute("data-status", "READY", timeout=SETTLE_TIMEOUT_MS)

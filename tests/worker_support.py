@@ -55,9 +55,11 @@ def clip(
     rotate: int = 0,
     faststart: bool = False,
     pix_fmt: str = "yuv420p",
+    crf: int | None = None,
 ) -> Path:
-    """A testsrc2 clip (with a sine tone when ``audio``), made once."""
-    name = f"{size}-{rate}-{seconds}-{audio}-{rotate}-{faststart}-{pix_fmt}.mp4"
+    """A testsrc2 clip (with a sine tone when ``audio``), made once. A low
+    ``crf`` raises its bitrate, which the ladder lowers its rungs' caps to."""
+    name = f"{size}-{rate}-{seconds}-{audio}-{rotate}-{faststart}-{pix_fmt}-{crf}.mp4"
     path = _CLIPS / name.replace("/", "_")
     inputs = [
         "-f",
@@ -80,6 +82,7 @@ def clip(
         "ultrafast",
         "-pix_fmt",
         pix_fmt,
+        *(["-crf", str(crf)] if crf is not None else []),
         *(["-c:a", "aac"] if audio else []),
         *flags,
         str(target),
