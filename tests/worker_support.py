@@ -55,9 +55,15 @@ def clip(
     rotate: int = 0,
     faststart: bool = False,
     pix_fmt: str = "yuv420p",
+    languages: tuple[str, ...] = (),
 ) -> Path:
-    """A testsrc2 clip (with a sine tone when ``audio``), made once."""
-    name = f"{size}-{rate}-{seconds}-{audio}-{rotate}-{faststart}-{pix_fmt}.mp4"
+    """A testsrc2 clip, made once: with a sine tone when ``audio``, untagged,
+    or with one tone per language of ``languages`` (ISO 639-2, as containers
+    tag tracks), each a track of its own."""
+    name = (
+        f"{size}-{rate}-{seconds}-{audio}-{rotate}-{faststart}-{pix_fmt}"
+        f"-{'+'.join(languages)}.mp4"
+    )
     path = _CLIPS / name.replace("/", "_")
     inputs = [
         "-f",
@@ -65,7 +71,15 @@ def clip(
         "-i",
         f"testsrc2=size={size}:rate={rate}:duration={seconds}",
     ]
-    if audio:
+    tracks: list[str] = []
+    if audio and languages:
+        for index, language in enumerate(languages):
+            tone = f"sine=frequency={440 * (index + 1)}:duration={seconds}"
+            inputs += ["-f", "lavfi", "-i", tone]
+            tracks += ["-map", f"{index + 1}:a", f"-metadata:s:a:{index}"]
+            tracks.append(f"language={language}")
+        tracks[:0] = ["-map", "0:v"]
+    elif audio:
         inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
     flags = ["-movflags", "+faststart"] if faststart else []
     target = path.with_suffix(".plain.mp4") if rotate else path
@@ -81,6 +95,7 @@ def clip(
         "-pix_fmt",
         pix_fmt,
         *(["-c:a", "aac"] if audio else []),
+        *tracks,
         *flags,
         str(target),
     )

@@ -1,0 +1,210 @@
+"""Two-pass loudness normalization on real ffmpeg: a loud and a quiet tone
+come out at the target, silence stays silent; and the pieces (loudnorm's and
+ebur128's reports, the second pass's filter) on their own."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.test_worker_encode import plan
+from vod.ladder import audio_folder
+from vod.loudness import LoudnessTarget
+from worker.encode import audio_command, run_encode
+from worker.loudness import (
+    Loudness,
+    Measurement,
+    measure,
+    measure_renditions,
+    normalize_filter,
+    parse_loudness,
+    parse_measurements,
+)
+from worker.renditions import collect
+from worker.thumbnails import join_rendition
+
+TARGET = LoudnessTarget(-16.0, -1.0)
+#: A 997 Hz sine's loudness in LUFS is its peak in dBFS less 3 (BS.1770).
+TRACKS = {"loud": -6.0, "quiet": -35.0, "silent": None}
+
+LOG = """[aac @ 0x5581] Qavg: 1024.000
+[Parsed_aformat_0 @ 0x55d5] auto-inserting resampler
+[Parsed_loudnorm_1 @ 0x55d556950e80]
+{
+	"input_i" : "-24.79",
+	"input_tp" : "-20.66",
+	"input_lra" : "0.00",
+	"input_thresh" : "-34.79",
+	"output_i" : "-16.01",
+	"output_tp" : "-11.88",
+	"output_lra" : "0.00",
+	"output_thresh" : "-26.01",
+	"normalization_type" : "dynamic",
+	"target_offset" : "0.01"
+}
+[Parsed_loudnorm_3 @ 0x55d556952240]
+{
+	"input_i" : "-inf",
+	"input_tp" : "-inf",
+	"input_lra" : "0.00",
+	"input_thresh" : "-70.00",
+	"output_i" : "-inf",
+	"output_tp" : "-inf",
+	"output_lra" : "0.00",
+	"output_thresh" : "-70.00",
+	"normalization_type" : "dynamic",
+	"target_offset" : "inf"
+}
+"""
+
+
+def _ffmpeg(*args: str) -> str:
+    result = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-y", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return result.stderr
+
+
+SUMMARIES = """[Parsed_ebur128_0 @ 0x562db638dcc0] Summary:
+
+  Integrated loudness:
+    I:         -16.0 LUFS
+    Threshold: -26.0 LUFS
+
+  True peak:
+    Peak:      -11.4 dBFS
+[Parsed_ebur128_1 @ 0x562db6388b40] Summary:
+
+  Integrated loudness:
+    I:         -70.0 LUFS
+    Threshold:   0.0 LUFS
+
+  True peak:
+    Peak:       -inf dBFS
+"""
+
+
+@dataclasses.dataclass
+class Normalized:
+    source: list[Measurement]
+    filters: list[str | None]
+    #: Track name -> its encoded rendition as one file.
+    outputs: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def normalized(tmp_path_factory) -> Normalized:
+    """A 2 s source with a tone at -6 LUFS, one at -35 LUFS and silence,
+    measured, then encoded by the audio task's command with each track's
+    second pass."""
+    work = tmp_path_factory.mktemp("loudness")
+    source = work / "tones.mka"
+    inputs: list[str] = []
+    for loudness in TRACKS.values():
+        amplitude = 0 if loudness is None else 10 ** ((loudness + 3) / 20)
+        inputs += ["-f", "lavfi", "-i", f"aevalsrc={amplitude}*sin(2*PI*997*t):d=2"]
+    maps = [arg for index in range(len(TRACKS)) for arg in ("-map", f"{index}:a")]
+    _ffmpeg(*inputs, *maps, "-c:a", "flac", str(source))
+    tracks = dataclasses.replace(
+        plan(duration=2.0), audio_languages=("und",) * len(TRACKS), loudness=TARGET
+    )
+    measured = measure(
+        [str(source)],
+        [f"0:a:{track}" for track in range(len(TRACKS))],
+        TARGET,
+        log_path=work / "measure.log",
+        cancel=threading.Event(),
+    )
+    filters = [normalize_filter(m, TARGET) for m in measured]
+    out = work / "out"
+    out.mkdir()
+    run_encode(
+        audio_command(str(source), tracks, out, audio_filters=filters),
+        log_path=work / "encode.log",
+        cancel=threading.Event(),
+        on_position=lambda _: None,
+    )
+    outputs = {}
+    for track, name in enumerate(TRACKS):
+        rendition = collect(out, audio_folder(track))
+        outputs[name] = join_rendition(
+            rendition.folder / rendition.init, rendition.paths(), work / f"{name}.mp4"
+        )
+    return Normalized(measured, filters, outputs)
+
+
+def test_the_first_pass_measures_each_track_of_the_source(normalized):
+    loud, quiet, silent = normalized.source
+    assert loud.integrated == pytest.approx(-6.0, abs=0.5)
+    assert quiet.integrated == pytest.approx(-35.0, abs=0.5)
+    assert silent.integrated == -math.inf
+
+
+def test_a_loud_and_a_quiet_tone_come_out_within_1_lu_of_the_target(
+    normalized, tmp_path
+):
+    outputs = [str(normalized.outputs[track]) for track in ("loud", "quiet")]
+    measured = measure_renditions(
+        outputs, log_path=tmp_path / "log", cancel=threading.Event()
+    )
+    assert len(measured) == 2
+    for loudness in measured:
+        assert loudness.integrated == pytest.approx(TARGET.integrated, abs=1.0)
+        assert loudness.true_peak <= TARGET.true_peak + 0.5
+
+
+def test_silence_stays_silent(normalized):
+    assert normalized.filters[2] is None
+    log = _ffmpeg(
+        "-i",
+        str(normalized.outputs["silent"]),
+        "-af",
+        "volumedetect",
+        "-f",
+        "null",
+        "-",
+    )
+    peak = re.search(r"max_volume: (-?[\d.]+|-inf) dB", log)
+    assert peak is not None
+    assert float(peak.group(1)) < -60
+
+
+def test_loudnorms_reports_are_read_in_the_order_of_the_graph():
+    first, second = parse_measurements(LOG, 2)
+    assert first == Measurement(-24.79, -20.66, 0.0, -34.79, 0.01)
+    assert second.integrated == -math.inf
+    assert not second.audible
+    assert second.loudness.to_dict() == {"integrated": None, "truePeak": None}
+    with pytest.raises(RuntimeError, match="1 tracks, not 2"):
+        parse_measurements(LOG.split("[Parsed_loudnorm_3")[0], 2)
+
+
+def test_ebur128s_summaries_are_read_in_order_and_silence_has_no_loudness():
+    normal, silence = parse_loudness(SUMMARIES, 2)
+    assert normal == Loudness(-16.0, -11.4)
+    assert normal.to_dict() == {"integrated": -16.0, "truePeak": -11.4}
+    assert silence.to_dict() == {"integrated": None, "truePeak": None}
+
+
+def test_the_second_pass_applies_the_measurement_linearly():
+    chain = normalize_filter(Measurement(-24.79, -20.66, 13.2, -34.79, 0.01), TARGET)
+    assert chain == (
+        "aformat=channel_layouts=stereo,loudnorm=I=-16:TP=-1:LRA=14"
+        ":measured_I=-24.79:measured_TP=-20.66:measured_LRA=13.20"
+        ":measured_thresh=-34.79:offset=0.01:linear=true"
+    )
+
+
+@pytest.mark.parametrize("integrated", [-math.inf, -70.0, -50.5])
+def test_silence_and_hiss_are_left_as_they_are(integrated):
+    assert normalize_filter(Measurement(integrated, -40, 0, -70, 0), TARGET) is None
