@@ -238,6 +238,7 @@ class VodStack(Stack):
                     basic_usd_per_minute=config.media_convert_basic_usd_per_minute,
                     pro_usd_per_minute=config.media_convert_pro_usd_per_minute,
                 ),
+                loudness=config.loudness,
                 removal_policy=removal_policy,
             )
         return FargateTranscoder(
