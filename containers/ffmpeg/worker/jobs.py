@@ -93,13 +93,7 @@ from worker.hls import (
 )
 from worker.ledger import ClaimState, Ledger
 from worker.logs import event
-from worker.loudness import (
-    Loudness,
-    Measurement,
-    measure,
-    measure_renditions,
-    normalize_filter,
-)
+from worker.loudness import Measurement, measure, normalize_filter
 from worker.probe import Media, describe, run_ffprobe
 from worker.publish import Publisher
 from worker.renditions import Rendition, collect, collect_chunk
@@ -858,7 +852,6 @@ class Transcoder:
                 measure(
                     [source],
                     streams,
-                    plan.loudness,
                     log_path=job_dir / "loudness.log",
                     cancel=run.cancel,
                     source_label=source,
@@ -867,7 +860,7 @@ class Transcoder:
 
     def _measure_outputs(
         self, audios: Sequence[Rendition], job_dir: Path, run: TaskRun
-    ) -> list[Loudness]:
+    ) -> list[Measurement]:
         """Each encoded audio rendition's loudness, for the record."""
         if not audios:
             return []
@@ -875,9 +868,10 @@ class Transcoder:
             str(join_rendition(a.folder / a.init, a.paths(), job_dir / f"{a.name}.mp4"))
             for a in audios
         ]
+        streams = [f"{index}:a:0" for index in range(len(joined))]
         with self._interruptible(run):
-            return measure_renditions(
-                joined, log_path=job_dir / "loudness.log", cancel=run.cancel
+            return measure(
+                joined, streams, log_path=job_dir / "loudness.log", cancel=run.cancel
             )
 
     @staticmethod
@@ -1258,14 +1252,14 @@ def _normalize_filters(
 
 def _loudness_facts(
     measured: Sequence[Measurement | None],
-    outputs: Sequence[Loudness],
+    outputs: Sequence[Measurement],
     filters: Sequence[str | None],
 ) -> list[dict[str, Any]]:
     """Each audio track's loudness in the source and as encoded, and whether
     it was normalized, as ``_audio_tracks`` reads them."""
     return [
         {
-            "source": source.loudness.to_dict() if source else None,
+            "source": source.to_dict() if source else None,
             "output": output.to_dict(),
             "normalized": chain is not None,
         }
