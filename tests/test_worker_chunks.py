@@ -28,6 +28,7 @@ from tests.hls_conformance import Nonconformance, check_vod
 from tests.test_worker_e2e import keyframe_times as keyframes
 from tests.worker_support import Stack, clip, probe_json, resource
 from vod.jobs import JobMessage
+from vod.loudness import LoudnessTarget
 from vod.model import Status
 from vod.repository import VideoRepository
 from worker import fmp4
@@ -98,10 +99,11 @@ def encoded(moto, tmp_path_factory) -> Encoded:
     base = tmp_path_factory.mktemp("chunks")
     stack = Stack(moto)
     single = stack.queue_video(source())
-    one_run = stack.worker(base / "one-run", x264_preset="veryfast")
+    normalized = {"x264_preset": "veryfast", "loudness": LoudnessTarget()}
+    one_run = stack.worker(base / "one-run", **normalized)
     assert one_run.poll_once(wait_seconds=0)
     chunked = stack.queue_video(source())
-    worker = stack.worker(base / "chunks", x264_preset="veryfast", chunk_seconds=6)
+    worker = stack.worker(base / "chunks", chunk_seconds=6, **normalized)
     snapshots = []
     while worker.poll_once(wait_seconds=0):
         snapshots.append((stack.repository.get(chunked), playlists(stack, chunked)))

@@ -27,8 +27,22 @@ from worker.renditions import collect
 from worker.thumbnails import join_rendition
 
 TARGET = LoudnessTarget(-16.0, -1.0)
-#: A 997 Hz sine's loudness in LUFS is its peak in dBFS less 3 (BS.1770).
-TRACKS = {"loud": -6.0, "quiet": -35.0, "silent": None}
+
+
+def _tone(lufs: float) -> float:
+    """The amplitude of a 997 Hz sine of ``lufs``: its peak in dBFS is its
+    loudness plus 3 (BS.1770)."""
+    return 10 ** ((lufs + 3) / 20)
+
+
+#: The source's tracks, as aevalsrc expressions.
+TRACKS = {
+    "loud": f"{_tone(-6)}*sin(2*PI*997*t):d=2",
+    "quiet": f"{_tone(-35)}*sin(2*PI*997*t):d=2",
+    "silent": "0:d=2",
+    # -29 LUFS with a 2 ms burst at -3 dBTP: one gain of +13 dB would clip.
+    "peaky": f"'if(between(t,2,2.002),0.99,{_tone(-30)})*sin(2*PI*997*t)':d=4",
+}
 
 LOG = """[aac @ 0x5581] Qavg: 1024.000
 [Parsed_aformat_0 @ 0x55d5] auto-inserting resampler
@@ -84,19 +98,18 @@ class Normalized:
 
 @pytest.fixture(scope="module")
 def normalized(tmp_path_factory) -> Normalized:
-    """A 2 s source with a tone at -6 LUFS, one at -35 LUFS and silence,
-    measured, then encoded by the audio task's command with each track's
-    second pass."""
+    """A source with a tone at -6 LUFS, one at -35 LUFS, silence (2 s each)
+    and a peaky tone (4 s), measured, then encoded by the audio task's
+    command with each track's second pass."""
     work = tmp_path_factory.mktemp("loudness")
     source = work / "tones.mka"
     inputs: list[str] = []
-    for loudness in TRACKS.values():
-        amplitude = 0 if loudness is None else 10 ** ((loudness + 3) / 20)
-        inputs += ["-f", "lavfi", "-i", f"aevalsrc={amplitude}*sin(2*PI*997*t):d=2"]
+    for expression in TRACKS.values():
+        inputs += ["-f", "lavfi", "-i", f"aevalsrc={expression}"]
     maps = [arg for index in range(len(TRACKS)) for arg in ("-map", f"{index}:a")]
     _ffmpeg(*inputs, *maps, "-c:a", "flac", str(source))
     tracks = dataclasses.replace(
-        plan(duration=2.0), audio_languages=("und",) * len(TRACKS), loudness=TARGET
+        plan(duration=4.0), audio_languages=("und",) * len(TRACKS), loudness=TARGET
     )
     measured = measure(
         [str(source)],
@@ -123,7 +136,7 @@ def normalized(tmp_path_factory) -> Normalized:
 
 
 def test_the_first_pass_measures_each_track_of_the_source(normalized):
-    loud, quiet, silent = normalized.source
+    loud, quiet, silent, _ = normalized.source
     assert loud.integrated == pytest.approx(-6.0, abs=0.5)
     assert quiet.integrated == pytest.approx(-35.0, abs=0.5)
     assert silent.silent
@@ -140,6 +153,23 @@ def test_a_loud_and_a_quiet_tone_come_out_within_1_lu_of_the_target(
     for loudness in measured:
         assert loudness.integrated == pytest.approx(TARGET.integrated, abs=1.0)
         assert loudness.true_peak <= TARGET.true_peak + 0.5
+
+
+def test_a_peak_one_gain_would_clip_is_limited_and_the_track_raised(
+    normalized, tmp_path
+):
+    assert (normalized.filters[3] or "").startswith(
+        "aformat=channel_layouts=stereo,loudnorm="
+    )
+    (peaky,) = measure(
+        [str(normalized.outputs["peaky"])],
+        ["0:a:0"],
+        log_path=tmp_path / "log",
+        cancel=threading.Event(),
+    )
+    assert peaky.true_peak <= TARGET.true_peak + 0.5
+    # loudnorm's dynamic mode closes in on the target over seconds.
+    assert peaky.integrated == pytest.approx(TARGET.integrated, abs=2.0)
 
 
 def test_silence_stays_silent(normalized):
@@ -169,12 +199,15 @@ def test_ebur128s_summaries_are_read_in_the_order_of_the_graph():
         parse_measurements(LOG.split("[Parsed_ebur128_3")[0], 2)
 
 
-def test_the_second_pass_applies_the_measurement_linearly():
-    chain = normalize_filter(Measurement(-24.8, -20.7, 13.2, -34.8), TARGET)
-    assert chain == (
+def test_the_second_pass_is_one_gain_unless_the_peak_would_pass_the_ceiling():
+    linear = normalize_filter(Measurement(-24.8, -20.7, 13.2, -34.8), TARGET)
+    assert linear == "aformat=channel_layouts=stereo,volume=8.80dB"
+    # +13 dB would put a -3.1 dBTP peak at +9.9 dBTP: loudnorm limits it.
+    peaky = normalize_filter(Measurement(-29.0, -3.1, 13.2, -39.0), TARGET)
+    assert peaky == (
         "aformat=channel_layouts=stereo,loudnorm=I=-16:TP=-1:LRA=14"
-        ":measured_I=-24.8:measured_TP=-20.7:measured_LRA=13.2"
-        ":measured_thresh=-34.8:linear=true"
+        ":measured_I=-29:measured_TP=-3.1:measured_LRA=13.2"
+        ":measured_thresh=-39:linear=true"
     )
 
 

@@ -267,6 +267,10 @@ class Stack:
             "disk_headroom_bytes": 0,
             # One run unless a test asks for chunks.
             "chunk_seconds": 600,
+            # The first loudness pass where a test asks for it (the chunk
+            # tests' two-track source, test_worker_loudness): elsewhere it
+            # would only decode every source's audio once more.
+            "loudness": None,
         }
         values.update(overrides)
         return WorkerSettings(**values)
