@@ -99,11 +99,15 @@ def encoded(moto, tmp_path_factory) -> Encoded:
     base = tmp_path_factory.mktemp("chunks")
     stack = Stack(moto)
     single = stack.queue_video(source())
-    normalized = {"x264_preset": "veryfast", "loudness": LoudnessTarget()}
-    one_run = stack.worker(base / "one-run", **normalized)
+    normalized = LoudnessTarget()
+    one_run = stack.worker(
+        base / "one-run", x264_preset="veryfast", loudness=normalized
+    )
     assert one_run.poll_once(wait_seconds=0)
     chunked = stack.queue_video(source())
-    worker = stack.worker(base / "chunks", chunk_seconds=6, **normalized)
+    worker = stack.worker(
+        base / "chunks", x264_preset="veryfast", chunk_seconds=6, loudness=normalized
+    )
     snapshots = []
     while worker.poll_once(wait_seconds=0):
         snapshots.append((stack.repository.get(chunked), playlists(stack, chunked)))
