@@ -672,6 +672,8 @@ def main() -> None:
                 ladder=DEFAULT_LADDER,
                 chunk_seconds=chunk_seconds,
                 preset=settings.x264_preset,
+                max_audio_tracks=settings.max_audio_tracks,
+                loudness=settings.loudness,
             )
             # A chunk longer than the source: the one-run path.
             for chunk_seconds in (

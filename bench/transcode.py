@@ -188,7 +188,12 @@ def main() -> None:
         single_dir = work / "single"
         single_dir.mkdir()
         whole = plan_transcode(
-            media, ladder=DEFAULT_LADDER, chunk_seconds=600, preset=preset
+            media,
+            ladder=DEFAULT_LADDER,
+            chunk_seconds=600,
+            preset=preset,
+            max_audio_tracks=WorkerSettings.max_audio_tracks,
+            loudness=WorkerSettings.loudness,
         )
         plan = whole.ladder
 

@@ -25,6 +25,12 @@ from vod.costs import (
     FargatePrices,
 )
 from vod.ladder import SEGMENT_SECONDS
+from vod.loudness import (
+    DEFAULT_LOUDNESS,
+    TARGET_LUFS_RANGE,
+    TRUE_PEAK_RANGE,
+    LoudnessTarget,
+)
 from vod.settings import FrameSize, Transcoder
 
 GIB = 1024**3
@@ -520,6 +526,29 @@ KNOBS: tuple[Knob, ...] = (
         _number_range(1, 100),
     ),
     Knob(
+        "maxAudioTracks",
+        4,
+        "1 to 16",
+        "A source's first this many audio tracks each become an AAC rendition "
+        "(the first the default); further tracks are dropped.",
+        _int_range(1, 16),
+    ),
+    Knob(
+        "loudnessTargetLufs",
+        DEFAULT_LOUDNESS.integrated,
+        f"null, or a number from {TARGET_LUFS_RANGE[0]:g} to {TARGET_LUFS_RANGE[1]:g}",
+        "Integrated loudness (EBU R128, LUFS) every audio track is normalized "
+        "to, in two passes; null leaves the audio's loudness as it is.",
+        _optional(_number_range(*TARGET_LUFS_RANGE)),
+    ),
+    Knob(
+        "loudnessTruePeakDbtp",
+        DEFAULT_LOUDNESS.true_peak,
+        f"a number from {TRUE_PEAK_RANGE[0]:g} to {TRUE_PEAK_RANGE[1]:g}",
+        "Ceiling (dBTP) of the normalized audio's true peak.",
+        _number_range(*TRUE_PEAK_RANGE),
+    ),
+    Knob(
         "fargateUsdPerVcpuHour",
         None,
         "null, or a number above 0",
@@ -643,6 +672,9 @@ class PlatformConfig:
     max_frame_size: FrameSize
     max_frame_rate: int
     job_time_budget_factor: float
+    max_audio_tracks: int
+    loudness_target_lufs: float | None
+    loudness_true_peak_dbtp: float
     fargate_usd_per_vcpu_hour: float | None
     fargate_usd_per_gb_hour: float | None
     media_convert_basic_usd_per_minute: float
@@ -725,6 +757,13 @@ class PlatformConfig:
             usd_per_vcpu_hour=listed.usd_per_vcpu_hour if vcpu is None else vcpu,
             usd_per_gb_hour=listed.usd_per_gb_hour if gb is None else gb,
         )
+
+    @property
+    def loudness(self) -> LoudnessTarget | None:
+        """The audio's loudness target; None with the normalization off."""
+        if self.loudness_target_lufs is None:
+            return None
+        return LoudnessTarget(self.loudness_target_lufs, self.loudness_true_peak_dbtp)
 
     @property
     def is_prod(self) -> bool:

@@ -27,7 +27,8 @@ from lambdas.mediaconvert.job import (
     TierPrices,
     template_settings,
 )
-from vod.settings import Env, Transcoder
+from vod.loudness import DEFAULT_LOUDNESS, LoudnessTarget
+from vod.settings import Env, Transcoder, loudness_environment
 
 STATUS_HANDLER = "lambdas.mediaconvert.status.handler"
 MEDIACONVERT_SERVICE = "mediaconvert.amazonaws.com"
@@ -47,6 +48,8 @@ class MediaConvertTranscoder(Construct):
     :param prices: Default the us-east-1 list prices. USD per normalized
         minute in the Basic and the Professional tier, for the READY
         record's cost.
+    :param loudness: Default -16 LUFS, -1 dBTP. What the jobs normalize the
+        audio to; None leaves the audio's loudness as it is.
     :param removal_policy: Default DESTROY. What happens to the functions'
         log groups when the stack is deleted.
     """
@@ -59,13 +62,14 @@ class MediaConvertTranscoder(Construct):
         storage: VideoStorage,
         videos: VideoTable,
         prices: TierPrices = LIST_PRICES,
+        loudness: LoudnessTarget | None = DEFAULT_LOUDNESS,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, construct_id)
         self.job_template = mediaconvert.CfnJobTemplate(
             self,
             "JobTemplate",
-            settings_json=template_settings(),
+            settings_json=template_settings(loudness=loudness),
             description="fMP4 HLS ladder and poster, as the FFmpeg workers make",
             status_update_interval=STATUS_UPDATE_INTERVAL,
         )
@@ -81,6 +85,7 @@ class MediaConvertTranscoder(Construct):
         storage.grant_write_outputs(self.mediaconvert_role)
 
         self._output_bucket = storage.output_bucket
+        self._loudness = loudness
 
         self.status_function = PythonLambda(
             self,
@@ -125,6 +130,7 @@ class MediaConvertTranscoder(Construct):
             Env.OUTPUT_BUCKET: self._output_bucket.bucket_name,
             Env.MEDIACONVERT_ROLE_ARN: self.mediaconvert_role.role_arn,
             Env.MEDIACONVERT_JOB_TEMPLATE: self.job_template.attr_name,
+            **loudness_environment(self._loudness),
         }
 
     def grant_submit(self, grantee: iam.IGrantable) -> None:

@@ -256,6 +256,7 @@ class VodStack(Stack):
                     basic_usd_per_minute=config.media_convert_basic_usd_per_minute,
                     pro_usd_per_minute=config.media_convert_pro_usd_per_minute,
                 ),
+                loudness=config.loudness,
                 removal_policy=removal_policy,
             )
         return FargateTranscoder(
@@ -280,6 +281,8 @@ class VodStack(Stack):
                 job_time_budget_factor=config.job_time_budget_factor,
             ),
             prices=config.fargate_prices,
+            loudness=config.loudness,
+            max_audio_tracks=config.max_audio_tracks,
             max_receive_count=config.jobs_max_receive_count,
             oldest_job_alarm=Duration.minutes(config.oldest_job_alarm_minutes),
             removal_policy=removal_policy,

@@ -27,7 +27,8 @@ from cdk_app.queues import secure_queue
 from cdk_app.storage import VideoStorage
 from cdk_app.transcoding import AlarmSpec
 from vod.costs import FargatePrices
-from vod.settings import Env, FrameSize, Transcoder
+from vod.loudness import DEFAULT_LOUDNESS, LoudnessTarget
+from vod.settings import Env, FrameSize, Transcoder, loudness_environment
 
 WORKER_DOCKERFILE = "containers/ffmpeg/Dockerfile"
 DEAD_JOBS_HANDLER = "lambdas.dead_jobs.app.handler"
@@ -87,6 +88,10 @@ class TranscodeLimits:
 class FargateTranscoder(Construct):
     """Jobs queue (+DLQ) -> FFmpeg workers on Fargate; a ``VideoTranscoder``.
 
+    :param loudness: Default -16 LUFS, -1 dBTP. What the workers normalize
+        every audio track to; None leaves the audio's loudness as it is.
+    :param max_audio_tracks: Default 4. A source's first this many audio
+        tracks become audio renditions.
     :param max_receive_count: Default 3. Deliveries of one job before it moves
         to the dead-letter queue (known-bad inputs never get there: the worker
         marks them FAILED and deletes the message).
@@ -106,6 +111,8 @@ class FargateTranscoder(Construct):
         size: WorkerSize,
         limits: TranscodeLimits,
         prices: FargatePrices,
+        loudness: LoudnessTarget | None = DEFAULT_LOUDNESS,
+        max_audio_tracks: int = 4,
         max_receive_count: int = 3,
         oldest_job_alarm: Duration = DEFAULT_OLDEST_JOB_ALARM,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
@@ -236,6 +243,8 @@ class FargateTranscoder(Construct):
                 Env.TASK_MEMORY_MIB: str(size.memory_mib),
                 Env.USD_PER_VCPU_HOUR: str(prices.usd_per_vcpu_hour),
                 Env.USD_PER_GB_HOUR: str(prices.usd_per_gb_hour),
+                Env.MAX_AUDIO_TRACKS: str(max_audio_tracks),
+                **loudness_environment(loudness),
             },
             stop_timeout=STOP_TIMEOUT,
         )

@@ -139,7 +139,21 @@ def test_the_ingest_function_is_told_to_use_mediaconvert(synth):
         Env.MEDIACONVERT_ROLE_ARN: {"Fn::GetAtt": [role, "Arn"]},
         Env.MEDIACONVERT_JOB_TEMPLATE: {"Fn::GetAtt": [template, "Name"]},
         Env.OUTPUT_BUCKET: {"Ref": synth.logical_id(synth.storage.output_bucket)},
+        # Its jobs spell out the audio's loudness target as the template does.
+        Env.LOUDNESS_TARGET_LUFS: "-16",
+        Env.LOUDNESS_TRUE_PEAK_DBTP: "-1",
     }
+
+
+def test_the_template_normalizes_the_audio_to_the_knobs_target(synth):
+    _, resource = synth.one("AWS::MediaConvert::JobTemplate")
+    hls = resource["Properties"]["SettingsJson"]["OutputGroups"][0]
+    (audio,) = [o for o in hls["Outputs"] if "AudioDescriptions" in o]
+    normalization = audio["AudioDescriptions"][0]["AudioNormalizationSettings"]
+    assert (normalization["TargetLkfs"], normalization["TruePeakLimiterThreshold"]) == (
+        -16,
+        -1,
+    )
 
 
 def test_the_transcoder_receives_no_upload_notification_itself(synth):

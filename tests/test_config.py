@@ -17,6 +17,7 @@ from cdk_app.config import (
 )
 from tests.conftest import ROOT
 from vod.costs import FARGATE_LIST_PRICES, FargatePrices
+from vod.loudness import LoudnessTarget
 from vod.settings import FrameSize, Transcoder
 
 
@@ -99,6 +100,19 @@ def test_transcode_limits_and_prices_arrive_as_strings_and_are_parsed():
     assert config.max_frame_rate == 120
     assert config.job_time_budget_factor == 2.5
     assert config.media_convert_pro_usd_per_minute == 0.02
+
+
+def test_audio_knobs_arrive_as_strings_and_null_turns_normalization_off():
+    default = PlatformConfig.defaults()
+    assert default.max_audio_tracks == 4
+    assert default.loudness == LoudnessTarget(-16, -1)
+    config = PlatformConfig.from_context(
+        Context(maxAudioTracks="2", loudnessTargetLufs="-23", loudnessTruePeakDbtp="-2")
+    )
+    assert config.max_audio_tracks == 2
+    assert config.loudness == LoudnessTarget(-23, -2)
+    off = PlatformConfig.from_context(Context(loudnessTargetLufs="null"))
+    assert off.loudness is None
 
 
 def test_fargate_prices_default_to_the_list_price_of_the_architecture():
@@ -262,6 +276,10 @@ def test_a_certificate_outside_us_east_1_is_refused_with_the_region():
         ("fargateUsdPerGbHour", "cheap", "a number above 0"),
         ("mediaConvertBasicUsdPerMinute", -0.01, "a number above 0"),
         ("mediaConvertProUsdPerMinute", "inf", "a number above 0"),
+        ("maxAudioTracks", 0, "1 to 16"),
+        ("loudnessTargetLufs", -4, "a number from -40 to -5"),
+        ("loudnessTargetLufs", "loud", "a number from -40 to -5"),
+        ("loudnessTruePeakDbtp", 1, "a number from -8 to 0"),
     ],
 )
 def test_bad_values_name_the_knob_the_value_and_the_range(key, value, allowed):

@@ -203,6 +203,7 @@ def test_default_ladder_round_trips_through_its_json_shape():
         ('[{"name": "a", "shortSide": 360, "maxKbps": true}]', "maxKbps"),
         ('[{"name": "a/b", "shortSide": 360, "maxKbps": 800}]', "bad rung name"),
         ('[{"name": "audio", "shortSide": 360, "maxKbps": 800}]', "bad rung name"),
+        ('[{"name": "audio2", "shortSide": 360, "maxKbps": 800}]', "bad rung name"),
         (
             '[{"name": "a", "shortSide": 360, "maxKbps": 800},'
             ' {"name": "a", "shortSide": 240, "maxKbps": 400}]',

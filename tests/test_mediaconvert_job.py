@@ -34,6 +34,7 @@ from vod.ladder import (
     SEGMENT_SECONDS,
     parse_ladder,
 )
+from vod.loudness import LoudnessTarget
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
 MODEL = botocore.session.get_session().get_service_model("mediaconvert")
@@ -92,6 +93,31 @@ def test_the_template_is_valid_job_template_settings(ladder):
         {"Name": "vod", "Settings": template_settings(ladder)},
         create,
     )
+
+
+def test_the_audio_is_normalized_to_the_target_in_the_tracks_language():
+    create = MODEL.operation_model("CreateJobTemplate").input_shape
+    for loudness in (LoudnessTarget(-16, -1), LoudnessTarget(-23, -2), None):
+        settings = template_settings(DEFAULT_LADDER, loudness)
+        _assert_valid({"Name": "vod", "Settings": settings}, create)
+        (audio,) = [
+            output
+            for output in settings["OutputGroups"][0]["Outputs"]
+            if "AudioDescriptions" in output
+        ]
+        (description,) = audio["AudioDescriptions"]
+        assert description["LanguageCodeControl"] == "FOLLOW_INPUT"
+        if loudness is None:
+            assert "AudioNormalizationSettings" not in description
+            continue
+        assert description["AudioNormalizationSettings"] == {
+            "Algorithm": "ITU_BS_1770_3",
+            "AlgorithmControl": "CORRECT_AUDIO",
+            "TargetLkfs": loudness.integrated,
+            "PeakCalculation": "TRUE_PEAK",
+            "TruePeakLimiterThreshold": loudness.true_peak,
+            "CorrectionGateLevel": -50,
+        }
 
 
 @pytest.mark.parametrize("ladder", LADDERS.values(), ids=LADDERS.keys())

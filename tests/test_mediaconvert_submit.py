@@ -27,9 +27,10 @@ from lambdas.mediaconvert.job import create_job_request
 from tests.conftest import make_table
 from vod.jobs import JobMessage
 from vod.keys import upload_key
+from vod.loudness import LoudnessTarget
 from vod.model import Status, Video
 from vod.repository import VideoRepository
-from vod.settings import Env, MissingSetting
+from vod.settings import Env, MissingSetting, loudness_environment, read_loudness
 
 FIXTURE = (
     Path(__file__).parent / "fixtures" / "events" / "s3_object_created_multipart.json"
@@ -216,3 +217,41 @@ def test_the_transcoder_setting_picks_the_sender(aws_env):
         job_sender({Env.TRANSCODER: "mediaconvert"})
     with pytest.raises(MissingSetting, match="fargate, mediaconvert"):
         job_sender({Env.TRANSCODER: "elastictranscoder"})
+
+
+def _audio_description(settings: dict[str, Any]) -> dict[str, Any]:
+    hls = settings["OutputGroups"][0]
+    (audio,) = [o for o in hls["Outputs"] if "AudioDescriptions" in o]
+    description: dict[str, Any] = audio["AudioDescriptions"][0]
+    return description
+
+
+def test_the_jobs_normalize_loudness_to_the_stacks_target(mediaconvert):
+    client, stubber = mediaconvert
+    calls = _recording(client)
+    job = JobMessage(video_id=VIDEO_ID, bucket="vod-source-bucket", key="u/a.mp4")
+    stubber.add_response(
+        "create_job",
+        _create_job_response(
+            create_job_request(
+                job,
+                output_bucket="vod-output-bucket",
+                role_arn=ROLE_ARN,
+                template_name=TEMPLATE,
+            )
+        ),
+        _expected_request(),
+    )
+    # What the stack sets for the ingest function, as it reads it.
+    target = read_loudness(loudness_environment(LoudnessTarget(-23, -2)))
+    MediaConvertJobSender(
+        role_arn=ROLE_ARN,
+        template_name=TEMPLATE,
+        output_bucket="vod-output-bucket",
+        loudness=target,
+        mediaconvert=client,
+    ).send(job)
+    (call,) = calls
+    normalization = _audio_description(call["Settings"])["AudioNormalizationSettings"]
+    assert normalization["TargetLkfs"] == -23
+    assert normalization["TruePeakLimiterThreshold"] == -2

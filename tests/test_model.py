@@ -10,6 +10,7 @@ from vod.keys import owner_segment, parse_upload_key, sanitize_filename, upload_
 from vod.model import (
     TERMINAL,
     TRANSITIONS,
+    AudioTrack,
     Rendition,
     Status,
     TransitionError,
@@ -89,6 +90,42 @@ def test_record_round_trips_through_a_dynamodb_item():
     assert ready.status is Status.READY
     assert ready.duration == 12.5
     assert ready.renditions[0].height == 720
+    tracks = Video.from_item(
+        {
+            **ready.to_item(),
+            "audio_tracks": [
+                AudioTrack(
+                    "en",
+                    "English",
+                    "videos/v1/audio/index.m3u8",
+                    source_loudness={"integrated": -27.25, "truePeak": -8.5},
+                    loudness={"integrated": -16.0, "truePeak": -1.5},
+                    normalized=True,
+                ).to_dict(),
+                AudioTrack(
+                    "fr",
+                    "Français",
+                    "videos/v1/audio2/index.m3u8",
+                    source_loudness={"integrated": None, "truePeak": None},
+                    loudness={"integrated": None, "truePeak": None},
+                ).to_dict(),
+            ],
+        }
+    )
+    stored = Video.from_item(tracks.to_item())
+    assert stored.to_public() == tracks.to_public()
+    english, french = tracks.to_public()["audioTracks"]
+    assert english == {
+        "language": "en",
+        "name": "English",
+        "default": True,
+        "normalized": True,
+        "sourceLoudness": {"integrated": -27.25, "truePeak": -8.5},
+        "loudness": {"integrated": -16.0, "truePeak": -1.5},
+    }
+    # Silence has no loudness: DynamoDB drops the Nones, the API says null.
+    assert french["default"] is False
+    assert french["loudness"] == {"integrated": None, "truePeak": None}
     assert Video.from_item(video.to_item()) == video
     assert "error" not in video.to_item(), "absent values are not stored"
 

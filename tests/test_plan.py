@@ -3,6 +3,7 @@ ledger's readings (retrying, dead letters), and the cost of a video."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from fractions import Fraction
 
@@ -11,6 +12,7 @@ import pytest
 from vod.costs import FargatePrices, Output, fargate_cost, normalized_minutes
 from vod.jobs import JobMessage, TaskKind
 from vod.ladder import Variant
+from vod.loudness import LoudnessTarget
 from vod.model import Status, Video
 from vod.plan import (
     MAX_CHUNKS,
@@ -77,6 +79,20 @@ PLAN = TranscodePlan(
 
 def test_the_plan_round_trips_through_the_record():
     assert TranscodePlan.from_dict(PLAN.to_dict()) == PLAN
+    tracks = dataclasses.replace(
+        PLAN, audio_languages=("en", "fr"), loudness=LoudnessTarget(-23, -2)
+    )
+    assert TranscodePlan.from_dict(tracks.to_dict()) == tracks
+    assert tracks.audio_tracks == ("en", "fr")
+    assert dataclasses.replace(tracks, has_audio=False).audio_tracks == ()
+
+
+def test_a_plan_stored_before_alternate_audio_has_its_one_track():
+    stored = {**PLAN.to_dict(), "audioLanguage": "de"}
+    del stored["audioLanguages"], stored["loudness"]
+    plan = TranscodePlan.from_dict(stored)
+    assert plan.audio_tracks == ("de",)
+    assert plan.loudness is None
 
 
 JOB = JobMessage("v1", "uploads", "uploads/o/v1/a.mp4")

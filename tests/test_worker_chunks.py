@@ -1,6 +1,8 @@
 """Chunked encoding end to end, in process, against moto and real ffmpeg: a
-source long enough for five 6 s chunks, encoded once in one run and once in
-chunks, must give the same video; the start plays while the rest is encoded;
+source long enough for five 6 s chunks, with two audio tracks (English and
+French), encoded once in one run and once in chunks, must give the same
+video and the same loudness-normalized audio renditions; the start plays
+while the rest is encoded;
 chunks delivered out of order, twice, or after a crash make the video READY
 exactly once; a chunk that fails for good fails the video; the limits hold."""
 
@@ -28,6 +30,7 @@ from tests.test_worker_e2e import keyframe_times as keyframes
 from tests.worker_support import Stack, clip, probe_json, resource
 from vod.captions import MPEGTS_AT_ZERO, CaptionTrack
 from vod.jobs import JobMessage
+from vod.loudness import LoudnessTarget
 from vod.model import Status
 from vod.repository import VideoRepository
 from worker import fmp4, quality
@@ -38,11 +41,12 @@ from worker.ledger import Ledger
 SECONDS = 26
 SIZE = "426x240"
 RUNGS = ("240p", "144p")
+AUDIO = ("audio", "audio2")
 FRAME_SECONDS = 1 / 30
 
 
 def source() -> Path:
-    return clip(size=SIZE, seconds=SECONDS)
+    return clip(size=SIZE, seconds=SECONDS, languages=("eng", "fra"))
 
 
 class ReadyCounter(VideoRepository):
@@ -84,7 +88,7 @@ def playlists(stack, video_id):
     texts = {}
     for name in (
         "master.m3u8",
-        "audio/index.m3u8",
+        *(f"{a}/index.m3u8" for a in AUDIO),
         *(f"{r}/index.m3u8" for r in RUNGS),
     ):
         with contextlib.suppress(stack.s3.exceptions.NoSuchKey):
@@ -96,15 +100,23 @@ def playlists(stack, video_id):
 def encoded(moto, tmp_path_factory) -> Encoded:
     base = tmp_path_factory.mktemp("chunks")
     stack = Stack(moto)
+    normalized = LoudnessTarget()
     snapshots = []
     with pytest.MonkeyPatch.context() as patch:
         # GOPs 0, 5 and 10 of 13: chunks 1 and 3 score a GOP past a seek.
         patch.setattr(quality, "SCORE_EVERY_GOPS", 5)
         single = stack.queue_video(source())
-        one_run = stack.worker(base / "one-run", x264_preset="veryfast")
+        one_run = stack.worker(
+            base / "one-run", x264_preset="veryfast", loudness=normalized
+        )
         assert one_run.poll_once(wait_seconds=0)
         chunked = stack.queue_video(source())
-        worker = stack.worker(base / "chunks", x264_preset="veryfast", chunk_seconds=6)
+        worker = stack.worker(
+            base / "chunks",
+            x264_preset="veryfast",
+            chunk_seconds=6,
+            loudness=normalized,
+        )
         while worker.poll_once(wait_seconds=0):
             snapshots.append((stack.repository.get(chunked), playlists(stack, chunked)))
     return Encoded(
@@ -210,13 +222,40 @@ def test_the_chunked_video_is_the_one_run_video(encoded):
         assert many.average_bitrate == pytest.approx(one.average_bitrate, rel=0.05)
         assert 0 < many.average_bitrate <= many.peak_bitrate
     assert chunked.to_public()["renditions"][0]["psnr"] == chunked.renditions[0].psnr
-    audio = [
-        (encoded.folders[kind] / "audio" / "index.m3u8").read_text()
-        for kind in ("single", "chunked")
+    for folder in AUDIO:
+        audio = [
+            (encoded.folders[kind] / folder / "index.m3u8").read_text()
+            for kind in ("single", "chunked")
+        ]
+        assert (
+            MediaPlaylist.parse(audio[0]).segments
+            == MediaPlaylist.parse(audio[1]).segments
+        )
+
+
+@pytest.mark.parametrize("kind", ["single", "chunked"])
+def test_each_audio_track_is_a_normalized_rendition_in_its_language(encoded, kind):
+    master = (encoded.folders[kind] / "master.m3u8").read_text()
+    media = [line for line in master.splitlines() if line.startswith("#EXT-X-MEDIA")]
+    assert media == [
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="group_audio",LANGUAGE="en",'
+        'NAME="English",DEFAULT=YES,AUTOSELECT=YES,URI="audio/index.m3u8"',
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="group_audio",LANGUAGE="fr",'
+        'NAME="Français",DEFAULT=NO,AUTOSELECT=YES,URI="audio2/index.m3u8"',
     ]
-    assert (
-        MediaPlaylist.parse(audio[0]).segments == MediaPlaylist.parse(audio[1]).segments
-    )
+    video_id = encoded.single if kind == "single" else encoded.chunked
+    public = encoded.stack.repository.get(video_id).to_public()
+    tracks = public["audioTracks"]
+    assert [(t["language"], t["name"], t["default"]) for t in tracks] == [
+        ("en", "English", True),
+        ("fr", "Français", False),
+    ]
+    for track in tracks:
+        # lavfi's sine is at -21 LUFS (its peak at -18 dBFS).
+        assert track["sourceLoudness"]["integrated"] == pytest.approx(-21, abs=1)
+        assert track["normalized"] is True
+        assert track["loudness"]["integrated"] == pytest.approx(-16, abs=1)
+        assert track["loudness"]["truePeak"] <= -1 + 0.5
 
 
 def test_segments_run_on_without_gaps_duplicates_or_discontinuities(encoded):
@@ -276,10 +315,14 @@ def test_the_start_plays_while_the_rest_is_encoded(encoded):
         assert "#EXT-X-PLAYLIST-TYPE:EVENT" in text
         assert "#EXT-X-ENDLIST" not in text
         assert "#EXT-X-START:TIME-OFFSET=0" in text
-    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in first_texts["audio/index.m3u8"]
+    for folder in AUDIO:
+        assert "#EXT-X-PLAYLIST-TYPE:EVENT" in first_texts[f"{folder}/index.m3u8"]
     assert "master.m3u8" in first_texts
     # Each playlist only grows, segment by segment, from the start.
-    for name in ("audio/index.m3u8", *(f"{r}/index.m3u8" for r in RUNGS)):
+    for name in (
+        *(f"{a}/index.m3u8" for a in AUDIO),
+        *(f"{r}/index.m3u8" for r in RUNGS),
+    ):
         listed = [
             [uri for uri, _ in MediaPlaylist.parse(texts[name]).segments]
             for _, texts in encoded.snapshots
@@ -566,40 +609,67 @@ def test_the_start_plays_before_the_whole_audio_track_is_encoded(
     assert partial, "the audio was reported before it was done"
     first = next(v for v in partial if v.playable)
     assert first.playable_until == pytest.approx(6.0)
-    reached = sum(json.loads(first.tasks["audio"]["facts"])["durations"])
+    (track,) = json.loads(first.tasks["audio"]["facts"])["tracks"]
+    reached = sum(track["durations"])
     assert 6.0 <= reached < 60
     text = stack.read_output(video_id, "audio/index.m3u8").decode()
     assert "#EXT-X-PLAYLIST-TYPE:EVENT" in text
 
 
 def test_the_audio_so_far_skips_what_ffmpeg_is_still_writing(tmp_path):
-    (tmp_path / "init_0.mp4").write_bytes(b"init")
-    (tmp_path / "seg_00000.m4s").write_bytes(b"one")
-    (tmp_path / "seg_00001.m4s").write_bytes(b"two")
-    (tmp_path / "index.m3u8").write_text(
-        '#EXTM3U\n#EXT-X-MAP:URI="init_0.mp4"\n#EXTINF:5.994667,\nseg_00000.m4s\n'
-        "#EXTINF:5.994667,\nseg_00001.m4s\n#EXTINF:5.99,\nseg_000"
+    def write(folder, init, playlist, *segments):
+        folder.mkdir()
+        (folder / "init_0.mp4").write_bytes(init)
+        for segment in segments:
+            (folder / segment).write_bytes(b"data")
+        (folder / "index.m3u8").write_text(
+            '#EXTM3U\n#EXT-X-MAP:URI="init_0.mp4"\n' + playlist
+        )
+
+    write(
+        tmp_path / "audio",
+        b"init",
+        "#EXTINF:5.994667,\nseg_00000.m4s\n#EXTINF:5.994667,\nseg_00001.m4s\n"
+        "#EXTINF:5.99,\nseg_000",
+        "seg_00000.m4s",
+        "seg_00001.m4s",
     )
     uploads: list[Any] = []
     reports: list[Any] = []
     so_far = AudioSoFar(
         tmp_path,
-        prefix="videos/v1/audio/",
+        2,
+        prefix="videos/v1/",
         upload=uploads.append,
         reached=reports.append,
         clock=itertools.count(10).__next__,
     )
     so_far(1.0)
+    assert uploads == reports == [], "the second track has no segment yet"
+    write(
+        tmp_path / "audio2",
+        b"init2",
+        "#EXTINF:5.994667,\nseg_00000.m4s\n",
+        "seg_00000.m4s",
+    )
     so_far(2.0)
+    so_far(3.0)
     assert [sorted(files) for files in uploads] == [
         [
             f"videos/v1/audio/{fmp4.content_name(b'init')}",
             "videos/v1/audio/seg_00000.m4s",
             "videos/v1/audio/seg_00001.m4s",
+            f"videos/v1/audio2/{fmp4.content_name(b'init2')}",
+            "videos/v1/audio2/seg_00000.m4s",
         ]
     ]
     assert reports == [
-        {"durations": [5.994667, 5.994667], "init": fmp4.content_name(b"init")}
+        {
+            "tracks": [
+                {"durations": [5.994667, 5.994667], "init": fmp4.content_name(b"init")},
+                {"durations": [5.994667], "init": fmp4.content_name(b"init2")},
+            ]
+        }
     ]
 
 
@@ -675,7 +745,7 @@ def test_a_caption_track_is_a_conformant_subtitles_rendition(encoded, tmp_path):
     ("kind", "playlist", "old", "new", "clause"),
     [
         ("chunked", "master.m3u8", ",CLOSED-CAPTIONS=NONE", "", "M4"),
-        ("chunked", "master.m3u8", ',LANGUAGE="und"', "", "M6"),
+        ("chunked", "master.m3u8", ',LANGUAGE="fr"', "", "M6"),
         ("chunked", "master.m3u8", 'CODECS="avc1.64', 'CODECS="avc1.4d', "M5"),
         ("single", "master.m3u8", "mp4a.40.2", "mp4a.40.5", "M5"),
         (

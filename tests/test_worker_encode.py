@@ -4,6 +4,7 @@ tiny clips."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from fractions import Fraction
@@ -131,6 +132,25 @@ def test_the_audio_job_encodes_only_the_audio(tmp_path):
     assert option_values(args, "-map") == ["0:a:0"]
     assert "-vn" in args
     assert option_values(args, "-var_stream_map") == ["a:0,name:audio"]
+
+
+def test_every_audio_track_is_its_own_rendition_through_its_filter(tmp_path):
+    two = dataclasses.replace(plan(), audio_languages=("en", "fr"))
+    args = single_command(
+        "in.mp4", two, tmp_path, audio_filters=["loudnorm=I=-16", None]
+    )
+    graph = option_values(args, "-filter_complex")[0]
+    assert graph.endswith("[v1];[0:a:0]loudnorm=I=-16[a0]")
+    assert option_values(args, "-map") == ["[v0]", "[v1]", "[a0]", "0:a:1"]
+    assert option_values(args, "-var_stream_map") == [
+        "a:0,name:audio a:1,name:audio2 v:0,name:720p v:1,name:360p"
+    ]
+    audio = audio_command(
+        "src.mp4", two, tmp_path, audio_filters=[None, "loudnorm=I=-16"]
+    )
+    assert option_values(audio, "-filter_complex") == ["[0:a:1]loudnorm=I=-16[a1]"]
+    assert option_values(audio, "-map") == ["0:a:0", "[a1]"]
+    assert option_values(audio, "-var_stream_map") == ["a:0,name:audio a:1,name:audio2"]
 
 
 def test_without_audio_variants_are_video_only(tmp_path):

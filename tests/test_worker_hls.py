@@ -11,11 +11,13 @@ import pytest
 from vod.languages import bcp47
 from worker import fmp4
 from worker.hls import (
+    AudioRendition,
     MediaPlaylist,
     Rates,
     Segment,
     Variant,
     audio_name,
+    audio_names,
     estimated_rates,
     iframe_rates,
     master_playlist,
@@ -99,7 +101,9 @@ def stream_infs(text):
 
 
 def test_the_master_lists_every_rung_with_what_apple_requires_and_one_audio_group():
-    text = master_playlist(VARIANTS, audio=Rates(128_000, 131_000), language="de")
+    text = master_playlist(
+        VARIANTS, audio=[AudioRendition("audio", "de", Rates(128_000, 131_000))]
+    )
     assert text.startswith("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
     assert (
         '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="group_audio",LANGUAGE="de",'
@@ -137,7 +141,7 @@ def test_an_i_frame_playlist_lists_each_keyframe_as_a_byte_range():
 
 def test_the_final_master_lists_each_rungs_i_frame_playlist():
     measured = dataclasses.replace(VARIANTS[0], iframe_rates=Rates(40_000, 60_000))
-    text = master_playlist([measured, VARIANTS[1]], audio=None)
+    text = master_playlist([measured, VARIANTS[1]], audio=[])
     iframes = [line for line in text.splitlines() if "I-FRAME" in line]
     assert iframes == [
         "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=60000,AVERAGE-BANDWIDTH=40000,"
@@ -164,8 +168,38 @@ def test_the_audio_rendition_says_its_language_as_bcp_47(tag, language, name):
     assert audio_name(language) == name
 
 
+def test_every_audio_track_is_a_rendition_of_the_group_the_first_the_default():
+    text = master_playlist(
+        VARIANTS,
+        audio=[
+            AudioRendition("audio", "en", Rates(128_000, 131_000)),
+            AudioRendition("audio2", "fr", Rates(127_000, 140_000)),
+        ],
+    )
+    assert (
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="group_audio",LANGUAGE="en",'
+        'NAME="English",DEFAULT=YES,AUTOSELECT=YES,URI="audio/index.m3u8"\n'
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="group_audio",LANGUAGE="fr",'
+        'NAME="Français",DEFAULT=NO,AUTOSELECT=YES,URI="audio2/index.m3u8"\n'
+    ) in text
+    # A variant plays with either track: its rates count the larger.
+    assert stream_infs(text)["720p/index.m3u8"].startswith(
+        "BANDWIDTH=3040000,AVERAGE-BANDWIDTH=2128000,"
+    )
+
+
+def test_tracks_of_one_language_get_distinct_names():
+    assert audio_names(["en", "und", "en", "en-us", "und"]) == [
+        "English",
+        "Original audio",
+        "English 2",
+        "English 3",
+        "Original audio 2",
+    ]
+
+
 def test_a_master_without_audio_has_video_only_variants():
-    text = master_playlist(VARIANTS, audio=None)
+    text = master_playlist(VARIANTS)
     assert "#EXT-X-MEDIA" not in text
     for attributes in stream_infs(text).values():
         assert "mp4a" not in attributes

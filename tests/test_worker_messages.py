@@ -10,7 +10,8 @@ import pytest
 from tests.conftest import client, make_queue
 from vod.jobs import JobMessage, TaskKind
 from vod.ladder import DEFAULT_LADDER
-from vod.settings import Env, MissingSetting, WorkerSettings
+from vod.loudness import LoudnessTarget
+from vod.settings import Env, MissingSetting, WorkerSettings, loudness_environment
 from worker.messages import Heartbeat, JobsQueue
 
 REQUIRED = {
@@ -123,6 +124,28 @@ def test_worker_settings_require_the_queue():
     env = {k: v for k, v in REQUIRED.items() if k != Env.JOBS_QUEUE_URL}
     with pytest.raises(MissingSetting, match=Env.JOBS_QUEUE_URL):
         WorkerSettings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "target", [LoudnessTarget(-16, -1), LoudnessTarget(-23.5, -2), None]
+)
+def test_the_stacks_loudness_target_reaches_the_worker(target):
+    env = {**REQUIRED, **loudness_environment(target)}
+    assert WorkerSettings.from_env(env).loudness == target
+    assert WorkerSettings.from_env(REQUIRED).loudness == LoudnessTarget(-16, -1)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (Env.LOUDNESS_TARGET_LUFS, "-3"),
+        (Env.LOUDNESS_TRUE_PEAK_DBTP, "-9"),
+        (Env.MAX_AUDIO_TRACKS, "0"),
+    ],
+)
+def test_worker_settings_refuse_audio_settings_out_of_range(name, value):
+    with pytest.raises(MissingSetting, match=name):
+        WorkerSettings.from_env({**REQUIRED, name: value})
 
 
 def test_worker_settings_reject_a_bad_ladder():

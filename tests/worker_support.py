@@ -55,11 +55,17 @@ def clip(
     rotate: int = 0,
     faststart: bool = False,
     pix_fmt: str = "yuv420p",
+    languages: tuple[str, ...] = (),
     crf: int | None = None,
 ) -> Path:
-    """A testsrc2 clip (with a sine tone when ``audio``), made once. A low
-    ``crf`` raises its bitrate, which the ladder lowers its rungs' caps to."""
-    name = f"{size}-{rate}-{seconds}-{audio}-{rotate}-{faststart}-{pix_fmt}-{crf}.mp4"
+    """A testsrc2 clip, made once: with a sine tone when ``audio``, untagged,
+    or with one tone per language of ``languages`` (ISO 639-2, as containers
+    tag tracks), each a track of its own. A low ``crf`` raises its bitrate,
+    which the ladder lowers its rungs' caps to."""
+    name = (
+        f"{size}-{rate}-{seconds}-{audio}-{rotate}-{faststart}-{pix_fmt}"
+        f"-{'+'.join(languages)}-{crf}.mp4"
+    )
     path = _CLIPS / name.replace("/", "_")
     inputs = [
         "-f",
@@ -67,7 +73,15 @@ def clip(
         "-i",
         f"testsrc2=size={size}:rate={rate}:duration={seconds}",
     ]
-    if audio:
+    tracks: list[str] = []
+    if audio and languages:
+        for index, language in enumerate(languages):
+            tone = f"sine=frequency={440 * (index + 1)}:duration={seconds}"
+            inputs += ["-f", "lavfi", "-i", tone]
+            tracks += ["-map", f"{index + 1}:a", f"-metadata:s:a:{index}"]
+            tracks.append(f"language={language}")
+        tracks[:0] = ["-map", "0:v"]
+    elif audio:
         inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
     flags = ["-movflags", "+faststart"] if faststart else []
     target = path.with_suffix(".plain.mp4") if rotate else path
@@ -84,6 +98,7 @@ def clip(
         pix_fmt,
         *(["-crf", str(crf)] if crf is not None else []),
         *(["-c:a", "aac"] if audio else []),
+        *tracks,
         *flags,
         str(target),
     )
@@ -255,6 +270,10 @@ class Stack:
             "disk_headroom_bytes": 0,
             # One run unless a test asks for chunks.
             "chunk_seconds": 600,
+            # The first loudness pass where a test asks for it (the chunk
+            # tests' two-track source, test_worker_loudness): elsewhere it
+            # would only decode every source's audio once more.
+            "loudness": None,
         }
         values.update(overrides)
         return WorkerSettings(**values)

@@ -30,8 +30,6 @@ import math
 import re
 from fractions import Fraction
 
-from vod.languages import UNDETERMINED
-
 #: Every segment is 6 s and every rung has a keyframe each 2 s, at the same
 #: instants, so a player can switch rungs at any segment boundary.
 SEGMENT_SECONDS = 6
@@ -68,9 +66,17 @@ _RATE_TOLERANCE = Fraction(1, 100)
 #: next rung kept below it. The default ladder's steps are 1.5x to 1.67x, so
 #: a source above every cap keeps all its rungs.
 LADDER_STEP = Fraction(3, 2)
-#: Names become folder names in the output prefix; "audio" is the audio group's.
+#: Names become folder names in the output prefix; "audio", "audio2", ...
+#: are the audio renditions'.
 AUDIO_NAME = "audio"
 _RUNG_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_AUDIO_FOLDER = re.compile(rf"{AUDIO_NAME}\d*")
+
+
+def audio_folder(track: int) -> str:
+    """The folder of audio track ``track``'s rendition (counted from 0):
+    ``audio``, then ``audio2``, ``audio3``..."""
+    return AUDIO_NAME if track == 0 else f"{AUDIO_NAME}{track + 1}"
 
 
 class DynamicRange(enum.StrEnum):
@@ -134,12 +140,13 @@ def parse_ladder(raw: str) -> tuple[Rung, ...]:
         if (
             not isinstance(name, str)
             or not _RUNG_NAME.match(name)
-            or name == AUDIO_NAME
+            or _AUDIO_FOLDER.fullmatch(name)
             or name.endswith(HDR_SUFFIX)
         ):
             raise ValueError(
                 f"bad rung name {name!r}: use 1-32 letters, digits, '-' or '_' "
-                f"(not {AUDIO_NAME!r}, not ending {HDR_SUFFIX!r})"
+                f"(not {AUDIO_NAME!r} nor {AUDIO_NAME!r} and digits, not ending "
+                f"{HDR_SUFFIX!r})"
             )
         if not _positive_int(short_side) or short_side % 2:
             raise ValueError(f"rung {name}: shortSide must be a positive even integer")
@@ -171,8 +178,8 @@ class Source:
     #: Degrees of the display matrix (or legacy ``rotate`` tag).
     rotation: int = 0
     sample_aspect_ratio: Fraction = Fraction(1)
-    #: The first audio track's language (BCP 47), ``und`` when untagged.
-    audio_language: str = UNDETERMINED
+    #: Every audio track's language (BCP 47, ``und`` when untagged), in order.
+    audio_languages: tuple[str, ...] = ()
     #: From the video's transfer characteristic: PQ or HLG is HDR.
     dynamic_range: DynamicRange = DynamicRange.SDR
     #: Bits per sample of the decoded picture (10 for HDR from a phone).

@@ -134,6 +134,56 @@ class Rendition:
 
 
 @dataclasses.dataclass(frozen=True)
+class AudioTrack:
+    """One audio rendition as it was produced, the default first: its
+    language and NAME, and its EBU R128 loudness (``{"integrated": LUFS,
+    "truePeak": dBTP}``, a value left out for silence) in the source and as
+    encoded, where they were measured."""
+
+    language: str
+    name: str
+    playlist: str
+    source_loudness: Mapping[str, Any] | None = None
+    loudness: Mapping[str, Any] | None = None
+    #: Whether its loudness was normalized (not for silence, nor with the
+    #: normalization off).
+    normalized: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> AudioTrack:
+        return cls(
+            language=str(raw["language"]),
+            name=str(raw["name"]),
+            playlist=str(raw["playlist"]),
+            source_loudness=raw.get("source_loudness"),
+            loudness=raw.get("loudness"),
+            normalized=bool(raw.get("normalized", False)),
+        )
+
+    def to_public(self, *, default: bool) -> dict[str, Any]:
+        return {
+            "language": self.language,
+            "name": self.name,
+            "default": default,
+            "normalized": self.normalized,
+            "sourceLoudness": _loudness(self.source_loudness),
+            "loudness": _loudness(self.loudness),
+        }
+
+
+def _loudness(measured: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if measured is None:
+        return None
+    return {
+        "integrated": measured.get("integrated"),
+        "truePeak": measured.get("truePeak"),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
 class Video:
     """A video record as stored in the table (attribute names are the item's)."""
 
@@ -163,6 +213,7 @@ class Video:
     width: int | None = None
     height: int | None = None
     renditions: tuple[Rendition, ...] = ()
+    audio_tracks: tuple[AudioTrack, ...] = ()
     playback: str | None = None
     poster: str | None = None
     sprite: str | None = None
@@ -224,7 +275,7 @@ class Video:
             value = getattr(self, field.name)
             if value is None or value == "" or value == ():
                 continue
-            if field.name == "renditions":
+            if field.name in ("renditions", "audio_tracks"):
                 value = [to_dynamo(r.to_dict()) for r in value]
             elif field.name == "status":
                 value = str(value)
@@ -238,6 +289,9 @@ class Video:
         raw["status"] = Status(raw["status"])
         raw["renditions"] = tuple(
             Rendition.from_dict(r) for r in raw.get("renditions", ())
+        )
+        raw["audio_tracks"] = tuple(
+            AudioTrack.from_dict(t) for t in raw.get("audio_tracks", ())
         )
         for int_field in (
             "size",
@@ -325,6 +379,10 @@ class Video:
                     "psnr": r.psnr,
                 }
                 for r in self.renditions
+            ],
+            "audioTracks": [
+                track.to_public(default=not index)
+                for index, track in enumerate(self.audio_tracks)
             ],
             "playbackPath": self.playback if self.playable else None,
             "playbackUrl": url(self.playback) if self.playable else None,

@@ -25,6 +25,7 @@ from typing import Any
 
 from vod.ladder import GOP_SECONDS, SEGMENT_SECONDS, DynamicRange, Plan, Variant
 from vod.languages import UNDETERMINED
+from vod.loudness import LoudnessTarget
 
 GOPS_PER_SEGMENT = SEGMENT_SECONDS // GOP_SECONDS
 #: The first chunk: one segment, the first thing a viewer needs.
@@ -179,8 +180,11 @@ class TranscodePlan:
     chunks: tuple[Chunk, ...]
     #: Source frame rate (the average when variable), for accurate seeking.
     source_frame_rate: Fraction = Fraction(0)
-    #: The audio track's language (BCP 47), for the master playlist.
-    audio_language: str = UNDETERMINED
+    #: With audio: the language (BCP 47) of each source audio track that
+    #: becomes a rendition, in order (track N is ffmpeg's ``0:a:N``).
+    audio_languages: tuple[str, ...] = (UNDETERMINED,)
+    #: What every audio rendition is normalized to; None leaves it as it is.
+    loudness: LoudnessTarget | None = None
     #: The source's dynamic range: a PQ or HLG source is tone-mapped to SDR
     #: for ``variants``.
     source_range: DynamicRange = DynamicRange.SDR
@@ -195,6 +199,11 @@ class TranscodePlan:
     def video_variants(self) -> tuple[Variant, ...]:
         """Every video rung, the SDR ladder's first."""
         return self.variants + self.hdr_variants
+
+    @property
+    def audio_tracks(self) -> tuple[str, ...]:
+        """The languages of the audio renditions; none without audio."""
+        return self.audio_languages if self.has_audio else ()
 
     @property
     def ladder(self) -> Plan:
@@ -227,7 +236,8 @@ class TranscodePlan:
             "hdrVariants": [_variant_dict(v) for v in self.hdr_variants],
             "hdr10": self.hdr10,
             "hasAudio": self.has_audio,
-            "audioLanguage": self.audio_language,
+            "audioLanguages": list(self.audio_languages),
+            "loudness": self.loudness.to_dict() if self.loudness else None,
             "videoStream": self.video_stream,
             "preset": self.preset,
             "seekable": self.seekable,
@@ -249,7 +259,18 @@ class TranscodePlan:
             hdr_variants=tuple(_variant(v) for v in raw.get("hdrVariants", [])),
             hdr10=str(raw.get("hdr10", "")),
             has_audio=bool(raw["hasAudio"]),
-            audio_language=str(raw.get("audioLanguage", UNDETERMINED)),
+            # A plan stored before alternate audio names one language.
+            audio_languages=tuple(
+                str(language)
+                for language in raw.get(
+                    "audioLanguages", [raw.get("audioLanguage", UNDETERMINED)]
+                )
+            ),
+            loudness=(
+                LoudnessTarget.from_dict(raw["loudness"])
+                if raw.get("loudness")
+                else None
+            ),
             video_stream=int(raw.get("videoStream", 0)),
             preset=str(raw["preset"]),
             seekable=bool(raw.get("seekable", False)),

@@ -16,6 +16,12 @@ from collections.abc import Mapping
 
 from vod.costs import FARGATE_LIST_PRICES
 from vod.ladder import DEFAULT_LADDER, SEGMENT_SECONDS, Rung, parse_ladder
+from vod.loudness import (
+    DEFAULT_LOUDNESS,
+    TARGET_LUFS_RANGE,
+    TRUE_PEAK_RANGE,
+    LoudnessTarget,
+)
 
 
 class MissingSetting(RuntimeError):
@@ -62,6 +68,10 @@ class Env:
     TASK_MEMORY_MIB = "VOD_TASK_MEMORY_MIB"
     USD_PER_VCPU_HOUR = "VOD_USD_PER_VCPU_HOUR"
     USD_PER_GB_HOUR = "VOD_USD_PER_GB_HOUR"
+    MAX_AUDIO_TRACKS = "VOD_MAX_AUDIO_TRACKS"
+    #: A number, or LOUDNESS_OFF for no loudness normalization.
+    LOUDNESS_TARGET_LUFS = "VOD_LOUDNESS_TARGET_LUFS"
+    LOUDNESS_TRUE_PEAK_DBTP = "VOD_LOUDNESS_TRUE_PEAK_DBTP"
     # MediaConvert transcoder
     MEDIACONVERT_ROLE_ARN = "VOD_MEDIACONVERT_ROLE_ARN"
     MEDIACONVERT_JOB_TEMPLATE = "VOD_MEDIACONVERT_JOB_TEMPLATE"
@@ -338,6 +348,10 @@ class WorkerSettings:
     task_memory_mib: int = 4096
     usd_per_vcpu_hour: float = FARGATE_LIST_PRICES["x86_64"][0]
     usd_per_gb_hour: float = FARGATE_LIST_PRICES["x86_64"][1]
+    #: A source's first this many audio tracks become audio renditions.
+    max_audio_tracks: int = 4
+    #: What every audio rendition is normalized to; None leaves it as it is.
+    loudness: LoudnessTarget | None = DEFAULT_LOUDNESS
 
     def time_budget(self, media_seconds: float) -> float:
         """Wall seconds a task that encodes ``media_seconds`` may take."""
@@ -407,7 +421,12 @@ class WorkerSettings:
             usd_per_gb_hour=read_float(
                 Env.USD_PER_GB_HOUR, env, default=cls.usd_per_gb_hour
             ),
+            max_audio_tracks=read_int(
+                Env.MAX_AUDIO_TRACKS, env, default=cls.max_audio_tracks
+            ),
+            loudness=read_loudness(env),
         )
+        _in_range(Env.MAX_AUDIO_TRACKS, settings.max_audio_tracks, 1)
         _in_range(Env.MAX_RECEIVE_COUNT, settings.max_receive_count, 1, 1000)
         # SQS keeps a message invisible for at most 12 hours.
         _in_range(
@@ -444,3 +463,45 @@ class WorkerSettings:
                     f"environment variable {name} must be above 0, got {value}"
                 )
         return settings
+
+
+#: ``Env.LOUDNESS_TARGET_LUFS`` of a stack with the normalization off.
+LOUDNESS_OFF = "off"
+
+
+def loudness_environment(target: LoudnessTarget | None) -> dict[str, str]:
+    """The variables that carry ``target`` to the worker or the ingest
+    function (``read_loudness`` reads them)."""
+    if target is None:
+        return {Env.LOUDNESS_TARGET_LUFS: LOUDNESS_OFF}
+    return {
+        Env.LOUDNESS_TARGET_LUFS: f"{target.integrated:g}",
+        Env.LOUDNESS_TRUE_PEAK_DBTP: f"{target.true_peak:g}",
+    }
+
+
+def read_loudness(env: Mapping[str, str] | None = None) -> LoudnessTarget | None:
+    """The audio's loudness target (default -16 LUFS, -1 dBTP); None when
+    the stack turned the normalization off."""
+    default = DEFAULT_LOUDNESS
+    if read_str(Env.LOUDNESS_TARGET_LUFS, env, default="").lower() == LOUDNESS_OFF:
+        return None
+    target = LoudnessTarget(
+        integrated=read_float(
+            Env.LOUDNESS_TARGET_LUFS, env, default=default.integrated
+        ),
+        true_peak=read_float(
+            Env.LOUDNESS_TRUE_PEAK_DBTP, env, default=default.true_peak
+        ),
+    )
+    for name, value, (low, high) in (
+        (Env.LOUDNESS_TARGET_LUFS, target.integrated, TARGET_LUFS_RANGE),
+        (Env.LOUDNESS_TRUE_PEAK_DBTP, target.true_peak, TRUE_PEAK_RANGE),
+    ):
+        if not low <= value <= high:
+            raise MissingSetting(
+                f"environment variable {name} must be from {low:g} to {high:g}"
+                f"{' or off' if name == Env.LOUDNESS_TARGET_LUFS else ''}, "
+                f"got {value:g}"
+            )
+    return target

@@ -11,7 +11,8 @@ import boto3
 
 from lambdas.mediaconvert.job import create_job_request
 from vod.jobs import JobMessage
-from vod.settings import Env, read_str
+from vod.loudness import DEFAULT_LOUDNESS, LoudnessTarget
+from vod.settings import Env, read_loudness, read_str
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +24,10 @@ class MediaConvertJobSender:
         role_arn: str,
         template_name: str,
         output_bucket: str,
+        loudness: LoudnessTarget | None = DEFAULT_LOUDNESS,
         mediaconvert: Any = None,
     ) -> None:
+        self._loudness = loudness
         self._role_arn = role_arn
         self._template_name = template_name
         self._output_bucket = output_bucket
@@ -38,6 +41,7 @@ class MediaConvertJobSender:
             role_arn=read_str(Env.MEDIACONVERT_ROLE_ARN, env),
             template_name=read_str(Env.MEDIACONVERT_JOB_TEMPLATE, env),
             output_bucket=read_str(Env.OUTPUT_BUCKET, env),
+            loudness=read_loudness(env),
         )
 
     def send(self, job: JobMessage) -> None:
@@ -47,6 +51,7 @@ class MediaConvertJobSender:
                 output_bucket=self._output_bucket,
                 role_arn=self._role_arn,
                 template_name=self._template_name,
+                loudness=self._loudness,
             )
         )
         logger.info(

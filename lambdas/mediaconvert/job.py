@@ -12,14 +12,19 @@ the template, the jobs and the reading of their outputs cannot drift apart.
 How the template mirrors the Fargate worker (``vod.ladder``): the same rung
 names and bitrate caps (QVBR with MaxBitrate, a buffer of two seconds at the
 cap), 6 s fMP4 HLS segments (a CMAF group writing only the HLS manifest), a
-closed 2 s GOP with no scene-cut keyframes, one AAC-LC stereo rendition and a
-poster JPEG. A job template is static, so what the worker plans per source
-becomes a per-rung bounding box: each rung fits its 16:9 frame into a square
+closed 2 s GOP with no scene-cut keyframes, one AAC-LC stereo rendition
+(its language the source track's, its loudness normalized to the same
+target, ITU-R BS.1770-3 with a true-peak limiter) and a poster JPEG. A job
+template is static, so what the worker plans per source becomes a per-rung
+bounding box: each rung fits its 16:9 frame into a square
 of the frame's long side without upscaling, which gives landscape and portrait
 16:9 sources exactly the worker's sizes. A source smaller than a rung gets
 that rung at its own size rather than no rung, other aspect ratios keep their
 shape inside the box, the caps are not lowered to the source's bitrate, frame
-rates follow the source, and a source without audio gets a silent audio track.
+rates follow the source, a source without audio gets a silent audio track,
+and only the source's first audio track is kept: a template cannot know how
+many a source has, and a selector for a track the source lacks falls back to
+the first track, which would list it twice.
 
 Every picture output (the rungs and the poster) is converted to BT.709 SDR
 and says so: an HDR source (PQ or HLG, which MediaConvert detects from the
@@ -53,6 +58,7 @@ from vod.ladder import (
     SEGMENT_SECONDS,
     Rung,
 )
+from vod.loudness import DEFAULT_LOUDNESS, QUIET_FLOOR_LUFS, LoudnessTarget
 from vod.model import Rendition
 from vod.settings import Env, read_float
 
@@ -112,9 +118,13 @@ def rendition_playlist(rung: Rung) -> str:
     return f"{MASTER_BASE}_{rung.name}.m3u8"
 
 
-def template_settings(ladder: Sequence[Rung] = DEFAULT_LADDER) -> dict[str, Any]:
+def template_settings(
+    ladder: Sequence[Rung] = DEFAULT_LADDER,
+    loudness: LoudnessTarget | None = DEFAULT_LOUDNESS,
+) -> dict[str, Any]:
     """The job template's ``SettingsJson`` (MediaConvert's JobTemplateSettings):
-    everything but the input file and the output locations."""
+    everything but the input file and the output locations. ``loudness``
+    None leaves the audio's loudness as it is."""
     rungs = _largest_first(ladder)
     return {
         "TimecodeConfig": {"Source": "ZEROBASED"},
@@ -143,7 +153,10 @@ def template_settings(ladder: Sequence[Rung] = DEFAULT_LADDER) -> dict[str, Any]
                         "CodecSpecification": "RFC_6381",
                     },
                 },
-                "Outputs": [*(_video_output(rung) for rung in rungs), _audio_output()],
+                "Outputs": [
+                    *(_video_output(rung) for rung in rungs),
+                    _audio_output(loudness),
+                ],
             },
             {
                 "Name": "Poster",
@@ -158,13 +171,16 @@ def template_settings(ladder: Sequence[Rung] = DEFAULT_LADDER) -> dict[str, Any]
 
 
 def job_settings(
-    source_uri: str, destination_uri: str, ladder: Sequence[Rung] = DEFAULT_LADDER
+    source_uri: str,
+    destination_uri: str,
+    ladder: Sequence[Rung] = DEFAULT_LADDER,
+    loudness: LoudnessTarget | None = DEFAULT_LOUDNESS,
 ) -> dict[str, Any]:
     """The template's settings with the input file and the output locations
     (``destination_uri`` ends with '/'). The job spells out its whole output
     groups, as AWS's own VOD solution does, so that nothing depends on how
     MediaConvert merges a job's groups into its template's."""
-    settings = template_settings(ladder)
+    settings = template_settings(ladder, loudness)
     settings["Inputs"][0]["FileInput"] = source_uri
     hls, poster = settings["OutputGroups"]
     hls["OutputGroupSettings"]["CmafGroupSettings"]["Destination"] = (
@@ -183,6 +199,7 @@ def create_job_request(
     role_arn: str,
     template_name: str,
     ladder: Sequence[Rung] = DEFAULT_LADDER,
+    loudness: LoudnessTarget | None = DEFAULT_LOUDNESS,
 ) -> dict[str, Any]:
     """The keyword arguments of ``CreateJob`` for one upload."""
     return {
@@ -192,6 +209,7 @@ def create_job_request(
             f"s3://{job.bucket}/{job.key}",
             f"s3://{output_bucket}/{output_prefix(job.video_id)}",
             ladder,
+            loudness,
         ),
         "UserMetadata": {VIDEO_ID_KEY: job.video_id, PIPELINE_KEY: template_name},
         "StatusUpdateInterval": STATUS_UPDATE_INTERVAL,
@@ -373,7 +391,33 @@ def _to_bt709() -> dict[str, Any]:
     }
 
 
-def _audio_output() -> dict[str, Any]:
+def _audio_output(loudness: LoudnessTarget | None) -> dict[str, Any]:
+    description: dict[str, Any] = {
+        "AudioSourceName": AUDIO_SELECTOR,
+        # The source track's language tag, as the worker's LANGUAGE.
+        "LanguageCodeControl": "FOLLOW_INPUT",
+        "CodecSettings": {
+            "Codec": "AAC",
+            "AacSettings": {
+                "CodecProfile": "LC",
+                "CodingMode": _AAC_CODING_MODES[AUDIO_CHANNELS],
+                "Bitrate": AUDIO_BITRATE,
+                "SampleRate": AUDIO_SAMPLE_RATE,
+                "RateControlMode": "CBR",
+            },
+        },
+    }
+    if loudness is not None:
+        description["AudioNormalizationSettings"] = {
+            # BS.1770-3: gated integrated loudness, as EBU R128 measures it.
+            "Algorithm": "ITU_BS_1770_3",
+            "AlgorithmControl": "CORRECT_AUDIO",
+            "TargetLkfs": loudness.integrated,
+            "PeakCalculation": "TRUE_PEAK",
+            "TruePeakLimiterThreshold": loudness.true_peak,
+            # Like the worker, silence and hiss are not raised to the target.
+            "CorrectionGateLevel": int(QUIET_FLOOR_LUFS),
+        }
     return {
         "NameModifier": f"_{AUDIO_NAME}",
         "ContainerSettings": {
@@ -383,21 +427,7 @@ def _audio_output() -> dict[str, Any]:
                 "AudioTrackType": "ALTERNATE_AUDIO_AUTO_SELECT_DEFAULT",
             },
         },
-        "AudioDescriptions": [
-            {
-                "AudioSourceName": AUDIO_SELECTOR,
-                "CodecSettings": {
-                    "Codec": "AAC",
-                    "AacSettings": {
-                        "CodecProfile": "LC",
-                        "CodingMode": _AAC_CODING_MODES[AUDIO_CHANNELS],
-                        "Bitrate": AUDIO_BITRATE,
-                        "SampleRate": AUDIO_SAMPLE_RATE,
-                        "RateControlMode": "CBR",
-                    },
-                },
-            }
-        ],
+        "AudioDescriptions": [description],
     }
 
 

@@ -1,6 +1,6 @@
-"""The ffmpeg runs of a transcode: every rung and the audio in one run (a
-short source), or one chunk's rungs, or the whole source's audio (a long
-source, encoded by many workers at once).
+"""The ffmpeg runs of a transcode: every rung and the audio tracks in one run
+(a short source), or one chunk's rungs, or the whole source's audio tracks
+(a long source, encoded by many workers at once).
 
 Every run decodes once, converts to the plan's constant frame rate, splits,
 scales per rung and encodes each rung with the same x264 settings, whether
@@ -46,10 +46,10 @@ from pathlib import Path
 from vod.ladder import (
     AUDIO_BITRATE,
     AUDIO_CHANNELS,
-    AUDIO_NAME,
     AUDIO_SAMPLE_RATE,
     DynamicRange,
     Variant,
+    audio_folder,
 )
 from vod.plan import GOPS_PER_SEGMENT, Chunk, TranscodePlan, segmenter_seconds
 from worker.errors import Interrupted, Unprocessable, tool_message
@@ -113,16 +113,28 @@ def _base(source: str, *, seek: list[str] | None = None) -> list[str]:
     ]
 
 
-def single_command(source: str, plan: TranscodePlan, out_dir: Path) -> list[str]:
+def single_command(
+    source: str,
+    plan: TranscodePlan,
+    out_dir: Path,
+    *,
+    audio_filters: Sequence[str | None] = (),
+) -> list[str]:
     """Every rung and the audio of a whole source in one run: one folder per
-    rung (and ``audio/``) under ``out_dir``, each with its playlist, init
-    segment and media segments."""
+    rung and per audio track (``audio/``, ``audio2/``...) under ``out_dir``,
+    each with its playlist, init segment and media segments.
+    ``audio_filters`` has each track's filter (its loudness normalization),
+    or None for a track kept as it is."""
+    graph, maps = _audio_graph(plan, audio_filters)
     args = _base(source)
-    args += ["-filter_complex", _video_graph(plan, trim_start=False)]
+    args += [
+        "-filter_complex",
+        ";".join([_video_graph(plan, trim_start=False), *graph]),
+    ]
     args += _video_outputs(plan)
-    if plan.has_audio:
-        args += ["-map", "0:a:0", *audio_codec_args()]
-    entries = [f"a:0,name:{AUDIO_NAME}"] if plan.has_audio else []
+    if maps:
+        args += [*maps, *audio_codec_args()]
+    entries = _audio_entries(plan)
     entries += _video_entries(plan)
     cut = segmenter_seconds(plan.frame_rate, plan.gop_frames * GOPS_PER_SEGMENT)
     return args + hls_muxer_args(out_dir, " ".join(entries), cut)
@@ -193,20 +205,55 @@ def preroll_frames(plan: TranscodePlan, chunk: Chunk) -> int:
     return PREROLL_GOPS * plan.gop_frames if chunk.first_frame else 0
 
 
-def audio_command(source: str, plan: TranscodePlan, out_dir: Path) -> list[str]:
-    """The audio rendition of the whole source, in ``out_dir/audio/``. Its
-    playlist is rewritten after every segment (an EVENT playlist), so the
-    worker can publish the track's start while the rest is encoded."""
+def audio_command(
+    source: str,
+    plan: TranscodePlan,
+    out_dir: Path,
+    *,
+    audio_filters: Sequence[str | None] = (),
+) -> list[str]:
+    """The audio renditions of the whole source, one folder per track under
+    ``out_dir`` (``audio/``, ``audio2/``...), with ``audio_filters`` as in
+    ``single_command``. Their playlists are rewritten after every segment
+    (EVENT playlists), so the worker can publish the tracks' start while the
+    rest is encoded."""
+    graph, maps = _audio_graph(plan, audio_filters)
     args = _base(source)
-    args += ["-map", "0:a:0", "-vn", *audio_codec_args()]
+    if graph:
+        args += ["-filter_complex", ";".join(graph)]
+    args += [*maps, "-vn", *audio_codec_args()]
     cut = segmenter_seconds(plan.frame_rate, plan.gop_frames * GOPS_PER_SEGMENT)
     return args + hls_muxer_args(
-        out_dir, f"a:0,name:{AUDIO_NAME}", cut, playlist_type="event"
+        out_dir, " ".join(_audio_entries(plan)), cut, playlist_type="event"
     )
 
 
 def _video_entries(plan: TranscodePlan) -> list[str]:
     return [f"v:{i},name:{v.name}" for i, v in enumerate(plan.video_variants)]
+
+
+def _audio_graph(
+    plan: TranscodePlan, filters: Sequence[str | None]
+) -> tuple[list[str], list[str]]:
+    """Each audio track's filter chain (``[a0]``...) and the ``-map`` of
+    every track, in order: output audio stream N is source track N."""
+    graph: list[str] = []
+    maps: list[str] = []
+    for track in range(len(plan.audio_tracks)):
+        chain = filters[track] if track < len(filters) else None
+        if chain is None:
+            maps += ["-map", f"0:a:{track}"]
+        else:
+            graph.append(f"[0:a:{track}]{chain}[a{track}]")
+            maps += ["-map", f"[a{track}]"]
+    return graph, maps
+
+
+def _audio_entries(plan: TranscodePlan) -> list[str]:
+    return [
+        f"a:{track},name:{audio_folder(track)}"
+        for track in range(len(plan.audio_tracks))
+    ]
 
 
 def _video_graph(plan: TranscodePlan, *, trim_start: bool) -> str:

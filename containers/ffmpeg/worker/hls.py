@@ -17,8 +17,9 @@ video was encoded in one run or in chunks:
   source's among them tone-mapped; PQ or HLG for the HEVC rungs of the
   optional HDR ladder, listed after the SDR ones) and
   CLOSED-CAPTIONS=NONE (there are no CEA-608 captions in the video), and
-  one AAC audio rendition group when there is audio, with its NAME,
-  LANGUAGE, DEFAULT and AUTOSELECT;
+  one AAC audio rendition group when there is audio: a rendition per source
+  track, each with its NAME, LANGUAGE, DEFAULT (the first track) and
+  AUTOSELECT;
 - an I-frame playlist per rung (``EXT-X-I-FRAMES-ONLY``, no ffmpeg writes
   one): each GOP's keyframe as a byte range of its segment, from its
   fragment's ``moof`` to the end of the keyframe (``worker.fmp4``), lasting
@@ -32,7 +33,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from vod.ladder import AUDIO_BITRATE, AUDIO_NAME, SEGMENT_SECONDS, DynamicRange
+from vod.ladder import AUDIO_BITRATE, SEGMENT_SECONDS, DynamicRange
 from vod.languages import UNDETERMINED, language_name
 
 #: AAC-LC, the profile of ffmpeg's native AAC encoder.
@@ -123,6 +124,17 @@ def audio_name(language: str) -> str:
     return language_name(language)
 
 
+def audio_names(languages: Sequence[str]) -> list[str]:
+    """Each track's NAME, unique within the group as RFC 8216 requires: a
+    language's second track is ``English 2``."""
+    names: list[str] = []
+    for index, language in enumerate(languages):
+        name = audio_name(language)
+        earlier = sum(audio_name(other) == name for other in languages[:index])
+        names.append(f"{name} {earlier + 1}" if earlier else name)
+    return names
+
+
 @dataclasses.dataclass(frozen=True)
 class Rates:
     """Measured rates in bit/s: over the whole (AVERAGE-BANDWIDTH) and of the
@@ -193,21 +205,43 @@ def estimated_rates(max_bitrate: int) -> Rates:
 ESTIMATED_AUDIO = estimated_rates(AUDIO_BITRATE)
 
 
+@dataclasses.dataclass(frozen=True)
+class AudioRendition:
+    """One audio track as the master playlist lists it."""
+
+    folder: str
+    #: BCP 47.
+    language: str
+    #: Measured, or ESTIMATED_AUDIO before READY.
+    rates: Rates
+
+
 def master_playlist(
-    variants: Sequence[Variant], *, audio: Rates | None, language: str = UNDETERMINED
+    variants: Sequence[Variant], *, audio: Sequence[AudioRendition] = ()
 ) -> str:
-    """The master playlist; ``audio`` is the audio rendition's rates, or None
-    for a video without sound, and ``language`` its BCP 47 tag."""
+    """The master playlist; ``audio`` is the audio renditions, the default
+    first, and none for a video without sound. Every variant plays with
+    any of them, so its rates count the largest."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    if audio is not None:
+    names = audio_names([track.language for track in audio])
+    for index, (track, name) in enumerate(zip(audio, names, strict=True)):
+        default = "NO" if index else "YES"
         lines.append(
             f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",'
-            f'LANGUAGE="{language}",NAME="{audio_name(language)}",'
-            f'DEFAULT=YES,AUTOSELECT=YES,URI="{AUDIO_NAME}/index.m3u8"'
+            f'LANGUAGE="{track.language}",NAME="{name}",'
+            f'DEFAULT={default},AUTOSELECT=YES,URI="{track.folder}/index.m3u8"'
         )
+    largest = (
+        Rates(
+            max(track.rates.average for track in audio),
+            max(track.rates.peak for track in audio),
+        )
+        if audio
+        else None
+    )
     for variant in variants:
         own = variant.rates or estimated_rates(variant.max_bitrate)
-        total = own + audio if audio else own
+        total = own + largest if largest else own
         codecs = f"{variant.codecs},{AAC_LC_CODEC}" if audio else variant.codecs
         attributes = [
             f"BANDWIDTH={total.peak}",
@@ -218,7 +252,7 @@ def master_playlist(
             f"VIDEO-RANGE={variant.video_range}",
             "CLOSED-CAPTIONS=NONE",
         ]
-        if audio is not None:
+        if audio:
             attributes.append(f'AUDIO="{AUDIO_GROUP}"')
         lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), variant.playlist]
     for variant in variants:

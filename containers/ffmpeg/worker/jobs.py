@@ -13,7 +13,11 @@ task is taken up by the next delivery once its lease runs out.
   of an indexed source; its segments are numbered and timed as the whole
   video's. It takes the sprite's thumbnails and the poster that fall in its
   range from its own rungs.
-- The ``audio`` task encodes the whole source's audio once.
+- The ``audio`` task encodes the whole source's audio tracks once.
+- Every audio track is loudness-normalized in two passes (``worker.loudness``):
+  an audio-only run measures the source's tracks just before their encode
+  (in the one run, or inside the audio task, which does not hold up the
+  first chunk), and the encoded renditions are measured for the record.
 - Whoever finishes a task extends the growing playlists, so the start of the
   video plays while the rest is encoded; whoever finishes the last one
   stitches: final playlists, the sprite, then READY.
@@ -48,11 +52,12 @@ from vod.jobs import (
     chunk_task,
 )
 from vod.keys import MASTER_PLAYLIST, output_prefix
-from vod.ladder import AUDIO_NAME, hdr_variants, plan_ladder
 from vod.ladder import Rung as LadderRung
 from vod.ladder import Variant as Rung
+from vod.ladder import audio_folder, hdr_variants, plan_ladder
+from vod.loudness import LoudnessTarget
+from vod.model import AudioTrack, Status, Video
 from vod.model import Rendition as RecordRendition
-from vod.model import Status, Video
 from vod.plan import (
     GOPS_PER_SEGMENT,
     Chunk,
@@ -78,16 +83,19 @@ from worker.hls import (
     AAC_LC_CODEC,
     ESTIMATED_AUDIO,
     IFRAME_PLAYLIST,
+    AudioRendition,
     MediaPlaylist,
     Rates,
     Segment,
     Variant,
+    audio_names,
     iframe_rates,
     master_playlist,
     media_playlist,
 )
 from worker.ledger import ClaimState, Ledger
 from worker.logs import event
+from worker.loudness import Measurement, measure, normalize_filter
 from worker.probe import Media, describe, run_ffprobe
 from worker.publish import Publisher
 from worker.quality import Score, score_rungs
@@ -332,6 +340,8 @@ class Transcoder:
             chunk_seconds=self._settings.chunk_seconds,
             preset=self._settings.x264_preset,
             hdr_ladder=self._settings.hdr_ladder,
+            max_audio_tracks=self._settings.max_audio_tracks,
+            loudness=self._settings.loudness,
         )
 
     def _check_limits(self, media: Media) -> None:
@@ -371,8 +381,10 @@ class Transcoder:
         out = job_dir / "out"
         out.mkdir()
         started = self._clock()
+        measured = self._measure_source(str(source), plan, job_dir, run)
+        filters = _normalize_filters(plan, measured)
         self._encode(
-            single_command(str(source), plan, out),
+            single_command(str(source), plan, out, audio_filters=filters),
             job_dir,
             run,
             self._credits(job, video, limit=plan.duration),
@@ -380,7 +392,10 @@ class Transcoder:
         )
         rungs = [collect(out, v.name, video=True) for v in plan.variants]
         hdr = [collect(out, v.name, video=True) for v in plan.hdr_variants]
-        audio = collect(out, AUDIO_NAME, video=False) if plan.has_audio else None
+        audios = [
+            collect(out, audio_folder(t), video=False)
+            for t in range(len(plan.audio_tracks))
+        ]
         event(
             "encode.finished",
             videoId=video.id,
@@ -393,7 +408,7 @@ class Transcoder:
         sheet = _sprite_sheet(plan)
         keyframes = _keyframe_count(rungs[-1].duration, plan)
         thumbs = self._thumbnails(rungs[-1], sheet, 0, keyframes, job_dir)
-        files = {**_rendition_files(prefix, [*rungs, *hdr], audio)}
+        files = {**_rendition_files(prefix, [*rungs, *hdr], audios)}
         files[prefix + POSTER_NAME] = self._poster(rungs[0], plan, 0, job_dir)
         sprite = tile([path for _, path in thumbs], sheet, job_dir / SPRITE_NAME)
         files[prefix + SPRITE_NAME] = sprite
@@ -409,13 +424,19 @@ class Transcoder:
             f"{rung.name}/{VARIANT_PLAYLIST}": media_playlist(
                 rung.published(), complete=True
             )
-            for rung in [*rungs, *hdr, *([audio] if audio else [])]
+            for rung in [*rungs, *hdr, *audios]
         }
         texts |= _iframe_playlists({r.name: r.iframes for r in [*rungs, *hdr]})
         texts[MASTER_PLAYLIST] = master_playlist(
             variants,
-            audio=audio.rates() if audio else None,
-            language=plan.audio_language,
+            audio=[
+                AudioRendition(audio.name, language, audio.rates())
+                for audio, language in zip(audios, plan.audio_tracks, strict=True)
+            ],
+        )
+        outputs = self._measure_outputs(audios, job_dir, run)
+        tracks = _audio_tracks(
+            prefix, plan, _loudness_facts(measured, outputs, filters)
         )
         for name, text in texts.items():
             path = playlists / name
@@ -425,7 +446,7 @@ class Transcoder:
         run.check()
         uploaded = self._storage.upload(self._settings.output_bucket, files)
         event("outputs.uploaded", videoId=video.id, files=uploaded)
-        self._ready(video, plan, variants, scores, run, task=VIDEO_TASK)
+        self._ready(video, plan, variants, scores, tracks, run, task=VIDEO_TASK)
         return Result(Outcome.READY)
 
     # --- chunks and audio ------------------------------------------------------------
@@ -480,7 +501,7 @@ class Transcoder:
             niceness=LATER_CHUNK_NICENESS if chunk.index else 0,
         )
         prefix = output_prefix(video.id)
-        files = _rendition_files(prefix, rungs, None)
+        files = _rendition_files(prefix, rungs, [])
         # The images come from the SDR rungs (the first, the last).
         rungs, hdr = rungs[: len(plan.variants)], rungs[len(plan.variants) :]
         keyframes = _keyframe_count(rungs[0].duration, plan)
@@ -549,13 +570,16 @@ class Transcoder:
         source = self._source(video, plan, job_dir, expires=budget)
         out = job_dir / "out"
         out.mkdir()
+        measured = self._measure_source(source, plan, job_dir, run)
+        filters = _normalize_filters(plan, measured)
         self._encode(
-            audio_command(source, plan, out),
+            audio_command(source, plan, out, audio_filters=filters),
             job_dir,
             run,
             AudioSoFar(
-                out / AUDIO_NAME,
-                prefix=f"{output_prefix(video.id)}{AUDIO_NAME}/",
+                out,
+                len(plan.audio_tracks),
+                prefix=output_prefix(video.id),
                 upload=lambda files: self._storage.upload(
                     self._settings.output_bucket, files
                 ),
@@ -569,19 +593,30 @@ class Transcoder:
             ),
             source_label=source,
         )
-        audio = collect(out, AUDIO_NAME, video=False)
-        if not audio.segments:
-            raise Unprocessable("the audio track could not be decoded")
+        audios = [
+            collect(out, audio_folder(t), video=False)
+            for t in range(len(plan.audio_tracks))
+        ]
+        if not all(audio.segments for audio in audios):
+            raise Unprocessable("an audio track could not be decoded")
         prefix = output_prefix(video.id)
         self._storage.upload(
-            self._settings.output_bucket, _rendition_files(prefix, [], audio)
+            self._settings.output_bucket, _rendition_files(prefix, [], audios)
         )
-        measured = audio.rates()
+        outputs = self._measure_outputs(audios, job_dir, run)
         facts = {
-            "durations": [seconds for _, seconds in audio.segments],
-            "init": audio.init,
-            "bytes": sum(audio.sizes()),
-            "peak": measured.peak,
+            "tracks": [
+                {
+                    "durations": [seconds for _, seconds in audio.segments],
+                    "init": audio.init,
+                    "bytes": sum(audio.sizes()),
+                    "peak": audio.rates().peak,
+                    **loudness,
+                }
+                for audio, loudness in zip(
+                    audios, _loudness_facts(measured, outputs, filters), strict=True
+                )
+            ]
         }
         done = self._ledger.finish(
             video.id,
@@ -590,7 +625,12 @@ class Transcoder:
             wall_seconds=run.wall_seconds,
             facts=json.dumps(facts, separators=(",", ":")),
         )
-        event("audio.finished", videoId=video.id, segments=len(audio.segments))
+        event(
+            "audio.finished",
+            videoId=video.id,
+            tracks=len(audios),
+            segments=len(audios[0].segments),
+        )
         return self._advance(done, run)
 
     # --- growing, then stitching -------------------------------------------------
@@ -635,11 +675,7 @@ class Transcoder:
         self._publisher.media_playlists(prefix, texts, version=ready, final=False)
         self._publisher.master(
             prefix,
-            master_playlist(
-                variants,
-                audio=ESTIMATED_AUDIO if plan.has_audio else None,
-                language=plan.audio_language,
-            ),
+            master_playlist(variants, audio=facts.audio_renditions(measured=False)),
             final=False,
         )
         if self._ledger.mark_playable(
@@ -708,12 +744,15 @@ class Transcoder:
         ]
         self._publisher.master(
             prefix,
-            master_playlist(
-                variants, audio=facts.audio_rates(), language=plan.audio_language
-            ),
+            master_playlist(variants, audio=facts.audio_renditions(measured=True)),
             final=True,
         )
-        self._ready(video, plan, variants, facts.scores(total), run, task=STITCH_TASK)
+        tracks = _audio_tracks(
+            prefix, plan, facts.audio["tracks"] if facts.audio else []
+        )
+        self._ready(
+            video, plan, variants, facts.scores(total), tracks, run, task=STITCH_TASK
+        )
         self._storage.delete(bucket, thumb_keys + iframe_keys)
 
     def _ready(
@@ -722,6 +761,7 @@ class Transcoder:
         plan: TranscodePlan,
         variants: Sequence[Variant],
         scores: Mapping[str, Score],
+        audio_tracks: Sequence[AudioTrack],
         run: TaskRun,
         *,
         task: str,
@@ -763,6 +803,7 @@ class Transcoder:
                 ).to_dict()
                 for v in variants
             ],
+            "audio_tracks": [track.to_dict() for track in audio_tracks],
             "playback": prefix + MASTER_PLAYLIST,
             "poster": prefix + POSTER_NAME,
             "sprite": prefix + SPRITE_NAME,
@@ -864,7 +905,7 @@ class Transcoder:
         source_label: str,
         niceness: int = 0,
     ) -> None:
-        try:
+        with self._interruptible(run):
             run_encode(
                 args,
                 log_path=job_dir / "ffmpeg.log",
@@ -873,6 +914,48 @@ class Transcoder:
                 source_label=source_label,
                 niceness=niceness,
             )
+
+    def _measure_source(
+        self, source: str, plan: TranscodePlan, job_dir: Path, run: TaskRun
+    ) -> list[Measurement | None]:
+        """The first pass: each audio track's loudness in the source (none
+        measured with the normalization off)."""
+        if plan.loudness is None or not plan.audio_tracks:
+            return [None] * len(plan.audio_tracks)
+        streams = [f"0:a:{track}" for track in range(len(plan.audio_tracks))]
+        with self._interruptible(run):
+            return list(
+                measure(
+                    [source],
+                    streams,
+                    log_path=job_dir / "loudness.log",
+                    cancel=run.cancel,
+                    source_label=source,
+                )
+            )
+
+    def _measure_outputs(
+        self, audios: Sequence[Rendition], job_dir: Path, run: TaskRun
+    ) -> list[Measurement]:
+        """Each encoded audio rendition's loudness, for the record."""
+        if not audios:
+            return []
+        joined = [
+            str(join_rendition(a.folder / a.init, a.paths(), job_dir / f"{a.name}.mp4"))
+            for a in audios
+        ]
+        streams = [f"{index}:a:0" for index in range(len(joined))]
+        with self._interruptible(run):
+            return measure(
+                joined, streams, log_path=job_dir / "loudness.log", cancel=run.cancel
+            )
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _interruptible(run: TaskRun) -> Iterator[None]:
+        """An ffmpeg run stopped by ``run``: its budget or the worker's stop."""
+        try:
+            yield
         except Interrupted:
             run.check()
             raise
@@ -937,9 +1020,12 @@ def plan_transcode(
     ladder: tuple[LadderRung, ...],
     chunk_seconds: int,
     preset: str,
+    max_audio_tracks: int = WorkerSettings.max_audio_tracks,
+    loudness: LoudnessTarget | None = None,
     hdr_ladder: bool = False,
 ) -> TranscodePlan:
-    """The plan of a probed source: its ladder, and one run or chunks. With
+    """The plan of a probed source: its ladder, its first
+    ``max_audio_tracks`` audio tracks, and one run or chunks. With
     ``hdr_ladder``, a PQ or HLG source of 10 bits or more also gets HDR
     rungs (an 8-bit one has no more to show in 10-bit HEVC than in SDR)."""
     rungs = plan_ladder(media.source, ladder)
@@ -960,7 +1046,8 @@ def plan_transcode(
         seekable=media.seekable,
         chunks=chunks,
         source_frame_rate=_source_rate(media),
-        audio_language=source.audio_language,
+        audio_languages=source.audio_languages[:max_audio_tracks],
+        loudness=loudness,
         source_range=source.dynamic_range,
         hdr_variants=hdr_variants(rungs.variants, source.dynamic_range) if hdr else (),
         hdr10=media.hdr10 if hdr else "",
@@ -969,20 +1056,21 @@ def plan_transcode(
 
 class AudioSoFar:
     """While the audio task encodes, each second: the segments ffmpeg has
-    finished go up, the record learns how far the track reaches, and the
-    playlists grow. The whole track of a long source takes minutes; its
+    finished go up, the record learns how far each track reaches, and the
+    playlists grow. The whole tracks of a long source take minutes; their
     start takes a second, so the video plays once its first chunk is done."""
 
     def __init__(
         self,
-        folder: Path,
+        out_dir: Path,
+        tracks: int,
         *,
         prefix: str,
         upload: Callable[[dict[str, Path]], object],
         reached: Callable[[dict[str, Any]], None],
         clock: Callable[[], float],
     ) -> None:
-        self._folder = folder
+        self._folders = [out_dir / audio_folder(track) for track in range(tracks)]
         self._prefix = prefix
         self._upload = upload
         self._reached = reached
@@ -995,35 +1083,47 @@ class AudioSoFar:
         if now - self._last < AUDIO_PUBLISH_SECONDS:
             return
         self._last = now
-        playlist = self._folder / VARIANT_PLAYLIST
-        if not playlist.is_file():
+        reports = []
+        files: dict[str, Path] = {}
+        for folder in self._folders:
+            finished = self._finished(folder)
+            if finished is None:
+                return
+            init_name, segments = finished
+            reports.append(
+                {"durations": [seconds for _, seconds in segments], "init": init_name}
+            )
+            for name in [init_name, *(uri for uri, _ in segments)]:
+                key = f"{self._prefix}{folder.name}/{name}"
+                if key not in self._uploaded:
+                    files[key] = folder / name
+        if not files:
             return
+        self._upload(files)
+        self._uploaded |= set(files)
+        self._reached({"tracks": reports})
+
+    @staticmethod
+    def _finished(folder: Path) -> tuple[str, list[tuple[str, float]]] | None:
+        """The published init name and the finished segments of one track,
+        None before it has both."""
+        playlist = folder / VARIANT_PLAYLIST
+        if not playlist.is_file():
+            return None
         listed = MediaPlaylist.parse(playlist.read_text())
         # ffmpeg lists a segment once it has closed it; a playlist read while
         # ffmpeg rewrites it may end early, never with a name cut short.
         segments = [
             (uri, seconds)
             for uri, seconds in listed.segments
-            if _SEGMENT.fullmatch(uri) and (self._folder / uri).is_file()
+            if _SEGMENT.fullmatch(uri) and (folder / uri).is_file()
         ]
         if not listed.init or not segments:
-            return
-        init = (self._folder / listed.init).read_bytes()
+            return None
+        init = (folder / listed.init).read_bytes()
         init_name = fmp4.content_name(init)
-        files = {
-            self._prefix + uri: self._folder / uri
-            for uri, _ in segments
-            if uri not in self._uploaded
-        }
-        if not files:
-            return
-        (self._folder / init_name).write_bytes(init)
-        files[self._prefix + init_name] = self._folder / init_name
-        self._upload(files)
-        self._uploaded |= {uri for uri, _ in segments}
-        self._reached(
-            {"durations": [seconds for _, seconds in segments], "init": init_name}
-        )
+        (folder / init_name).write_bytes(init)
+        return init_name, segments
 
 
 class ProgressCredits:
@@ -1094,7 +1194,7 @@ class _Facts:
             return 0.0
         if self.audio_done:
             return math.inf
-        return float(sum(self.audio["durations"]))
+        return float(min(sum(t["durations"]) for t in self.audio["tracks"]))
 
     def media_playlists(self, chunks: int, *, until: float | None) -> dict[str, str]:
         """Every rendition's media playlist over the first ``chunks`` chunks,
@@ -1107,9 +1207,9 @@ class _Facts:
             )
             for v in self.plan.video_variants
         }
-        if self.audio is not None:
-            texts[f"{AUDIO_NAME}/{VARIANT_PLAYLIST}"] = media_playlist(
-                self.audio_segments(until), complete=complete
+        for track in range(len(self.audio["tracks"]) if self.audio else 0):
+            texts[f"{audio_folder(track)}/{VARIANT_PLAYLIST}"] = media_playlist(
+                self.audio_segments(track, until), complete=complete
             )
         return texts
 
@@ -1150,24 +1250,35 @@ class _Facts:
     def video_seconds(self, chunks: int) -> float:
         return sum(sum(self.chunks[i]["durations"]) for i in range(chunks))
 
-    def audio_segments(self, until: float | None) -> list[Segment]:
+    def audio_segments(self, track: int, until: float | None) -> list[Segment]:
         assert self.audio is not None
+        facts = self.audio["tracks"][track]
         published = []
         start = 0.0
-        for number, seconds in enumerate(self.audio["durations"]):
+        for number, seconds in enumerate(facts["durations"]):
             if until is not None and start >= until:
                 break
-            published.append(
-                Segment(f"seg_{number:05d}.m4s", seconds, self.audio["init"])
-            )
+            published.append(Segment(f"seg_{number:05d}.m4s", seconds, facts["init"]))
             start += seconds
         return published
 
-    def audio_rates(self) -> Rates | None:
+    def audio_renditions(self, *, measured: bool) -> list[AudioRendition]:
+        """The audio tracks as the master lists them: with their measured
+        rates once the audio task is done, else the encoder's target."""
         if self.audio is None:
-            return None
-        seconds = sum(self.audio["durations"])
-        return Rates(round(self.audio["bytes"] * 8 / seconds), int(self.audio["peak"]))
+            return []
+        renditions = []
+        for track, facts in enumerate(self.audio["tracks"]):
+            rates = ESTIMATED_AUDIO
+            if measured:
+                seconds = sum(facts["durations"])
+                rates = Rates(round(facts["bytes"] * 8 / seconds), int(facts["peak"]))
+            renditions.append(
+                AudioRendition(
+                    audio_folder(track), self.plan.audio_tracks[track], rates
+                )
+            )
+        return renditions
 
     def variants(self, chunks: int, *, measured: bool) -> list[Variant]:
         seconds = self.video_seconds(chunks)
@@ -1243,11 +1354,60 @@ def _codec(rung: Rendition) -> str:
     return codec
 
 
+def _normalize_filters(
+    plan: TranscodePlan, measured: Sequence[Measurement | None]
+) -> list[str | None]:
+    """The second pass of each audio track: its loudnorm filter, or None."""
+    target = plan.loudness
+    return [
+        normalize_filter(m, target) if m is not None and target else None
+        for m in measured
+    ]
+
+
+def _loudness_facts(
+    measured: Sequence[Measurement | None],
+    outputs: Sequence[Measurement],
+    filters: Sequence[str | None],
+) -> list[dict[str, Any]]:
+    """Each audio track's loudness in the source and as encoded, and whether
+    it was normalized, as ``_audio_tracks`` reads them."""
+    return [
+        {
+            "source": source.to_dict() if source else None,
+            "output": output.to_dict(),
+            "normalized": chain is not None,
+        }
+        for source, output, chain in zip(measured, outputs, filters, strict=True)
+    ]
+
+
+def _audio_tracks(
+    prefix: str, plan: TranscodePlan, loudness: Sequence[Mapping[str, Any]]
+) -> list[AudioTrack]:
+    """The record's audio tracks from each track's ``source`` and ``output``
+    loudness and whether it was ``normalized``."""
+    names = audio_names(plan.audio_tracks)
+    return [
+        AudioTrack(
+            language=language,
+            name=name,
+            playlist=f"{prefix}{audio_folder(track)}/{VARIANT_PLAYLIST}",
+            source_loudness=measured["source"],
+            loudness=measured["output"],
+            normalized=bool(measured["normalized"]),
+        )
+        for track, (language, name, measured) in enumerate(
+            zip(plan.audio_tracks, names, loudness, strict=True)
+        )
+    ]
+
+
 def _rendition_files(
-    prefix: str, rungs: Sequence[Rendition], audio: Rendition | None
+    prefix: str, rungs: Sequence[Rendition], audios: Sequence[Rendition]
 ) -> dict[str, Path]:
     files: dict[str, Path] = {}
-    for rendition in [*rungs, *([audio] if audio else [])]:
+    for rendition in [*rungs, *audios]:
         files.update(rendition.files(prefix))
     return files
 

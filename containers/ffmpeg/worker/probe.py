@@ -115,8 +115,8 @@ def describe(probe: Mapping[str, Any]) -> Media:
             bitrate=_video_bitrate(video, fmt, streams),
             rotation=_rotation(video),
             sample_aspect_ratio=_ratio(video.get("sample_aspect_ratio")),
-            audio_language=bcp47(
-                (audios[0].get("tags") or {}).get("language") if audios else None
+            audio_languages=tuple(
+                bcp47((audio.get("tags") or {}).get("language")) for audio in audios
             ),
             dynamic_range=HDR_TRANSFERS.get(
                 str(video.get("color_transfer")), DynamicRange.SDR
