@@ -3,6 +3,8 @@ from real probes of lavfi clips, and the ladders those sources get."""
 
 from __future__ import annotations
 
+import itertools
+import subprocess
 from fractions import Fraction
 
 import pytest
@@ -153,3 +155,35 @@ def test_ffprobe_failure_is_unprocessable_without_our_path(tmp_path):
         run_ffprobe(text)
     assert "Invalid data" in raised.value.reason
     assert str(tmp_path) not in raised.value.reason
+
+
+@pytest.mark.parametrize(
+    ("size", "rate_args", "rungs"),
+    [
+        # A screen recording at 300 kbit/s: every rung's cap would be its rate,
+        # so only the lowest rung is kept.
+        ("1280x720", ["-b:v", "300k", "-maxrate", "300k", "-bufsize", "600k"], 1),
+        # Noisy 1080p, far above every cap: all five stay.
+        ("1920x1080", ["-vf", "noise=alls=60:allf=t", "-qp", "20"], 5),
+    ],
+    ids=["screen-recording-300k", "high-motion-1080p"],
+)
+def test_a_real_source_keeps_only_the_rungs_its_bitrate_can_tell_apart(
+    tmp_path, size, rate_args, rungs
+):
+    path = tmp_path / "source.mp4"
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration=0.3",
+            "-c:v", "libx264", "-preset", "ultrafast", *rate_args,
+            "-pix_fmt", "yuv420p", str(path),
+        ],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    source = describe(run_ffprobe(path)).source
+    plan = plan_ladder(source)
+    assert len(plan.variants) == rungs, (source.bitrate, plan.variants)
+    caps = [v.max_bitrate for v in plan.variants]
+    assert all(high >= 1.5 * low for high, low in itertools.pairwise(caps))
