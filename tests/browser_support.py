@@ -5,16 +5,14 @@ through the local run's "sign in as" form."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 
-from tests.conftest import ROOT, cdk_json_context
+from tests.conftest import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = (
@@ -36,23 +34,6 @@ def web_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=120,
     )
     return out
-
-
-def free_allowed_port() -> int:
-    """A free port of a ``http://localhost:N`` origin that the template's
-    CORS rules allow, since the page's origin must be one of them."""
-    origins: list[str] = cdk_json_context()["allowedOrigins"]
-    for origin in origins:
-        parts = urlsplit(origin)
-        if parts.hostname != "localhost" or parts.port is None:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", parts.port))
-            except OSError:
-                continue
-        return parts.port
-    pytest.skip("every localhost origin the template allows is in use on this host")
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ from playwright.sync_api import (
 
 from local.jwt_issuer import user_sub
 from local.runner import DEMO_EMAIL, LocalPlatform
-from tests.browser_support import chromium, free_allowed_port, sign_in
+from tests.browser_support import chromium, sign_in
 from tests.conftest import ROOT
 from tests.test_wiring import post_upload
 from tests.worker_support import clip
@@ -72,7 +72,7 @@ def platform(synth, web_root: Path, tmp_path_factory) -> Iterator[LocalPlatform]
     with LocalPlatform(
         synth.outdir,
         web_root=web_root,
-        web_port=free_allowed_port(),
+        web_port=0,
         run_dir=tmp_path_factory.mktemp("run"),
     ) as local:
         yield local

@@ -18,7 +18,7 @@ import requests
 from playwright.sync_api import Page
 
 from local.runner import LocalPlatform
-from tests.browser_support import free_allowed_port, sign_in
+from tests.browser_support import sign_in
 from tests.test_browser import CARD, PLAYER, UPLOAD_BUTTON, UPLOAD_INPUT
 from tests.test_local_runner import videos
 from tests.test_wiring import post_upload
@@ -44,7 +44,7 @@ def platform(synth, web_root: Path, tmp_path_factory) -> Iterator[LocalPlatform]
     with LocalPlatform(
         synth.outdir,
         web_root=web_root,
-        web_port=free_allowed_port(),
+        web_port=0,
         run_dir=tmp_path_factory.mktemp("run"),
         task_env=TASK_ENV,
         worker_stop_seconds=1,
