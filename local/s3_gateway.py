@@ -376,7 +376,6 @@ def _checked_sha256(
             spool.write(chunk)
         if base64.b64encode(digest.digest()).decode() != claimed.strip():
             raise S3Error(
-                400,
                 "BadDigest",
                 "The SHA256 you specified did not match the calculated checksum.",
             )
@@ -477,7 +476,6 @@ class _Handler(BaseHTTPRequestHandler):
         created_for = self.gateway.upload_key(bucket, upload_id)
         if created_for is not None and created_for != key:
             raise S3Error(
-                404,
                 "NoSuchUpload",
                 "The specified upload does not exist. The upload ID may be "
                 "invalid, or the upload may have been aborted or completed.",
@@ -493,7 +491,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         denial = self.gateway.authorize(signer, action, resource, context)
         if denial is not None:
-            raise S3Error(403, "AccessDenied", denial)
+            raise S3Error("AccessDenied", denial)
 
     def _forward(
         self,
@@ -537,7 +535,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 if denial is not None:
                     response.read()
-                    raise S3Error(403, "AccessDenied", denial)
+                    raise S3Error("AccessDenied", denial)
             self._relay(response, bucket)
         if creates is not None and response.status == 200:
             self.gateway.object_created(creates)
@@ -669,20 +667,14 @@ class _Handler(BaseHTTPRequestHandler):
         method = self.headers.get("Access-Control-Request-Method")
         if not origin:
             raise S3Error(
-                400,
-                "BadRequest",
-                "Insufficient information. Origin request header needed.",
+                "BadRequest", "Insufficient information. Origin request header needed."
             )
         if not method:
-            raise S3Error(
-                400, "BadRequest", "Invalid Access-Control-Request-Method: null"
-            )
+            raise S3Error("BadRequest", "Invalid Access-Control-Request-Method: null")
         rules = self.gateway.cors_rules(bucket)
         if not rules:
             raise S3Error(
-                403,
-                "AccessForbidden",
-                "CORSResponse: CORS is not enabled for this bucket.",
+                "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket."
             )
         requested = requested_headers(
             self.headers.get("Access-Control-Request-Headers")
@@ -690,7 +682,6 @@ class _Handler(BaseHTTPRequestHandler):
         rule = match_cors_rule(rules, origin, method, requested)
         if rule is None:
             raise S3Error(
-                403,
                 "AccessForbidden",
                 _CORS_NOT_ALLOWED,
                 {"Method": method, "ResourceType": "OBJECT" if is_object else "BUCKET"},
@@ -734,7 +725,6 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self._send_error(
                     S3Error(
-                        500,
                         "InternalError",
                         "We encountered an internal error. Please try again.",
                     ),
@@ -848,7 +838,6 @@ def _read_fields(events: Iterator[Event]) -> tuple[dict[str, str], str]:
             total += len(event.data)
             if total > MAX_POST_FIELDS_SIZE:
                 raise S3Error(
-                    400,
                     "MaxPostPreDataLengthExceeded",
                     "Your POST request fields preceeding the upload file "
                     "was too large.",
@@ -859,7 +848,6 @@ def _read_fields(events: Iterator[Event]) -> tuple[dict[str, str], str]:
                 except UnicodeDecodeError as error:
                     raise _malformed_post() from error
     raise S3Error(
-        400,
         "IncorrectNumberOfFilesInPostRequest",
         "POST requires exactly one file upload per request.",
     )
@@ -898,13 +886,13 @@ def _deleted_keys(body: _RequestBody) -> tuple[_RequestBody, list[str]]:
     """A DeleteObjects body, read whole, and the keys it names."""
     data = b"".join(body.chunks())
     if len(data) > MAX_DELETE_BODY:
-        raise S3Error(400, "MalformedXML", "The XML you provided was too large.")
+        raise S3Error("MalformedXML", "The XML you provided was too large.")
     try:
         # A component's own request on loopback, not untrusted input.
         document = ET.fromstring(data)  # noqa: S314
     except ET.ParseError as error:
         raise S3Error(
-            400, "MalformedXML", "The XML you provided was not well-formed"
+            "MalformedXML", "The XML you provided was not well-formed"
         ) from error
     keys = [
         element.text or ""
@@ -920,7 +908,6 @@ def _buffered(data: bytes) -> _RequestBody:
 
 def _malformed_post() -> S3Error:
     return S3Error(
-        400,
         "MalformedPOSTRequest",
         "The body of your POST request is not well-formed multipart/form-data.",
     )
