@@ -490,7 +490,6 @@ class DistributionSpec:
     logical_id: str
     domain_name: str
     bucket: str
-    origin_path: str
     #: Origins its default behaviour's response headers policy allows, or
     #: None when it has no CORS policy.
     allowed_origins: tuple[str, ...] | None
@@ -529,12 +528,10 @@ class QueueMappingSpec:
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
     logical_id: str
-    container: str
     environment: dict[str, str]
     build_dir: Path
     dockerfile: str
     role: str | None
-    stop_timeout_seconds: int | None
 
 
 #: CloudFormation's CorsRule fields, each with its name in PutBucketCors.
@@ -758,12 +755,10 @@ class LocalTemplate:
         )
         return TaskSpec(
             logical_id=logical,
-            container=container.get("Name", "container"),
             environment=environment,
             build_dir=build_dir,
             dockerfile=dockerfile,
             role=_logical_of_get_att(props.get("TaskRoleArn")),
-            stop_timeout_seconds=container.get("StopTimeout"),
         )
 
     # --- API -------------------------------------------------------------
@@ -914,7 +909,6 @@ class LocalTemplate:
                     logical_id=logical,
                     domain_name=self.resources[logical].attributes["DomainName"],
                     bucket=self.resources[bucket].ref,
-                    origin_path=origin.get("OriginPath", ""),
                     allowed_origins=allowed,
                     aliases=tuple(config.get("Aliases", ())),
                 )
