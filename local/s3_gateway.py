@@ -584,7 +584,10 @@ class _Handler(BaseHTTPRequestHandler):
             lower = name.lower()
             if renamed is not None and lower == "content-length":
                 value = str(len(renamed))
-            if lower not in _HOP_BY_HOP and not _is_cors_header(lower):
+            # moto's server adds permissive CORS headers of its own to every
+            # answer; the bucket's configuration decides them instead.
+            cors = lower.startswith("access-control-") or lower == "vary"
+            if lower not in _HOP_BY_HOP and not cors:
                 self.send_header(name, value)
         for name, value in self._cors_headers(bucket):
             self.send_header(name, value)
@@ -801,11 +804,6 @@ def _wildcard_match(pattern: str, value: str) -> bool:
         and value.startswith(prefix)
         and value.endswith(suffix)
     )
-
-
-def _is_cors_header(lower_name: str) -> bool:
-    # moto's server adds permissive CORS headers of its own to every answer.
-    return lower_name.startswith("access-control-") or lower_name == "vary"
 
 
 def _multipart_events(boundary: bytes, chunks: Iterator[bytes]) -> Iterator[Event]:
