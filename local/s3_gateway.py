@@ -33,7 +33,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.s3.responses import ACTION_MAP
-from werkzeug.http import parse_options_header
+from werkzeug.http import is_hop_by_hop_header, parse_options_header
 from werkzeug.sansio.multipart import (
     Data,
     Epilogue,
@@ -68,20 +68,6 @@ UPSTREAM_TIMEOUT_SECONDS = 120
 #: Idle keep-alive connections are closed after this long.
 CLIENT_TIMEOUT_SECONDS = 60
 
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "expect",
-    }
-)
 _LIST_PARTS_ROOT = re.compile(rb"(</?)ListPartsResponse\b")
 #: Form fields a POST upload turns into the stored object's headers.
 _POST_FIELD_HEADERS = frozenset(
@@ -116,6 +102,13 @@ _CORS_NOT_ALLOWED = (
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _passed_on(header: str) -> bool:
+    """Whether a proxy passes ``header`` on: not HTTP/1.1's hop-by-hop ones,
+    nor Expect, which the gateway has answered itself."""
+    hop = header.lower() in ("proxy-connection", "expect")
+    return not hop and not is_hop_by_hop_header(header)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -513,7 +506,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.command, self.path, skip_host=True, skip_accept_encoding=True
             )
             for name, value in self.headers.items():
-                if name.lower() not in _HOP_BY_HOP:
+                if _passed_on(name):
                     connection.putheader(name, value)
             if body.chunked:
                 connection.putheader("Transfer-Encoding", "chunked")
@@ -587,7 +580,7 @@ class _Handler(BaseHTTPRequestHandler):
             # moto's server adds permissive CORS headers of its own to every
             # answer; the bucket's configuration decides them instead.
             cors = lower.startswith("access-control-") or lower == "vary"
-            if lower not in _HOP_BY_HOP and not cors:
+            if _passed_on(name) and not cors:
                 self.send_header(name, value)
         for name, value in self._cors_headers(bucket):
             self.send_header(name, value)

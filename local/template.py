@@ -5,6 +5,7 @@ function resolver, and each resource as the spec a local stand-in needs."""
 from __future__ import annotations
 
 import dataclasses
+import graphlib
 import json
 import random
 import re
@@ -666,17 +667,10 @@ class LocalTemplate:
                 },
                 dead_letter_queue=dead_letter,
             )
-        ordered: list[QueueSpec] = []
-
-        def visit(spec: QueueSpec) -> None:
-            if spec not in ordered:
-                if spec.dead_letter_queue is not None:
-                    visit(specs[spec.dead_letter_queue])
-                ordered.append(spec)
-
-        for spec in specs.values():
-            visit(spec)
-        return ordered
+        order: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for logical, spec in specs.items():
+            order.add(logical, *filter(None, [spec.dead_letter_queue]))
+        return [specs[logical] for logical in order.static_order()]
 
     # --- compute ---------------------------------------------------------
 
