@@ -152,8 +152,8 @@ class LocalHttpApi(LoopbackService):
         body: bytes,
         source_ip: str = "127.0.0.1",
     ) -> HttpResponse:
-        request_id = _request_id()
-        header_map = _joined_headers(headers)
+        request_id = base64.b64encode(secrets.token_bytes(11)).decode()
+        header_map = _joined((name.lower(), value) for name, value in headers)
         origin = header_map.get("origin")
         if (
             method == "OPTIONS"
@@ -230,7 +230,9 @@ class LocalHttpApi(LoopbackService):
             "x-forwarded-for": source_ip,
             "x-forwarded-port": domain.rpartition(":")[2] or "80",
             "x-forwarded-proto": "http",
-            "x-amzn-trace-id": _trace_id(now),
+            "x-amzn-trace-id": (
+                f"Root=1-{int(now.timestamp()):08x}-{secrets.token_hex(12)}"
+            ),
         }
         event: dict[str, Any] = {
             "version": "2.0",
@@ -447,10 +449,6 @@ def _split_path(path: str) -> list[str]:
     return path.strip("/").split("/") if path.strip("/") else []
 
 
-def _joined_headers(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
-    return _joined((name.lower(), value) for name, value in headers)
-
-
 def _joined(pairs: Any) -> dict[str, str]:
     joined: dict[str, str] = {}
     for name, value in pairs:
@@ -480,14 +478,6 @@ def _claim_text(value: Any) -> str:
     if isinstance(value, list):
         return "[" + " ".join(_claim_text(v) for v in value) + "]"
     return str(value)
-
-
-def _trace_id(now: datetime) -> str:
-    return f"Root=1-{int(now.timestamp()):08x}-{secrets.token_hex(12)}"
-
-
-def _request_id() -> str:
-    return base64.b64encode(secrets.token_bytes(10)).decode("ascii").rstrip("=") + "="
 
 
 def _id_header(request_id: str) -> list[tuple[str, str]]:

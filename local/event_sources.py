@@ -47,7 +47,7 @@ def failed_from(result: Any, batch: list[dict[str, Any]]) -> int | None:
     return 0
 
 
-class _Poller:
+class Poller:
     """A daemon thread that runs ``_run`` until ``stop``."""
 
     def __init__(self, name: str) -> None:
@@ -66,7 +66,7 @@ class _Poller:
         raise NotImplementedError
 
 
-class DynamoStreamPoller(_Poller):
+class DynamoStreamPoller(Poller):
     """Feeds one table stream to one function on a thread of its own.
 
     :param streams: a boto3 ``dynamodbstreams`` client of the local server
@@ -228,7 +228,7 @@ def succeeded(result: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]
     return [record for record in records if record["messageId"] not in failed]
 
 
-class SqsQueuePoller(_Poller):
+class SqsQueuePoller(Poller):
     """Feeds one queue to one function on a thread of its own.
 
     :param sqs: a boto3 SQS client of the local server

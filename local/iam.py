@@ -174,15 +174,10 @@ class Principal:
                 )
             )
 
+        named = [s for s in resource_statements if self.is_named_by(s)]
         found = {
-            kind: [s for s in statements if applies(s)]
-            for kind, statements in (
-                ("identity-based", self.statements),
-                (
-                    "resource-based",
-                    [s for s in resource_statements if self.is_named_by(s)],
-                ),
-            )
+            "identity-based": [s for s in self.statements if applies(s)],
+            "resource-based": [s for s in named if applies(s)],
         }
         who = (
             f"User: {self.arn} is not authorized to perform: {action} on "

@@ -81,16 +81,10 @@ class LocalIssuer:
             )
         except jwt.PyJWTError as error:
             raise InvalidToken(str(error)) from None
-        if not _names_audience(claims, self.audience):
+        aud = claims.get("aud", claims.get("client_id"))
+        if self.audience not in (aud if isinstance(aud, list) else [aud]):
             raise InvalidToken(f"token is not for audience {self.audience!r}")
         return claims
-
-
-def _names_audience(claims: Mapping[str, Any], audience: str) -> bool:
-    if "aud" in claims:
-        aud = claims["aud"]
-        return audience in (aud if isinstance(aud, list) else [aud])
-    return claims.get("client_id") == audience
 
 
 def user_sub(email: str) -> str:
@@ -150,11 +144,13 @@ class CodeGrant:
                     return 200, {"Content-Type": "text/html"}, SIGN_IN_FORM
                 return 302, {"Location": self._code_redirect(query, form)}, b""
             if path == "/oauth2/token" and method == "POST":
-                return _json(200, self._token(form))
+                return json_answer(200, self._token(form))
             if path == "/logout":
                 return 302, {"Location": self._check(query, "logout_uri")}, b""
         except SignInError as error:
-            return _json(400, {"error": error.error, "error_description": str(error)})
+            return json_answer(
+                400, {"error": error.error, "error_description": str(error)}
+            )
         return None
 
     def _check(self, fields: Mapping[str, str], url_field: str = "") -> str:
@@ -215,7 +211,9 @@ class CodeGrant:
         }
 
 
-def _json(status: int, payload: Mapping[str, Any]) -> tuple[int, dict[str, str], bytes]:
-    # Tokens must not be cached (RFC 6749 5.1).
+def json_answer(
+    status: int, payload: Mapping[str, Any]
+) -> tuple[int, dict[str, str], bytes]:
+    # Neither tokens (RFC 6749 5.1) nor the page's config may be cached.
     headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
     return status, headers, json.dumps(payload).encode()

@@ -15,7 +15,6 @@ import importlib
 import json
 import logging
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,7 +41,7 @@ class HandlerError(Exception):
 @dataclasses.dataclass
 class _Running:
     process: subprocess.Popen[str]
-    answers: _AnswerPipe
+    answers: Connection
     log: IO[bytes]
 
     def close(self, *, kill: bool = False) -> None:
@@ -133,7 +133,7 @@ class LambdaProcess:
                 raise HandlerError(
                     f"{self.name}: the process is gone: {error}"
                 ) from None
-            answer = running.answers.read(self.timeout_seconds + 1)
+            answer = _next_answer(running.answers, self.timeout_seconds + 1)
             if answer is None:
                 self._discard(kill=True)
                 raise HandlerError(
@@ -188,8 +188,8 @@ class LambdaProcess:
             raise
         finally:
             os.close(write_fd)
-        running = _Running(process, _AnswerPipe(read_fd), log)
-        ready = running.answers.read(INIT_TIMEOUT_SECONDS)
+        running = _Running(process, Connection(read_fd, writable=False), log)
+        ready = _next_answer(running.answers, INIT_TIMEOUT_SECONDS)
         if ready is None or "error" in ready:
             running.close()
             reason = (
@@ -209,32 +209,16 @@ class LambdaProcess:
             running.close(kill=kill)
 
 
-class _AnswerPipe:
-    """The read end of the child's answer pipe, read a line at a time with a
-    timeout."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._buffer = b""
-
-    def read(self, timeout: float) -> dict[str, Any] | None:
-        """The next answer, or None when none comes within ``timeout`` or the
-        child closed the pipe."""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self._fd], [], [], remaining)[0]:
-                return None
-            chunk = os.read(self._fd, 65536)
-            if not chunk:
-                return None
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def close(self) -> None:
-        os.close(self._fd)
+def _next_answer(answers: Connection, timeout: float) -> dict[str, Any] | None:
+    """The child's next answer, or None when none comes within ``timeout`` or
+    the child closed its end."""
+    try:
+        if not answers.poll(timeout):
+            return None
+        answer: dict[str, Any] = json.loads(answers.recv_bytes())
+    except EOFError:
+        return None
+    return answer
 
 
 # --- The child -------------------------------------------------------------
@@ -325,11 +309,11 @@ def main(argv: list[str]) -> int:
     forbidden_root = Path(forbidden).resolve()
     # The script's own directory must not shadow the asset's modules.
     sys.path[0] = str(root)
-    answers = os.fdopen(int(answer_fd), "w", encoding="utf-8")
+    answers = Connection(int(answer_fd), readable=False)
 
     def answer(message: Mapping[str, Any]) -> None:
-        answers.write(json.dumps(message) + "\n")
-        answers.flush()
+        sys.stdout.flush()
+        answers.send_bytes(json.dumps(message).encode())
 
     log_handler = logging.StreamHandler(sys.stdout)
     log_handler.setFormatter(_JsonLogs())
@@ -358,17 +342,12 @@ def main(argv: list[str]) -> int:
                 os.environ.get("LAMBDA_LOCAL_FUNCTION_ARN", ""),
                 int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]),
             )
-            result = handler(request["event"], context)
-            text = json.dumps({"result": result})
+            result = {"result": handler(request["event"], context)}
+            json.dumps(result)  # what the parent could not read fails here
         except Exception as error:
             traceback.print_exc()
-            text = json.dumps({"error": _error_text(error)})
-        foreign = _foreign_modules(root, forbidden_root)
-        if foreign:
-            text = json.dumps(foreign)
-        sys.stdout.flush()
-        answers.write(text + "\n")
-        answers.flush()
+            result = {"error": _error_text(error)}
+        answer(_foreign_modules(root, forbidden_root) or result)
     return 0
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import http.server
-import json
 import logging
 import os
 import shutil
@@ -16,7 +15,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -28,7 +26,7 @@ from local.apigw import LocalHttpApi, Route
 from local.container import host_image
 from local.event_sources import DynamoStreamPoller, SqsQueuePoller
 from local.iam import AccessControl, AccessKey, Principal
-from local.jwt_issuer import CodeGrant, LocalIssuer, user_sub
+from local.jwt_issuer import CodeGrant, LocalIssuer, json_answer, user_sub
 from local.lambda_runtime import LambdaProcess
 from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint, moto_server
 from local.playback import LoopbackHttpServer, PlaybackReader
@@ -148,12 +146,7 @@ class LocalPlatform:
     def __enter__(self) -> LocalPlatform:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def start(self) -> LocalPlatform:
@@ -364,16 +357,15 @@ class LocalPlatform:
             return self.reader.url + parts.path.rstrip("/")
         return value
 
-    def _used_functions(self) -> set[str]:
-        api = self.template.http_api()
-        used = {route.function for route in api.routes}
-        used |= {spec.function for spec in self.template.notifications()}
-        used |= {spec.function for spec in self.template.stream_mappings()}
-        used |= {spec.function for spec in self.template.queue_mappings()}
-        return used
-
     def _start_lambdas(self) -> None:
-        used = sorted(self._used_functions())
+        """The processes of the functions that routes and events invoke."""
+        template = self.template
+        used = sorted(
+            {route.function for route in template.http_api().routes}
+            | {spec.function for spec in template.notifications()}
+            | {spec.function for spec in template.stream_mappings()}
+            | {spec.function for spec in template.queue_mappings()}
+        )
         for logical in used:
             function = self.functions[logical]
             process = LambdaProcess(
@@ -519,12 +511,11 @@ class LocalPlatform:
         CloudFront distribution's, or without one, the output bucket of the
         function that makes playback URLs, with that bucket's CORS."""
         distribution = self._playback_distribution()
-        if distribution is not None:
-            if distribution.allowed_origins is not None:
-                return distribution.bucket, distribution.allowed_origins
-            return distribution.bucket, self._bucket_origins(distribution.bucket)
-        for bucket in self._playback_buckets():
-            return bucket, self._bucket_origins(bucket)
+        if distribution is not None and distribution.allowed_origins is not None:
+            return distribution.bucket, distribution.allowed_origins
+        buckets = [distribution.bucket] if distribution else self._playback_buckets()
+        if buckets:
+            return buckets[0], self._bucket_origins(buckets[0])
         raise WiringError(
             "nothing serves playback: the stack has no CloudFront distribution "
             f"of a bucket, and no function sets {Env.PLAYBACK_BASE_URL} with "
@@ -571,17 +562,9 @@ class LocalPlatform:
         return tuple(origins) if page in origins else (*origins, page)
 
     def _bucket_origins(self, bucket: str) -> tuple[str, ...]:
-        return tuple(
-            sorted(
-                {
-                    origin
-                    for spec in self.template.buckets()
-                    if spec.name == bucket
-                    for rule in spec.cors_rules
-                    for origin in rule.get("AllowedOrigins", [])
-                }
-            )
-        )
+        buckets = [spec for spec in self.template.buckets() if spec.name == bucket]
+        rules = [rule for spec in buckets for rule in spec.cors_rules]
+        return tuple(sorted({o for rule in rules for o in rule["AllowedOrigins"]}))
 
     def _bind_web(self) -> LoopbackHttpServer:
         """The page's server, bound now so that its origin is known to the
@@ -594,42 +577,32 @@ class LocalPlatform:
                 super().__init__(*args, directory=str(root), **kwargs)
 
             def do_POST(self) -> None:
-                if not self._sign_in():
+                if not self._answer():
                     self.send_error(405)
 
-            def _sign_in(self) -> bool:
-                if platform.sign_in is None:
-                    return False
+            def do_GET(self) -> None:
+                if not self._answer():
+                    super().do_GET()
+
+            def _answer(self) -> bool:
+                """Answer the hosted sign-in's and ``/config.json``'s paths."""
                 url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 form = dict(parse_qsl(self.rfile.read(length).decode()))
-                answer = platform.sign_in.respond(
-                    self.command, url.path, dict(parse_qsl(url.query)), form
-                )
-                if answer is None:
+                query = dict(parse_qsl(url.query))
+                grant = platform.sign_in
+                answer = grant and grant.respond(self.command, url.path, query, form)
+                if url.path == "/config.json" and self.command == "GET":
+                    answer = json_answer(200, platform.page_config())
+                if not answer:
                     return False
                 status, headers, body = answer
                 self.send_response(status)
-                headers["Content-Length"] = str(len(body))
-                for name, value in headers.items():
-                    self.send_header(name, value)
+                for name, value in {**headers, "Content-Length": len(body)}.items():
+                    self.send_header(name, str(value))
                 self.end_headers()
                 self.wfile.write(body)
                 return True
-
-            def do_GET(self) -> None:
-                if self._sign_in():
-                    return
-                if urlsplit(self.path).path == "/config.json":
-                    body = json.dumps(platform.page_config()).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Cache-Control", "no-store")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                super().do_GET()
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("web: " + format, *args)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
-from local.event_sources import Invoke
+from local.event_sources import Invoke, Poller
 from local.s3_gateway import ObjectCreated
 from local.template import REGION, NotificationSpec
 
@@ -105,7 +105,7 @@ class Delivery:
     results: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class EventDelivery:
+class EventDelivery(Poller):
     """Receives the gateway's object-created reports and delivers the
     matching ones on a thread of its own. Reports on buckets without any
     notification configuration are dropped at once."""
@@ -125,12 +125,7 @@ class EventDelivery:
         )
         self._lock = threading.Lock()
         self._deliveries: list[Delivery] = []
-        self._thread = threading.Thread(
-            target=self._run, name="s3-event-delivery", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
+        super().__init__("s3-event-delivery")
 
     def stop(self) -> None:
         """Deliver what is queued, then stop."""

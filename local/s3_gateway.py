@@ -33,7 +33,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.s3.responses import ACTION_MAP
-from werkzeug.http import parse_options_header
+from werkzeug.http import is_hop_by_hop_header, parse_options_header
 from werkzeug.sansio.multipart import (
     Data,
     Epilogue,
@@ -68,20 +68,6 @@ UPSTREAM_TIMEOUT_SECONDS = 120
 #: Idle keep-alive connections are closed after this long.
 CLIENT_TIMEOUT_SECONDS = 60
 
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "expect",
-    }
-)
 _LIST_PARTS_ROOT = re.compile(rb"(</?)ListPartsResponse\b")
 #: Form fields a POST upload turns into the stored object's headers.
 _POST_FIELD_HEADERS = frozenset(
@@ -116,6 +102,13 @@ _CORS_NOT_ALLOWED = (
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _passed_on(header: str) -> bool:
+    """Whether a proxy passes ``header`` on: not HTTP/1.1's hop-by-hop ones,
+    nor Expect, which the gateway has answered itself."""
+    hop = header.lower() in ("proxy-connection", "expect")
+    return not hop and not is_hop_by_hop_header(header)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -376,7 +369,6 @@ def _checked_sha256(
             spool.write(chunk)
         if base64.b64encode(digest.digest()).decode() != claimed.strip():
             raise S3Error(
-                400,
                 "BadDigest",
                 "The SHA256 you specified did not match the calculated checksum.",
             )
@@ -477,7 +469,6 @@ class _Handler(BaseHTTPRequestHandler):
         created_for = self.gateway.upload_key(bucket, upload_id)
         if created_for is not None and created_for != key:
             raise S3Error(
-                404,
                 "NoSuchUpload",
                 "The specified upload does not exist. The upload ID may be "
                 "invalid, or the upload may have been aborted or completed.",
@@ -493,7 +484,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         denial = self.gateway.authorize(signer, action, resource, context)
         if denial is not None:
-            raise S3Error(403, "AccessDenied", denial)
+            raise S3Error("AccessDenied", denial)
 
     def _forward(
         self,
@@ -515,7 +506,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.command, self.path, skip_host=True, skip_accept_encoding=True
             )
             for name, value in self.headers.items():
-                if name.lower() not in _HOP_BY_HOP:
+                if _passed_on(name):
                     connection.putheader(name, value)
             if body.chunked:
                 connection.putheader("Transfer-Encoding", "chunked")
@@ -537,7 +528,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 if denial is not None:
                     response.read()
-                    raise S3Error(403, "AccessDenied", denial)
+                    raise S3Error("AccessDenied", denial)
             self._relay(response, bucket)
         if creates is not None and response.status == 200:
             self.gateway.object_created(creates)
@@ -586,7 +577,10 @@ class _Handler(BaseHTTPRequestHandler):
             lower = name.lower()
             if renamed is not None and lower == "content-length":
                 value = str(len(renamed))
-            if lower not in _HOP_BY_HOP and not _is_cors_header(lower):
+            # moto's server adds permissive CORS headers of its own to every
+            # answer; the bucket's configuration decides them instead.
+            cors = lower.startswith("access-control-") or lower == "vary"
+            if _passed_on(name) and not cors:
                 self.send_header(name, value)
         for name, value in self._cors_headers(bucket):
             self.send_header(name, value)
@@ -669,20 +663,14 @@ class _Handler(BaseHTTPRequestHandler):
         method = self.headers.get("Access-Control-Request-Method")
         if not origin:
             raise S3Error(
-                400,
-                "BadRequest",
-                "Insufficient information. Origin request header needed.",
+                "BadRequest", "Insufficient information. Origin request header needed."
             )
         if not method:
-            raise S3Error(
-                400, "BadRequest", "Invalid Access-Control-Request-Method: null"
-            )
+            raise S3Error("BadRequest", "Invalid Access-Control-Request-Method: null")
         rules = self.gateway.cors_rules(bucket)
         if not rules:
             raise S3Error(
-                403,
-                "AccessForbidden",
-                "CORSResponse: CORS is not enabled for this bucket.",
+                "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket."
             )
         requested = requested_headers(
             self.headers.get("Access-Control-Request-Headers")
@@ -690,7 +678,6 @@ class _Handler(BaseHTTPRequestHandler):
         rule = match_cors_rule(rules, origin, method, requested)
         if rule is None:
             raise S3Error(
-                403,
                 "AccessForbidden",
                 _CORS_NOT_ALLOWED,
                 {"Method": method, "ResourceType": "OBJECT" if is_object else "BUCKET"},
@@ -734,7 +721,6 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self._send_error(
                     S3Error(
-                        500,
                         "InternalError",
                         "We encountered an internal error. Please try again.",
                     ),
@@ -813,11 +799,6 @@ def _wildcard_match(pattern: str, value: str) -> bool:
     )
 
 
-def _is_cors_header(lower_name: str) -> bool:
-    # moto's server adds permissive CORS headers of its own to every answer.
-    return lower_name.startswith("access-control-") or lower_name == "vary"
-
-
 def _multipart_events(boundary: bytes, chunks: Iterator[bytes]) -> Iterator[Event]:
     decoder = MultipartDecoder(boundary)
     try:
@@ -848,7 +829,6 @@ def _read_fields(events: Iterator[Event]) -> tuple[dict[str, str], str]:
             total += len(event.data)
             if total > MAX_POST_FIELDS_SIZE:
                 raise S3Error(
-                    400,
                     "MaxPostPreDataLengthExceeded",
                     "Your POST request fields preceeding the upload file "
                     "was too large.",
@@ -859,7 +839,6 @@ def _read_fields(events: Iterator[Event]) -> tuple[dict[str, str], str]:
                 except UnicodeDecodeError as error:
                     raise _malformed_post() from error
     raise S3Error(
-        400,
         "IncorrectNumberOfFilesInPostRequest",
         "POST requires exactly one file upload per request.",
     )
@@ -898,13 +877,13 @@ def _deleted_keys(body: _RequestBody) -> tuple[_RequestBody, list[str]]:
     """A DeleteObjects body, read whole, and the keys it names."""
     data = b"".join(body.chunks())
     if len(data) > MAX_DELETE_BODY:
-        raise S3Error(400, "MalformedXML", "The XML you provided was too large.")
+        raise S3Error("MalformedXML", "The XML you provided was too large.")
     try:
         # A component's own request on loopback, not untrusted input.
         document = ET.fromstring(data)  # noqa: S314
     except ET.ParseError as error:
         raise S3Error(
-            400, "MalformedXML", "The XML you provided was not well-formed"
+            "MalformedXML", "The XML you provided was not well-formed"
         ) from error
     keys = [
         element.text or ""
@@ -920,7 +899,6 @@ def _buffered(data: bytes) -> _RequestBody:
 
 def _malformed_post() -> S3Error:
     return S3Error(
-        400,
         "MalformedPOSTRequest",
         "The body of your POST request is not well-formed multipart/form-data.",
     )

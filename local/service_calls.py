@@ -109,14 +109,13 @@ def check_call(
     service = SIGNING_NAMES.get(target.partition(".")[0], "")
     if not service:
         raise S3Error(
-            400,
             "UnknownOperationException",
             f"the local run fronts the JSON APIs {sorted(SIGNING_NAMES)}; "
             f"X-Amz-Target is {target!r}",
         )
     if "authorization" not in headers:
         raise S3Error(
-            400, "MissingAuthenticationToken", "Request is missing Authentication Token"
+            "MissingAuthenticationToken", "Request is missing Authentication Token"
         )
     url = urlsplit(path)
     signer = verify_header_signed(
@@ -132,11 +131,11 @@ def check_call(
     try:
         request = json.loads(body or b"{}")
     except ValueError as error:
-        raise S3Error(400, "SerializationException", str(error)) from None
+        raise S3Error("SerializationException", str(error)) from None
     for action, resource in service_checks(target, request):
         denial = authorize(signer, action, resource, {})
         if denial is not None:
-            raise S3Error(403, "AccessDenied", denial)
+            raise S3Error("AccessDenied", denial)
 
 
 def refusal(target: str, error: S3Error) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import hmac
 import json
 import re
@@ -50,22 +51,41 @@ _SIGNATURE_MISMATCH = (
 )
 
 
+#: The HTTP status of each error code that S3 does not answer with 400.
+_STATUS_OF = {
+    "AccessDenied": 403,
+    "AccessForbidden": 403,
+    "InvalidAccessKeyId": 403,
+    "RequestTimeTooSkewed": 403,
+    "SignatureDoesNotMatch": 403,
+    "NoSuchUpload": 404,
+    "InternalError": 500,
+}
+
+
 class S3Error(Exception):
-    """An error S3 would answer with: HTTP status, code, message and the extra
-    elements S3 puts in its ``<Error>`` document."""
+    """An error S3 would answer with: code, message and the extra elements S3
+    puts in its ``<Error>`` document; the code tells the HTTP status."""
 
     def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        details: Mapping[str, str] | None = None,
+        self, code: str, message: str, details: Mapping[str, str] | None = None
     ) -> None:
         super().__init__(f"{code}: {message}")
-        self.status = status
+        self.status = _STATUS_OF.get(code, 400)
         self.code = code
         self.message = message
         self.details = dict(details or {})
+
+
+_query_error = functools.partial(S3Error, "AuthorizationQueryParametersError")
+_header_error = functools.partial(S3Error, "AuthorizationHeaderMalformed")
+_form_error = functools.partial(S3Error, "InvalidArgument")
+_invalid_policy = functools.partial(S3Error, "InvalidPolicyDocument")
+#: S3's answer to any signature but SigV4's.
+_UNSUPPORTED = (
+    "The authorization mechanism you have provided is not supported. "
+    "Please use AWS4-HMAC-SHA256."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,14 +123,12 @@ class PostGrant:
     def check_size(self, size: int) -> None:
         if self.max_size is not None and size > self.max_size:
             raise S3Error(
-                400,
                 "EntityTooLarge",
                 "Your proposed upload exceeds the maximum allowed size",
                 {"ProposedSize": str(size), "MaxSizeAllowed": str(self.max_size)},
             )
         if size < self.min_size:
             raise S3Error(
-                400,
                 "EntityTooSmall",
                 "Your proposed upload is smaller than the minimum allowed size",
                 {"ProposedSize": str(size), "MinSizeAllowed": str(self.min_size)},
@@ -178,7 +196,7 @@ def verify_presigned(
     """
     params = dict(query)
     if not any(name in params for name in _PRESIGNED_PARAMS):
-        raise _unsupported()
+        raise S3Error("InvalidRequest", _UNSUPPORTED)
     if not all(params.get(name) for name in _PRESIGNED_PARAMS):
         raise _query_error(
             "Query-string authentication version 4 requires the X-Amz-Algorithm, "
@@ -196,10 +214,9 @@ def verify_presigned(
             "Invalid credential date. Date is not the same as X-Amz-Date."
         )
     if signed_at - now > ALLOWED_CLOCK_SKEW:
-        raise S3Error(403, "AccessDenied", "Request is not yet valid")
+        raise S3Error("AccessDenied", "Request is not yet valid")
     if now > signed_at + timedelta(seconds=expires):
         raise S3Error(
-            403,
             "AccessDenied",
             "Request has expired",
             {
@@ -239,13 +256,12 @@ def verify_header_signed(
     hash is then that of ``body``."""
     authorization = headers.get("authorization", "")
     if not authorization:
-        raise S3Error(403, "AccessDenied", "Access Denied")
+        raise S3Error("AccessDenied", "Access Denied")
     parsed = _AUTHORIZATION.fullmatch(authorization.strip())
     if not authorization.startswith(ALGORITHM):
-        raise _unsupported()
+        raise S3Error("InvalidRequest", _UNSUPPORTED)
     if parsed is None:
         raise S3Error(
-            400,
             "AuthorizationHeaderMalformed",
             "The authorization header is malformed; it must be "
             f"{ALGORITHM} Credential=..., SignedHeaders=..., Signature=...",
@@ -254,7 +270,6 @@ def verify_header_signed(
     amz_date = headers.get("x-amz-date", "")
     if abs(now - _parse_amz_date(amz_date, _header_error)) > ALLOWED_CLOCK_SKEW:
         raise S3Error(
-            403,
             "RequestTimeTooSkewed",
             "The difference between the request time and the current time is "
             "too large.",
@@ -289,7 +304,6 @@ def _check_signature(
     )
     if unsigned:
         raise S3Error(
-            403,
             "AccessDenied",
             "There were headers present in the request which were not signed",
             {"HeadersNotSigned": ", ".join(unsigned)},
@@ -299,7 +313,6 @@ def _check_signature(
     )
     if not hmac.compare_digest(expected, provided):
         raise S3Error(
-            403,
             "SignatureDoesNotMatch",
             _SIGNATURE_MISMATCH,
             {
@@ -329,7 +342,7 @@ def verify_post_policy(
     if "policy" not in fields:
         # Without a policy S3 treats the upload as anonymous, which private
         # buckets (all of the platform's) refuse.
-        raise S3Error(403, "AccessDenied", "Access Denied")
+        raise S3Error("AccessDenied", "Access Denied")
     for name in (*_POST_AUTH_FIELDS, "x-amz-signature"):
         if name not in fields:
             raise _missing_field(name)
@@ -341,7 +354,6 @@ def verify_post_policy(
     expected = credential.sign_text(encoded_policy)
     if not hmac.compare_digest(expected, fields["x-amz-signature"]):
         raise S3Error(
-            403,
             "SignatureDoesNotMatch",
             _SIGNATURE_MISMATCH,
             {
@@ -463,7 +475,6 @@ def _credential(
     secret = secret_for(access_key)
     if secret is None:
         raise S3Error(
-            403,
             "InvalidAccessKeyId",
             "The AWS Access Key Id you provided does not exist in our records.",
             {"AWSAccessKeyId": access_key},
@@ -507,27 +518,6 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _query_error(message: str) -> S3Error:
-    return S3Error(400, "AuthorizationQueryParametersError", message)
-
-
-def _header_error(message: str) -> S3Error:
-    return S3Error(400, "AuthorizationHeaderMalformed", message)
-
-
-def _unsupported() -> S3Error:
-    return S3Error(
-        400,
-        "InvalidRequest",
-        "The authorization mechanism you have provided is not supported. "
-        "Please use AWS4-HMAC-SHA256.",
-    )
-
-
-def _form_error(message: str) -> S3Error:
-    return S3Error(400, "InvalidArgument", message)
-
-
 def _missing_field(name: str) -> S3Error:
     return _form_error(
         f"Bucket POST must contain a field named '{name}'.  "
@@ -535,9 +525,5 @@ def _missing_field(name: str) -> S3Error:
     )
 
 
-def _invalid_policy(message: str) -> S3Error:
-    return S3Error(400, "InvalidPolicyDocument", message)
-
-
 def _policy_denied(reason: str) -> S3Error:
-    return S3Error(403, "AccessDenied", f"Invalid according to Policy: {reason}")
+    return S3Error("AccessDenied", f"Invalid according to Policy: {reason}")

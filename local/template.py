@@ -5,6 +5,7 @@ function resolver, and each resource as the spec a local stand-in needs."""
 from __future__ import annotations
 
 import dataclasses
+import graphlib
 import json
 import random
 import re
@@ -176,108 +177,90 @@ _NAMES = {
 def local_resources(assembly: Assembly, rng: random.Random) -> dict[str, LocalResource]:
     """Physical names and attributes for every resource of the stack."""
     return {
-        logical: _NameMaker(assembly.stack_name, logical, resource, rng).make()
+        logical: _local_resource(assembly.stack_name, logical, resource, rng)
         for logical, resource in assembly.resources.items()
     }
 
 
-class _NameMaker:
+def _local_resource(
+    stack: str, logical_id: str, resource: Mapping[str, Any], rng: random.Random
+) -> LocalResource:
     """The Ref and attributes CloudFormation would give one resource."""
+    type_, props = resource["Type"], resource.get("Properties", {})
 
-    def __init__(
-        self,
-        stack: str,
-        logical_id: str,
-        resource: Mapping[str, Any],
-        rng: random.Random,
-    ) -> None:
-        self.stack = stack
-        self.logical_id = logical_id
-        self.type = resource["Type"]
-        self.props = resource.get("Properties", {})
-        self.rng = rng
+    def random_text(length: int, alphabet: str) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(length))
 
-    def named(self, prop: str, max_length: int, *, lower: bool = False) -> str:
+    def named(prop: str, max_length: int, *, lower: bool = False) -> str:
         """The name set in ``prop``, else a generated one."""
-        explicit = self.props.get(prop)
-        if isinstance(explicit, str):
-            return explicit
-        suffix = self.random(12, _LOWER if lower else _UPPER)
+        if isinstance(props.get(prop), str):
+            return str(props[prop])
+        suffix = random_text(12, _LOWER if lower else _UPPER)
         return physical_name(
-            self.stack,
-            self.logical_id,
-            suffix,
-            max_length=max_length,
-            lowercase=lower,
+            stack, logical_id, suffix, max_length=max_length, lowercase=lower
         )
 
-    def random(self, length: int, alphabet: str) -> str:
-        return "".join(self.rng.choice(alphabet) for _ in range(length))
+    def made(ref: str, **attributes: str) -> LocalResource:
+        return LocalResource(logical_id, type_, ref, dict(attributes))
 
-    def made(self, ref: str, **attributes: str) -> LocalResource:
-        return LocalResource(self.logical_id, self.type, ref, dict(attributes))
-
-    def make(self) -> LocalResource:
-        type_ = self.type
-        if type_ == "AWS::S3::Bucket":
-            name = self.named("BucketName", 63, lower=True)
-            return self.made(
-                name,
-                Arn=f"arn:{PARTITION}:s3:::{name}",
-                DomainName=f"{name}.s3.{URL_SUFFIX}",
-                RegionalDomainName=f"{name}.s3.{REGION}.{URL_SUFFIX}",
-                DualStackDomainName=f"{name}.s3.dualstack.{REGION}.{URL_SUFFIX}",
-                WebsiteURL=f"http://{name}.s3-website-{REGION}.{URL_SUFFIX}",
-            )
-        if type_ == "AWS::SQS::Queue":
-            name = self.named("QueueName", 80)
-            url = f"https://sqs.{REGION}.{URL_SUFFIX}/{ACCOUNT_ID}/{name}"
-            return self.made(url, Arn=arn("sqs", name), QueueName=name, QueueUrl=url)
-        if type_ == "AWS::IAM::Role":
-            name = self.named("RoleName", 64)
-            return self.made(
-                name,
-                Arn=f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{name}",
-                RoleId="AROA" + self.random(17, _UPPER),
-            )
-        if type_ == "AWS::Cognito::UserPool":
-            pool_id = f"{REGION}_" + self.random(9, string.ascii_letters + "0123456789")
-            provider = f"cognito-idp.{REGION}.{URL_SUFFIX}/{pool_id}"
-            return self.made(
-                pool_id,
-                Arn=arn("cognito-idp", f"userpool/{pool_id}"),
-                ProviderName=provider,
-                ProviderURL=f"https://{provider}",
-                UserPoolId=pool_id,
-            )
-        if type_ == "AWS::Cognito::UserPoolClient":
-            return self.made(self.random(26, _LOWER), Name=self.logical_id)
-        if type_ == "AWS::ApiGatewayV2::Api":
-            api_id = self.random(10, _LOWER)
-            return self.made(
-                api_id,
-                ApiId=api_id,
-                ApiEndpoint=f"https://{api_id}.execute-api.{REGION}.{URL_SUFFIX}",
-            )
-        if type_ == "AWS::CloudFront::Distribution":
-            return self.made(
-                "E" + self.random(13, _UPPER),
-                DomainName="d" + self.random(13, _LOWER) + ".cloudfront.net",
-            )
-        if type_.startswith("AWS::ApiGatewayV2::"):
-            return self.made(self.random(7, _LOWER))
-        prop, max_length, resource = _NAMES.get(
-            type_, ("Name", 128, type_.rpartition("::")[2].lower() + "/{}")
+    if type_ == "AWS::S3::Bucket":
+        name = named("BucketName", 63, lower=True)
+        return made(
+            name,
+            Arn=f"arn:{PARTITION}:s3:::{name}",
+            DomainName=f"{name}.s3.{URL_SUFFIX}",
+            RegionalDomainName=f"{name}.s3.{REGION}.{URL_SUFFIX}",
+            DualStackDomainName=f"{name}.s3.dualstack.{REGION}.{URL_SUFFIX}",
+            WebsiteURL=f"http://{name}.s3-website-{REGION}.{URL_SUFFIX}",
         )
-        name = self.named(prop, max_length)
-        parts = type_.split("::")
-        service = parts[1].lower() if len(parts) == 3 else "custom"
-        made = arn(service, resource.format(name))
-        if type_ == "AWS::DynamoDB::Table":
-            return self.made(
-                name, Arn=made, StreamArn=f"{made}/stream/1970-01-01T00:00:00.000"
-            )
-        return self.made(name, Arn=made, Name=name)
+    if type_ == "AWS::SQS::Queue":
+        name = named("QueueName", 80)
+        url = f"https://sqs.{REGION}.{URL_SUFFIX}/{ACCOUNT_ID}/{name}"
+        return made(url, Arn=arn("sqs", name), QueueName=name, QueueUrl=url)
+    if type_ == "AWS::IAM::Role":
+        name = named("RoleName", 64)
+        return made(
+            name,
+            Arn=f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{name}",
+            RoleId="AROA" + random_text(17, _UPPER),
+        )
+    if type_ == "AWS::Cognito::UserPool":
+        pool_id = f"{REGION}_" + random_text(9, string.ascii_letters + "0123456789")
+        provider = f"cognito-idp.{REGION}.{URL_SUFFIX}/{pool_id}"
+        return made(
+            pool_id,
+            Arn=arn("cognito-idp", f"userpool/{pool_id}"),
+            ProviderName=provider,
+            ProviderURL=f"https://{provider}",
+            UserPoolId=pool_id,
+        )
+    if type_ == "AWS::Cognito::UserPoolClient":
+        return made(random_text(26, _LOWER), Name=logical_id)
+    if type_ == "AWS::ApiGatewayV2::Api":
+        api_id = random_text(10, _LOWER)
+        return made(
+            api_id,
+            ApiId=api_id,
+            ApiEndpoint=f"https://{api_id}.execute-api.{REGION}.{URL_SUFFIX}",
+        )
+    if type_ == "AWS::CloudFront::Distribution":
+        return made(
+            "E" + random_text(13, _UPPER),
+            DomainName="d" + random_text(13, _LOWER) + ".cloudfront.net",
+        )
+    if type_.startswith("AWS::ApiGatewayV2::"):
+        return made(random_text(7, _LOWER))
+    prop, max_length, arn_part = _NAMES.get(
+        type_, ("Name", 128, type_.rpartition("::")[2].lower() + "/{}")
+    )
+    name = named(prop, max_length)
+    parts = type_.split("::")
+    service = parts[1].lower() if len(parts) == 3 else "custom"
+    own_arn = arn(service, arn_part.format(name))
+    if type_ == "AWS::DynamoDB::Table":
+        stream_arn = f"{own_arn}/stream/1970-01-01T00:00:00.000"
+        return made(name, Arn=own_arn, StreamArn=stream_arn)
+    return made(name, Arn=own_arn, Name=name)
 
 
 class Resolver:
@@ -490,7 +473,6 @@ class DistributionSpec:
     logical_id: str
     domain_name: str
     bucket: str
-    origin_path: str
     #: Origins its default behaviour's response headers policy allows, or
     #: None when it has no CORS policy.
     allowed_origins: tuple[str, ...] | None
@@ -529,12 +511,10 @@ class QueueMappingSpec:
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
     logical_id: str
-    container: str
     environment: dict[str, str]
     build_dir: Path
     dockerfile: str
     role: str | None
-    stop_timeout_seconds: int | None
 
 
 #: CloudFormation's CorsRule fields, each with its name in PutBucketCors.
@@ -687,17 +667,10 @@ class LocalTemplate:
                 },
                 dead_letter_queue=dead_letter,
             )
-        ordered: list[QueueSpec] = []
-
-        def visit(spec: QueueSpec) -> None:
-            if spec not in ordered:
-                if spec.dead_letter_queue is not None:
-                    visit(specs[spec.dead_letter_queue])
-                ordered.append(spec)
-
-        for spec in specs.values():
-            visit(spec)
-        return ordered
+        order: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for logical, spec in specs.items():
+            order.add(logical, *filter(None, [spec.dead_letter_queue]))
+        return [specs[logical] for logical in order.static_order()]
 
     # --- compute ---------------------------------------------------------
 
@@ -758,12 +731,10 @@ class LocalTemplate:
         )
         return TaskSpec(
             logical_id=logical,
-            container=container.get("Name", "container"),
             environment=environment,
             build_dir=build_dir,
             dockerfile=dockerfile,
             role=_logical_of_get_att(props.get("TaskRoleArn")),
-            stop_timeout_seconds=container.get("StopTimeout"),
         )
 
     # --- API -------------------------------------------------------------
@@ -914,7 +885,6 @@ class LocalTemplate:
                     logical_id=logical,
                     domain_name=self.resources[logical].attributes["DomainName"],
                     bucket=self.resources[bucket].ref,
-                    origin_path=origin.get("OriginPath", ""),
                     allowed_origins=allowed,
                     aliases=tuple(config.get("Aliases", ())),
                 )

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
+from local.event_sources import Poller
+
 log = logging.getLogger(__name__)
 
 #: A worker that exits sooner than this after starting died on start.
@@ -33,7 +35,7 @@ class _Slot:
     given_up: bool = False
 
 
-class WorkerPool:
+class WorkerPool(Poller):
     """``count`` processes of ``argv``; slot ``n`` logs to ``worker-n.log``
     and works in its own directory.
 
@@ -59,16 +61,13 @@ class WorkerPool:
         self._slots: list[_Slot] = []
         self._logs: list[IO[bytes]] = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._watcher = threading.Thread(
-            target=self._watch, name="worker-pool", daemon=True
-        )
         self.replaced = 0
+        super().__init__("worker-pool")
 
     def start(self) -> None:
         for number in range(1, self._count + 1):
             self._slots.append(_Slot(number, self._spawn(number), time.monotonic()))
-        self._watcher.start()
+        super().start()
 
     @property
     def processes(self) -> list[subprocess.Popen[bytes]]:
@@ -103,7 +102,7 @@ class WorkerPool:
             process_group=0,
         )
 
-    def _watch(self) -> None:
+    def _run(self) -> None:
         while not self._stopping.wait(_WATCH_SECONDS):
             with self._lock:
                 for slot in self._slots:
@@ -138,9 +137,7 @@ class WorkerPool:
     def stop(self) -> None:
         """SIGTERM to all, SIGKILL to what is left after the grace period,
         with each process's group (its ffmpeg)."""
-        self._stopping.set()
-        if self._watcher.is_alive():
-            self._watcher.join()
+        super().stop()
         stop_processes(self.processes, self._stop_seconds)
         for log_file in self._logs:
             log_file.close()
