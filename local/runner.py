@@ -255,13 +255,9 @@ class LocalPlatform:
             stream_arn = created["TableDescription"].get("LatestStreamArn")
             if stream_arn:
                 self.template.bind(table.logical_id, StreamArn=stream_arn)
-            if table.ttl_attribute:
+            if table.ttl:
                 dynamodb.update_time_to_live(
-                    TableName=table.name,
-                    TimeToLiveSpecification={
-                        "Enabled": True,
-                        "AttributeName": table.ttl_attribute,
-                    },
+                    TableName=table.name, TimeToLiveSpecification=table.ttl
                 )
         sqs = self.admin_client("sqs")
         for queue in self.template.queues():
@@ -446,12 +442,11 @@ class LocalPlatform:
                 for r in spec.routes
             },
             issuer=self.issuer,
-            allowed_origins=self._with_page(spec.allow_origins),
-            allow_headers=spec.allow_headers,
-            allow_methods=spec.allow_methods,
-            expose_headers=spec.expose_headers,
-            max_age_seconds=spec.max_age_seconds,
             port=self._api_port,
+            **{
+                **spec.cors,
+                "allowed_origins": self._with_page(spec.cors["allowed_origins"]),
+            },
         )
         api.start()
         self._stack.callback(api.stop)

@@ -150,12 +150,11 @@ class EventDelivery(Poller):
         if targets:
             self._pending.put((created, delivery))
 
-    def deliveries(self, *, bucket: str | None = None) -> list[Delivery]:
+    def deliveries(self) -> list[Delivery]:
         with self._lock:
             return [
                 dataclasses.replace(d, results=dict(d.results))
                 for d in self._deliveries
-                if bucket is None or d.bucket == bucket
             ]
 
     def _run(self) -> None:

@@ -314,7 +314,7 @@ class Resolver:
         resolved = self.resolve(value, where=where)
         if not isinstance(resolved, str | int | float | bool):
             raise TemplateError(f"{where}: expected a string, got {resolved!r}")
-        return str(resolved).lower() if isinstance(resolved, bool) else str(resolved)
+        return _text(resolved)
 
     def ref(self, name: str, *, where: str) -> Any:
         if name == "AWS::NoValue":
@@ -404,7 +404,8 @@ class TableSpec:
     logical_id: str
     name: str
     create_args: dict[str, Any]
-    ttl_attribute: str | None
+    #: UpdateTimeToLive's TimeToLiveSpecification, or None without TTL.
+    ttl: dict[str, Any] | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,11 +448,8 @@ class HttpApiSpec:
     logical_id: str
     routes: tuple[RouteSpec, ...]
     authorizers: dict[str, JwtAuthorizerSpec]
-    allow_origins: tuple[str, ...]
-    allow_headers: tuple[str, ...]
-    allow_methods: tuple[str, ...]
-    expose_headers: tuple[str, ...]
-    max_age_seconds: int | None
+    #: Its CORS configuration as LocalHttpApi's keyword arguments.
+    cors: dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -584,6 +582,14 @@ class LocalTemplate:
                 return logical
         return None
 
+    def logical_named(self, type_: str, physical: str, where: str) -> str:
+        """:meth:`logical_of`, where a name of no ``type_`` of the stack is a
+        wiring error whose message begins with ``where``."""
+        logical = self.logical_of(type_, physical)
+        if logical is None:
+            raise WiringError(f"{where} {physical!r}, which is no {type_} of the stack")
+        return logical
+
     # --- storage ---------------------------------------------------------
 
     def buckets(self) -> list[BucketSpec]:
@@ -631,9 +637,7 @@ class LocalTemplate:
                     logical_id=logical,
                     name=self.resources[logical].ref,
                     create_args=args,
-                    ttl_attribute=ttl.get("AttributeName")
-                    if ttl.get("Enabled")
-                    else None,
+                    ttl=ttl if ttl.get("Enabled") else None,
                 )
             )
         return specs
@@ -646,17 +650,15 @@ class LocalTemplate:
             where = self.owner(logical)
             props = self.resolver.resolve(self.props(logical), where=where)
             redrive = props.get("RedrivePolicy", {})
-            dead_letter = None
-            if redrive:
-                dead_letter = self.logical_of(
-                    "AWS::SQS::Queue", redrive.get("deadLetterTargetArn", "")
+            dead_letter = (
+                self.logical_named(
+                    "AWS::SQS::Queue",
+                    redrive.get("deadLetterTargetArn", ""),
+                    f"{where}: its redrive policy names",
                 )
-                if dead_letter is None:
-                    raise WiringError(
-                        f"{where}: its redrive policy names "
-                        f"{redrive.get('deadLetterTargetArn')!r}, which is no "
-                        "queue of the stack"
-                    )
+                if redrive
+                else None
+            )
             specs[logical] = QueueSpec(
                 logical_id=logical,
                 name=self.resources[logical].attributes["QueueName"],
@@ -742,10 +744,15 @@ class LocalTemplate:
     def http_api(self) -> HttpApiSpec:
         """The stack's one HTTP API: routes, JWT authorizers, CORS."""
         (api,) = self.assembly.of_type("AWS::ApiGatewayV2::Api")
-        authorizers = {
-            logical: self._authorizer(logical)
-            for logical in self._api_children("AWS::ApiGatewayV2::Authorizer", api)
-        }
+        authorizers = {}
+        for logical in self._api_children("AWS::ApiGatewayV2::Authorizer", api):
+            where = self.owner(logical)
+            jwt = self.resolver.resolve(self.props(logical), where=where)[
+                "JwtConfiguration"
+            ]
+            authorizers[logical] = JwtAuthorizerSpec(
+                logical, jwt["Issuer"], tuple(jwt.get("Audience", ()))
+            )
         routes = tuple(
             self._route(logical)
             for logical in self._api_children("AWS::ApiGatewayV2::Route", api)
@@ -754,36 +761,25 @@ class LocalTemplate:
             self.props(api).get("CorsConfiguration", {}), where=self.owner(api)
         )
         methods = tuple(cors.get("AllowMethods", ()))
+        if "*" in methods:
+            methods = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
         return HttpApiSpec(
             logical_id=api,
             routes=routes,
             authorizers=authorizers,
-            allow_origins=tuple(cors.get("AllowOrigins", ())),
-            allow_headers=tuple(cors.get("AllowHeaders", ())),
-            allow_methods=(
-                ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-                if "*" in methods
-                else methods
-            ),
-            expose_headers=tuple(cors.get("ExposeHeaders", ())),
-            max_age_seconds=cors.get("MaxAge"),
+            cors={
+                "allowed_origins": tuple(cors.get("AllowOrigins", ())),
+                "allow_headers": tuple(cors.get("AllowHeaders", ())),
+                "allow_methods": methods,
+                "expose_headers": tuple(cors.get("ExposeHeaders", ())),
+                "max_age_seconds": cors.get("MaxAge"),
+            },
         )
 
     def _api_children(self, type_: str, api: str) -> Iterator[str]:
         for logical in self.assembly.of_type(type_):
             if self.props(logical).get("ApiId") == {"Ref": api}:
                 yield logical
-
-    def _authorizer(self, logical: str) -> JwtAuthorizerSpec:
-        where = self.owner(logical)
-        jwt = self.resolver.resolve(self.props(logical), where=where)[
-            "JwtConfiguration"
-        ]
-        return JwtAuthorizerSpec(
-            logical_id=logical,
-            issuer=jwt["Issuer"],
-            audiences=tuple(jwt.get("Audience", ())),
-        )
 
     def _route(self, logical: str) -> RouteSpec:
         where = self.owner(logical)
@@ -801,13 +797,11 @@ class LocalTemplate:
             self.props(integration)["IntegrationUri"], where=self.owner(integration)
         )
         # A function's ARN, or an API Gateway invocation URI that embeds it.
-        arn = uri.partition("/functions/")[2].rpartition("/")[0] or uri
-        function = self.logical_of("AWS::Lambda::Function", arn)
-        if function is None:
-            raise WiringError(
-                f"route {route_key!r}: its integration {integration} invokes "
-                f"{uri!r}, which is no function of the stack"
-            )
+        function = self.logical_named(
+            "AWS::Lambda::Function",
+            uri.partition("/functions/")[2].rpartition("/")[0] or uri,
+            f"route {route_key!r}: its integration {integration} invokes",
+        )
         authorizer = None
         if props.get("AuthorizationType", "NONE") != "NONE":
             authorizer = _logical_of_ref(props.get("AuthorizerId"))
@@ -824,17 +818,15 @@ class LocalTemplate:
             props = self.resolver.resolve(self.props(logical), where=where)
             configuration = props.get("NotificationConfiguration", {})
             bucket = props["BucketName"]
-            bucket_logical = self.logical_of("AWS::S3::Bucket", bucket)
-            if bucket_logical is None:
-                raise WiringError(f"{where}: bucket {bucket!r} is not in the stack")
+            bucket_logical = self.logical_named(
+                "AWS::S3::Bucket", bucket, f"{where}: notifications of bucket"
+            )
             for target in configuration.get("LambdaFunctionConfigurations", []):
-                arn = target["LambdaFunctionArn"]
-                function = self.logical_of("AWS::Lambda::Function", arn)
-                if function is None:
-                    raise WiringError(
-                        f"{where}: notifications of bucket {bucket_logical} go to "
-                        f"{arn!r}, which is no function of the stack"
-                    )
+                function = self.logical_named(
+                    "AWS::Lambda::Function",
+                    target["LambdaFunctionArn"],
+                    f"{where}: notifications of bucket {bucket_logical} go to",
+                )
                 rules = {
                     rule["Name"].lower(): rule["Value"]
                     for rule in target.get("Filter", {})
@@ -944,15 +936,12 @@ class LocalTemplate:
         return source
 
     def _mapped_function(self, logical: str, props: Mapping[str, Any]) -> str:
-        function = self.logical_of(
+        where = self.owner(logical)
+        return self.logical_named(
             "AWS::Lambda::Function",
-            self.resolver.resolve_str(props["FunctionName"], where=self.owner(logical)),
+            self.resolver.resolve_str(props["FunctionName"], where=where),
+            f"{where}: its function",
         )
-        if function is None:
-            raise WiringError(
-                f"{self.owner(logical)}: its function is not in the stack"
-            )
-        return function
 
     def _mappings(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         for logical in self.assembly.of_type("AWS::Lambda::EventSourceMapping"):

@@ -251,7 +251,7 @@ def test_the_table_keeps_its_keys_index_and_ttl(local, synth):
     assert (
         table.create_args["GlobalSecondaryIndexes"] == props["GlobalSecondaryIndexes"]
     )
-    assert table.ttl_attribute == props["TimeToLiveSpecification"]["AttributeName"]
+    assert table.ttl == props["TimeToLiveSpecification"]
 
 
 def test_the_dead_letter_queue_comes_first_and_the_redrive_names_its_arn(local):
@@ -317,11 +317,11 @@ def test_every_route_has_the_jwt_authorizer_of_the_user_pool(local):
     assert authorizer.audiences == (
         local.resources["UploadApiUserPoolWebClient87182009"].ref,
     )
-    assert api.allow_origins == (
+    assert api.cors["allowed_origins"] == (
         *cdk_json_context()["allowedOrigins"],
         _app_origin(local),
     )
-    assert {"authorization", "content-type"} <= set(api.allow_headers)
+    assert {"authorization", "content-type"} <= set(api.cors["allow_headers"])
 
 
 def test_notifications_send_every_upload_completion_to_the_ingest_function(local):
