@@ -8,8 +8,6 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
 from cdk_app.database import VideoTable
@@ -61,16 +59,7 @@ class VideoCaptions(Construct):
             timeout=Duration.minutes(5),
         )
         self.failed_batches = secure_queue(self, "UnpublishedBatches")
-        self.publisher.lambda_function.add_event_source(
-            sources.DynamoEventSource(
-                videos.dynamodb_table,
-                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-                batch_size=25,
-                retry_attempts=20,
-                report_batch_item_failures=True,
-                on_failure=sources.SqsDlq(self.failed_batches),
-            )
-        )
+        videos.feed_stream(self.publisher.lambda_function, failed=self.failed_batches)
         self.transcribe_rule: events.Rule | None = None
         if auto_captions:
             self.transcribe_rule = events.Rule(

@@ -5,6 +5,9 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from vod.model import (
@@ -72,6 +75,21 @@ class VideoTable(Construct):
                 name=OWNER_INDEX_SORT_KEY, type=dynamodb.AttributeType.STRING
             ),
             projection_type=dynamodb.ProjectionType.ALL,
+        )
+
+    def feed_stream(self, function: lambda_.Function, *, failed: sqs.IQueue) -> None:
+        """Feed the table's stream to ``function`` from its oldest record, 25
+        records a batch, with partial batch failures; a batch still failing
+        after 20 retries goes to ``failed``."""
+        function.add_event_source(
+            sources.DynamoEventSource(
+                self.dynamodb_table,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=25,
+                retry_attempts=20,
+                report_batch_item_failures=True,
+                on_failure=sources.SqsDlq(failed),
+            )
         )
 
     @property

@@ -10,8 +10,6 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -60,16 +58,7 @@ class VideoEvents(Construct):
         )
         self.event_bus.grant_put_events_to(self.publisher.role)
         self.failed_batches = secure_queue(self, "UnpublishedBatches")
-        self.publisher.lambda_function.add_event_source(
-            sources.DynamoEventSource(
-                videos.dynamodb_table,
-                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-                batch_size=25,
-                retry_attempts=20,
-                report_batch_item_failures=True,
-                on_failure=sources.SqsDlq(self.failed_batches),
-            )
-        )
+        videos.feed_stream(self.publisher.lambda_function, failed=self.failed_batches)
 
         self.topic: sns.Topic | None = None
         if notification_email:
