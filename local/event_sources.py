@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from local.template import REGION, QueueMappingSpec, StreamMappingSpec
+from local.template import REGION, MappingSpec
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class DynamoStreamPoller(Poller):
 
     def __init__(
         self,
-        spec: StreamMappingSpec,
+        spec: MappingSpec,
         *,
         stream_arn: str,
         function_arn: str,
@@ -236,7 +236,7 @@ class SqsQueuePoller(Poller):
 
     def __init__(
         self,
-        spec: QueueMappingSpec,
+        spec: MappingSpec,
         *,
         queue_url: str,
         queue_arn: str,

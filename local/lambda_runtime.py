@@ -235,15 +235,6 @@ class LambdaContext:
     deadline: float
     invoked_function_arn: str = ""
     memory_limit_in_mb: int = 128
-    function_version: str = "$LATEST"
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    @property
-    def log_stream_name(self) -> str:
-        return f"local/[$LATEST]{self.aws_request_id.replace('-', '')}"
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))

@@ -210,8 +210,7 @@ class LocalPlatform:
         self._start_lambdas()
         self.events.start()
         self._stack.callback(self.events.stop)
-        self._start_stream_pollers()
-        self._start_queue_pollers()
+        self._start_pollers()
         self.api = self._start_api()
         self._start_workers(task)
         web.start()
@@ -243,11 +242,6 @@ class LocalPlatform:
                 ]
                 s3.put_bucket_cors(
                     Bucket=bucket.name, CORSConfiguration={"CORSRules": rules}
-                )
-            if bucket.lifecycle_rules:
-                s3.put_bucket_lifecycle_configuration(
-                    Bucket=bucket.name,
-                    LifecycleConfiguration={"Rules": list(bucket.lifecycle_rules)},
                 )
         dynamodb = self.admin_client("dynamodb")
         for table in self.template.tables():
@@ -359,8 +353,7 @@ class LocalPlatform:
         used = sorted(
             {route.function for route in template.http_api().routes}
             | {spec.function for spec in template.notifications()}
-            | {spec.function for spec in template.stream_mappings()}
-            | {spec.function for spec in template.queue_mappings()}
+            | {spec.function for spec in template.mappings()}
         )
         for logical in used:
             function = self.functions[logical]
@@ -382,33 +375,31 @@ class LocalPlatform:
             for future in [pool.submit(self.lambdas[name].start) for name in used]:
                 future.result()
 
-    def _start_stream_pollers(self) -> None:
-        for spec in self.template.stream_mappings():
-            on_failure = spec.on_failure_queue
-            poller = DynamoStreamPoller(
-                spec,
-                stream_arn=self.template.resources[spec.table].attributes["StreamArn"],
-                function_arn=self.functions[spec.function].arn,
-                streams=self.component_client(spec.function, "dynamodbstreams"),
-                sqs=self.component_client(spec.function, "sqs"),
-                invoke=self._invoke_async,
-                on_failure_url=(
-                    self.template.resources[on_failure].ref if on_failure else None
-                ),
-            )
-            poller.start()
-            self._stack.callback(poller.stop)
-
-    def _start_queue_pollers(self) -> None:
-        for spec in self.template.queue_mappings():
-            queue = self.template.resources[spec.queue]
-            poller = SqsQueuePoller(
-                spec,
-                queue_url=queue.ref,
-                queue_arn=queue.attributes["Arn"],
-                sqs=self.component_client(spec.function, "sqs"),
-                invoke=self._invoke_async,
-            )
+    def _start_pollers(self) -> None:
+        """Lambda's pollers, each reading with its function's own key."""
+        for spec in self.template.mappings():
+            source = self.template.resources[spec.source]
+            sqs = self.component_client(spec.function, "sqs")
+            poller: DynamoStreamPoller | SqsQueuePoller
+            if source.type == "AWS::SQS::Queue":
+                poller = SqsQueuePoller(
+                    spec,
+                    queue_url=source.ref,
+                    queue_arn=source.attributes["Arn"],
+                    sqs=sqs,
+                    invoke=self._invoke_async,
+                )
+            else:
+                failed = self.template.resources.get(spec.on_failure_queue or "")
+                poller = DynamoStreamPoller(
+                    spec,
+                    stream_arn=source.attributes["StreamArn"],
+                    function_arn=self.functions[spec.function].arn,
+                    streams=self.component_client(spec.function, "dynamodbstreams"),
+                    sqs=sqs,
+                    invoke=self._invoke_async,
+                    on_failure_url=failed.ref if failed else None,
+                )
             poller.start()
             self._stack.callback(poller.stop)
 

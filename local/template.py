@@ -396,7 +396,6 @@ class BucketSpec:
     logical_id: str
     name: str
     cors_rules: tuple[dict[str, Any], ...]
-    lifecycle_rules: tuple[dict[str, Any], ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -479,31 +478,21 @@ class DistributionSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class StreamMappingSpec:
-    """An event source mapping from a table's stream to a function."""
+class MappingSpec:
+    """An event source mapping from a table's stream or a queue to a function;
+    the last three fields apply to streams only."""
 
     logical_id: str
     function: str
-    table: str
+    #: The table or the queue it reads.
+    source: str
     batch_size: int
+    #: Whether the function reports partial batch failures.
+    partial: bool
     #: TRIM_HORIZON or LATEST
-    starting_position: str
-    #: Whether the function reports partial batch failures.
-    partial: bool
-    maximum_retry_attempts: int
-    on_failure_queue: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class QueueMappingSpec:
-    """An event source mapping from a queue to a function."""
-
-    logical_id: str
-    function: str
-    queue: str
-    batch_size: int
-    #: Whether the function reports partial batch failures.
-    partial: bool
+    starting_position: str = "LATEST"
+    maximum_retry_attempts: int = 10
+    on_failure_queue: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -595,27 +584,12 @@ class LocalTemplate:
     def buckets(self) -> list[BucketSpec]:
         specs = []
         for logical in self.assembly.of_type("AWS::S3::Bucket"):
-            props = self.props(logical)
-            where = self.owner(logical)
             cors = self.resolver.resolve(
-                props.get("CorsConfiguration", {}).get("CorsRules", []), where=where
+                self.props(logical).get("CorsConfiguration", {}).get("CorsRules", []),
+                where=self.owner(logical),
             )
-            lifecycle = self.resolver.resolve(
-                props.get("LifecycleConfiguration", {}).get("Rules", []), where=where
-            )
-            specs.append(
-                BucketSpec(
-                    logical_id=logical,
-                    name=self.resources[logical].ref,
-                    cors_rules=tuple(
-                        {_CORS_FIELDS[name]: value for name, value in rule.items()}
-                        for rule in cors
-                    ),
-                    lifecycle_rules=tuple(
-                        _lifecycle_rule(rule, where) for rule in lifecycle
-                    ),
-                )
-            )
+            rules = tuple({_CORS_FIELDS[k]: v for k, v in r.items()} for r in cors)
+            specs.append(BucketSpec(logical, self.resources[logical].ref, rules))
         return specs
 
     def tables(self) -> list[TableSpec]:
@@ -883,65 +857,37 @@ class LocalTemplate:
             )
         return specs
 
-    def stream_mappings(self) -> list[StreamMappingSpec]:
-        """Every event source mapping that feeds a table's stream to a
-        function of the stack."""
+    def mappings(self) -> list[MappingSpec]:
+        """Every event source mapping that feeds a table's stream or a queue
+        of the stack to a function of the stack."""
         specs = []
         for logical, props in self._mappings():
-            table = self._source_of(props, "AWS::DynamoDB::Table")
-            if table is None:
+            source = _logical_of_get_att(props.get("EventSourceArn"))
+            kind = self.resources[source].type if source else None
+            if kind not in ("AWS::DynamoDB::Table", "AWS::SQS::Queue"):
                 continue
-            function = self._mapped_function(logical, props)
-            on_failure = _logical_of_get_att(
-                props.get("DestinationConfig", {})
-                .get("OnFailure", {})
-                .get("Destination")
-            )
+            where = self.owner(logical)
+            failure = props.get("DestinationConfig", {}).get("OnFailure", {})
             specs.append(
-                StreamMappingSpec(
+                MappingSpec(
                     logical_id=logical,
-                    function=function,
-                    table=table,
-                    batch_size=int(props.get("BatchSize", 100)),
-                    starting_position=props.get("StartingPosition", "LATEST"),
+                    function=self.logical_named(
+                        "AWS::Lambda::Function",
+                        self.resolver.resolve_str(props["FunctionName"], where=where),
+                        f"{where}: its function",
+                    ),
+                    source=str(source),
+                    batch_size=int(
+                        props.get("BatchSize", 10 if kind == "AWS::SQS::Queue" else 100)
+                    ),
                     partial="ReportBatchItemFailures"
                     in props.get("FunctionResponseTypes", []),
+                    starting_position=props.get("StartingPosition", "LATEST"),
                     maximum_retry_attempts=int(props.get("MaximumRetryAttempts", 10)),
-                    on_failure_queue=on_failure,
+                    on_failure_queue=_logical_of_get_att(failure.get("Destination")),
                 )
             )
         return specs
-
-    def queue_mappings(self) -> list[QueueMappingSpec]:
-        """Every event source mapping that feeds a queue of the stack to a
-        function of the stack."""
-        return [
-            QueueMappingSpec(
-                logical_id=logical,
-                function=self._mapped_function(logical, props),
-                queue=queue,
-                batch_size=int(props.get("BatchSize", 10)),
-                partial="ReportBatchItemFailures"
-                in props.get("FunctionResponseTypes", []),
-            )
-            for logical, props in self._mappings()
-            if (queue := self._source_of(props, "AWS::SQS::Queue")) is not None
-        ]
-
-    def _source_of(self, props: Mapping[str, Any], type_: str) -> str | None:
-        """The mapping's source when it is a ``type_`` resource of the stack."""
-        source = _logical_of_get_att(props.get("EventSourceArn"))
-        if source is None or self.resources[source].type != type_:
-            return None
-        return source
-
-    def _mapped_function(self, logical: str, props: Mapping[str, Any]) -> str:
-        where = self.owner(logical)
-        return self.logical_named(
-            "AWS::Lambda::Function",
-            self.resolver.resolve_str(props["FunctionName"], where=where),
-            f"{where}: its function",
-        )
 
     def _mappings(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         for logical in self.assembly.of_type("AWS::Lambda::EventSourceMapping"):
@@ -958,8 +904,7 @@ class LocalTemplate:
     def not_run_locally(self) -> list[str]:
         """Parts of the stack that move data but that the local run leaves
         out, so that it can say so instead of leaving them out silently."""
-        run = {spec.logical_id for spec in self.stream_mappings()}
-        run |= {spec.logical_id for spec in self.queue_mappings()}
+        run = {spec.logical_id for spec in self.mappings()}
         left_out = [
             f"{self.owner(logical)} feeding function "
             f"{_logical_of_ref(props.get('FunctionName'))}"
@@ -1022,40 +967,3 @@ def _logical_of_ref(value: Any) -> str | None:
 
 def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _lifecycle_rule(rule: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """A CloudFormation lifecycle rule in PutBucketLifecycleConfiguration's shape."""
-    converted: dict[str, Any] = {"Status": rule["Status"]}
-    handled = {"Status"}
-
-    def take(name: str) -> Any:
-        handled.add(name)
-        return rule.get(name)
-
-    if take("Id") is not None:
-        converted["ID"] = rule["Id"]
-    prefix = take("Prefix")
-    converted["Filter"] = {"Prefix": prefix or ""}
-    if take("ExpirationInDays") is not None:
-        converted["Expiration"] = {"Days": rule["ExpirationInDays"]}
-    if take("AbortIncompleteMultipartUpload") is not None:
-        converted["AbortIncompleteMultipartUpload"] = rule[
-            "AbortIncompleteMultipartUpload"
-        ]
-    transitions = take("Transitions") or []
-    if transitions:
-        converted["Transitions"] = [
-            {"Days": t["TransitionInDays"], "StorageClass": t["StorageClass"]}
-            for t in transitions
-        ]
-    if take("NoncurrentVersionExpirationInDays") is not None:
-        converted["NoncurrentVersionExpiration"] = {
-            "NoncurrentDays": rule["NoncurrentVersionExpirationInDays"]
-        }
-    unknown = set(rule) - handled
-    if unknown:
-        raise TemplateError(
-            f"{where}: the local run cannot apply lifecycle fields {sorted(unknown)}"
-        )
-    return converted

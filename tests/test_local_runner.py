@@ -33,7 +33,7 @@ from local.motoserver import SETUP_CREDENTIALS
 from local.runner import ROOT, LocalPlatform
 from local.s3_events import event_matches, event_record, matching
 from local.s3_gateway import ObjectCreated, S3Gateway
-from local.template import NotificationSpec, QueueMappingSpec, StreamMappingSpec
+from local.template import MappingSpec, NotificationSpec
 from tests.conftest import cdk_json_context, client, make_bucket, unique
 from tests.test_dead_jobs import (
     STALLED,
@@ -44,7 +44,6 @@ from tests.test_dead_jobs import (
 )
 from vod.events import DETAIL_TYPE
 from vod.events import SOURCE as SOURCE_NAME
-from vod.keys import UPLOADS_PREFIX
 from vod.model import Status
 from vod.repository import VideoRepository
 from vod.settings import Env
@@ -115,7 +114,7 @@ def wait_for_deliveries(platform, key: str, count: int = 1):
 # --- resources from the template ---
 
 
-def test_buckets_have_the_template_cors_and_lifecycle(platform, synth):
+def test_buckets_have_the_template_cors(platform, synth):
     s3 = platform.admin_client("s3")
     source = name_of(platform, SOURCE)
     assert source.startswith("vod-storagesourcebucketb2f37168-")
@@ -128,14 +127,6 @@ def test_buckets_have_the_template_cors_and_lifecycle(platform, synth):
         assert cors["AllowedMethods"] == expected["AllowedMethods"]
         assert cors["ExposeHeaders"] == expected["ExposedHeaders"]
     assert rules[0]["AllowedOrigins"][:-1] == expected_rules[0]["AllowedOrigins"]
-    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=source)["Rules"]
-    (expected_rule,) = props(synth, SOURCE)["LifecycleConfiguration"]["Rules"]
-    assert rule["ID"] == expected_rule["Id"]
-    assert rule["Filter"]["Prefix"] == expected_rule["Prefix"] == UPLOADS_PREFIX
-    assert (
-        rule["AbortIncompleteMultipartUpload"]
-        == (expected_rule["AbortIncompleteMultipartUpload"])
-    )
     output = name_of(platform, OUTPUT)
     for output_cors in s3.get_bucket_cors(Bucket=output)["CORSRules"]:
         assert output_cors["AllowedMethods"] == ["GET", "HEAD"]
@@ -515,18 +506,18 @@ def stream_table(moto) -> tuple[str, str]:
     return name, created["TableDescription"]["LatestStreamArn"]
 
 
-def mapping(**overrides) -> StreamMappingSpec:
+def mapping(**overrides) -> MappingSpec:
     fields = {
         "logical_id": "Mapping",
         "function": "Publisher",
-        "table": "Table",
+        "source": "Table",
         "batch_size": 10,
         "starting_position": "TRIM_HORIZON",
         "partial": True,
         "maximum_retry_attempts": 1,
         "on_failure_queue": "Failed",
     }
-    return StreamMappingSpec(**{**fields, **overrides})
+    return MappingSpec(**{**fields, **overrides})
 
 
 def test_a_failing_stream_batch_is_retried_from_its_failed_item_then_given_up(
@@ -672,7 +663,7 @@ def test_a_queue_batch_deletes_what_succeeded_and_keeps_what_failed(moto):
         }
 
     poller = SqsQueuePoller(
-        QueueMappingSpec("Mapping", "Consumer", "Queue", batch_size=10, partial=True),
+        MappingSpec("Mapping", "Consumer", "Queue", batch_size=10, partial=True),
         queue_url=url,
         queue_arn=arn,
         sqs=sqs,

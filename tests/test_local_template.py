@@ -209,7 +209,7 @@ def test_bind_makes_later_specs_see_the_local_value(local, assembly):
 # --- storage ------------------------------------------------------------------
 
 
-def test_bucket_cors_and_lifecycle_come_in_boto3_shape(local):
+def test_bucket_cors_comes_in_boto3_shape(local):
     source = next(b for b in local.buckets() if b.logical_id == SOURCE)
     rule, app = source.cors_rules
     assert rule["AllowedOrigins"] == cdk_json_context()["allowedOrigins"]
@@ -217,31 +217,6 @@ def test_bucket_cors_and_lifecycle_come_in_boto3_shape(local):
     assert {"PUT", "POST"} <= set(rule["AllowedMethods"])
     assert "ETag" in rule["ExposeHeaders"]
     assert rule["MaxAgeSeconds"] == 3600
-    (lifecycle,) = source.lifecycle_rules
-    assert lifecycle["Filter"] == {"Prefix": UPLOADS_PREFIX}
-    assert lifecycle["AbortIncompleteMultipartUpload"] == {
-        "DaysAfterInitiation": cdk_json_context()["abortIncompleteUploadsAfterDays"]
-    }
-
-
-def test_a_lifecycle_field_the_local_run_cannot_apply_is_refused(tmp_path):
-    local = tiny(
-        {
-            "Resources": {
-                "B": {
-                    "Type": "AWS::S3::Bucket",
-                    "Properties": {
-                        "LifecycleConfiguration": {
-                            "Rules": [{"Status": "Enabled", "TagFilters": []}]
-                        }
-                    },
-                }
-            }
-        },
-        tmp_path,
-    )
-    with pytest.raises(TemplateError, match="TagFilters"):
-        local.buckets()
 
 
 def test_the_table_keeps_its_keys_index_and_ttl(local, synth):
@@ -389,9 +364,8 @@ def test_what_moves_data_but_is_not_run_locally_is_listed(tmp_path):
         },
         tmp_path,
     )
-    assert local.stream_mappings() == []
-    (queue,) = local.queue_mappings()
-    assert (queue.function, queue.queue, queue.batch_size) == ("Fn", "Q", 10)
+    (queue,) = local.mappings()
+    assert (queue.function, queue.source, queue.batch_size) == ("Fn", "Q", 10)
     assert not queue.partial
     assert local.not_run_locally() == [
         "AWS::Lambda::EventSourceMapping FromKinesis feeding function Fn"
@@ -401,24 +375,24 @@ def test_what_moves_data_but_is_not_run_locally_is_listed(tmp_path):
 def test_the_table_stream_feeds_the_publisher_and_captions_functions(local):
     streams = {
         local.functions()[stream.function].handler: stream
-        for stream in local.stream_mappings()
+        for stream in local.mappings()
+        if stream.source == TABLE
     }
     assert sorted(streams) == [
         "lambdas.captions.app.handler",
         "lambdas.events.app.handler",
     ]
     for stream in streams.values():
-        assert stream.table == TABLE
         assert stream.partial
         assert local.resources[stream.on_failure_queue].type == "AWS::SQS::Queue"
     assert local.not_run_locally() == []
 
 
 def test_the_dead_letter_queue_feeds_the_dead_jobs_function(local):
-    (mapping,) = local.queue_mappings()
+    (mapping,) = [m for m in local.mappings() if m.source != TABLE]
     handler = local.functions()[mapping.function].handler
     assert handler == "lambdas.dead_jobs.app.handler"
-    assert mapping.queue == DLQ
+    assert mapping.source == DLQ
     assert mapping.partial
     assert mapping.batch_size == 10
 
