@@ -133,7 +133,8 @@ def _event(
 def max_sign_response_bytes() -> int:
     from lambdas.upload_api import app
     from lambdas.upload_api.parts import MAX_PARTS_PER_CALL
-    from local.motoserver import create_video_table, moto_server
+    from local.motoserver import moto_server
+    from tests.conftest import create_video_table
     from vod.settings import MIB, Env
 
     with moto_server() as endpoint:

@@ -365,14 +365,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     api: LocalHttpApi
 
-    def handle_one_request(self) -> None:
-        # Serve every method through one path instead of do_GET & co.
-        self.raw_requestline = self.rfile.readline(65537)
-        if not self.raw_requestline:
-            self.close_connection = True
-            return
-        if not self.parse_request():
-            return
+    def _serve(self) -> None:
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             # API Gateway takes chunked bodies; no client of ours sends one.
             self.send_error(411, "send a Content-Length")
@@ -397,7 +390,8 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
-        self.wfile.flush()
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
         LOGGER.debug("%s " + format, self.client_address[0], *args)

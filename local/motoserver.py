@@ -12,18 +12,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from local.workers import stop_processes
-from vod.model import (
-    OWNER_INDEX,
-    OWNER_INDEX_PARTITION_KEY,
-    OWNER_INDEX_SORT_KEY,
-    TABLE_PARTITION_KEY,
-)
 
 #: Fake, loopback-only credentials. moto accepts any key; these name no account.
 SETUP_CREDENTIALS = {
@@ -95,29 +88,3 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
         except requests.RequestException:
             time.sleep(0.05)
     raise RuntimeError(f"the moto server did not answer on {url}")
-
-
-def create_video_table(dynamodb: Any, name: str) -> None:
-    """The video table with the model's keys and owner index, for tests and
-    benchmarks that need one without synthesizing (the local runner builds
-    its tables from the template instead)."""
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": OWNER_INDEX_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": OWNER_INDEX_SORT_KEY, "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": TABLE_PARTITION_KEY, "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": OWNER_INDEX,
-                "KeySchema": [
-                    {"AttributeName": OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                    {"AttributeName": OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )

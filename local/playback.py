@@ -244,21 +244,14 @@ class _ReaderHandler(BaseHTTPRequestHandler):
             body.close()
 
     def _send_failure(self, error: ClientError) -> None:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        status = int(
-            error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        )
-        if code == "304" or status == 304:
-            self._send(304, [], b"")
-        elif code in ("NoSuchKey", "404", "NotFound") or status == 404:
-            self._send(404, [], b"Not Found")
-        elif code == "InvalidRange" or status == 416:
-            self._send(416, [], b"Range Not Satisfiable")
-        elif status == 403:
-            self._send(403, [], b"Forbidden")
-        else:
+        """S3's answer as CloudFront passes it on: not modified, missing,
+        forbidden or out of range; anything else is a bad gateway."""
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status not in (304, 403, 404, 416):
             log.warning("reading s3://%s failed: %s", self.reader.bucket, error)
-            self._send(502, [], b"Bad Gateway")
+            status = 502
+        body = b"" if status == 304 else self.responses[status][0].encode()
+        self._send(status, [], body)
 
     def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         """An answer without an object: CORS headers are added, so that a

@@ -106,7 +106,6 @@ class LocalPlatform:
         workers: int = 3,
         task_env: Mapping[str, str] | None = None,
         web_root: Path | str | None = None,
-        api_port: int = 0,
         run_dir: Path | str | None = None,
         check_wiring: bool = True,
         stack_name: str | None = None,
@@ -116,7 +115,6 @@ class LocalPlatform:
         self.template = LocalTemplate(self.assembly)
         self._moto_port = moto_port
         self._web_port = web_port
-        self._api_port = api_port
         self._worker_count = workers
         self._task_env = dict(task_env or {})
         self._web_root = Path(web_root) if web_root is not None else None
@@ -408,10 +406,9 @@ class LocalPlatform:
 
     def _start_api(self) -> LocalHttpApi:
         spec = self.template.http_api()
-        if spec.authorizers:
+        if spec.jwt:
             # One issuer stands for the stack's one user pool.
-            (authorizer,) = spec.authorizers.values()
-            self.issuer = LocalIssuer(authorizer.issuer, authorizer.audiences[0])
+            self.issuer = LocalIssuer(spec.jwt["Issuer"], spec.jwt["Audience"][0])
             self.sign_in = self._hosted_sign_in(self.issuer)
 
         def route(function: str, authorize: bool) -> Route:
@@ -433,7 +430,6 @@ class LocalPlatform:
                 for r in spec.routes
             },
             issuer=self.issuer,
-            port=self._api_port,
             **{
                 **spec.cors,
                 "allowed_origins": self._with_page(spec.cors["allowed_origins"]),
@@ -483,44 +479,33 @@ class LocalPlatform:
         return self.worker_pool.processes if self.worker_pool else []
 
     def _start_reader(self) -> PlaybackReader:
-        bucket, origins = self._playback_origin()
-        s3 = self.component_client(READER, "s3")
+        """CloudFront's stand-in: the playback distribution's bucket, with the
+        browser origins its response headers policy allows."""
+        distribution = self._playback_distribution()
+        if distribution is None:
+            raise WiringError(
+                "nothing serves playback: the stack has no CloudFront "
+                "distribution of a bucket"
+            )
         reader = PlaybackReader(
-            bucket=bucket, s3=s3, allowed_origins=self._with_page(origins)
+            bucket=distribution.bucket,
+            s3=self.component_client(READER, "s3"),
+            allowed_origins=self._with_page(distribution.allowed_origins),
         )
         reader.start()
         self._stack.callback(reader.stop)
         return reader
 
-    def _playback_origin(self) -> tuple[str, tuple[str, ...]]:
-        """The bucket players read and the browser origins allowed to: the
-        CloudFront distribution's, or without one, the output bucket of the
-        function that makes playback URLs, with that bucket's CORS."""
-        distribution = self._playback_distribution()
-        if distribution is not None and distribution.allowed_origins is not None:
-            return distribution.bucket, distribution.allowed_origins
-        buckets = [distribution.bucket] if distribution else self._playback_buckets()
-        if buckets:
-            return buckets[0], self._bucket_origins(buckets[0])
-        raise WiringError(
-            "nothing serves playback: the stack has no CloudFront distribution "
-            f"of a bucket, and no function sets {Env.PLAYBACK_BASE_URL} with "
-            f"{Env.OUTPUT_BUCKET}"
-        )
-
-    def _playback_buckets(self) -> list[str]:
-        """The output buckets of the functions that make playback URLs."""
-        return [
-            function.environment[Env.OUTPUT_BUCKET]
-            for function in self.functions.values()
-            if {Env.PLAYBACK_BASE_URL, Env.OUTPUT_BUCKET} <= function.environment.keys()
-        ]
-
     def _playback_distribution(self) -> DistributionSpec | None:
-        """The distribution players read: the one serving a bucket that
-        playback URLs point into, not the web app's, else the only one."""
+        """The distribution players read: the one serving the output bucket of
+        a function that makes playback URLs (not the web app's), else the only
+        one."""
         distributions = self.template.distributions()
-        buckets = self._playback_buckets()
+        buckets = {
+            function.environment.get(Env.OUTPUT_BUCKET)
+            for function in self.functions.values()
+            if Env.PLAYBACK_BASE_URL in function.environment
+        }
         return next(
             (d for d in distributions if d.bucket in buckets),
             distributions[0] if len(distributions) == 1 else None,
@@ -546,11 +531,6 @@ class LocalPlatform:
         """``origins`` and the page's, which the local run serves."""
         page = self.web_url
         return tuple(origins) if page in origins else (*origins, page)
-
-    def _bucket_origins(self, bucket: str) -> tuple[str, ...]:
-        buckets = [spec for spec in self.template.buckets() if spec.name == bucket]
-        rules = [rule for spec in buckets for rule in spec.cors_rules]
-        return tuple(sorted({o for rule in rules for o in rule["AllowedOrigins"]}))
 
     def _bind_web(self) -> LoopbackHttpServer:
         """The page's server, bound now so that its origin is known to the

@@ -436,17 +436,11 @@ class RouteSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class JwtAuthorizerSpec:
-    logical_id: str
-    issuer: str
-    audiences: tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
 class HttpApiSpec:
     logical_id: str
     routes: tuple[RouteSpec, ...]
-    authorizers: dict[str, JwtAuthorizerSpec]
+    #: Its one JWT authorizer's JwtConfiguration (Issuer, Audience), if any.
+    jwt: dict[str, Any] | None
     #: Its CORS configuration as LocalHttpApi's keyword arguments.
     cors: dict[str, Any]
 
@@ -456,7 +450,6 @@ class NotificationSpec:
     """One LambdaFunctionConfiguration of a bucket's notifications."""
 
     bucket: str
-    bucket_logical_id: str
     function: str
     events: tuple[str, ...]
     prefix: str
@@ -470,9 +463,8 @@ class DistributionSpec:
     logical_id: str
     domain_name: str
     bucket: str
-    #: Origins its default behaviour's response headers policy allows, or
-    #: None when it has no CORS policy.
-    allowed_origins: tuple[str, ...] | None
+    #: Origins its default behaviour's response headers policy allows.
+    allowed_origins: tuple[str, ...]
     #: Its alternate domain names (``Aliases``: the ``domainName`` knob).
     aliases: tuple[str, ...] = ()
 
@@ -716,16 +708,16 @@ class LocalTemplate:
     # --- API -------------------------------------------------------------
 
     def http_api(self) -> HttpApiSpec:
-        """The stack's one HTTP API: routes, JWT authorizers, CORS."""
+        """The stack's one HTTP API: routes, JWT authorizer, CORS."""
         (api,) = self.assembly.of_type("AWS::ApiGatewayV2::Api")
-        authorizers = {}
-        for logical in self._api_children("AWS::ApiGatewayV2::Authorizer", api):
-            where = self.owner(logical)
-            jwt = self.resolver.resolve(self.props(logical), where=where)[
-                "JwtConfiguration"
-            ]
-            authorizers[logical] = JwtAuthorizerSpec(
-                logical, jwt["Issuer"], tuple(jwt.get("Audience", ()))
+        jwts = [
+            self.resolver.resolve(self.props(logical), where=self.owner(logical))
+            for logical in self._api_children("AWS::ApiGatewayV2::Authorizer", api)
+        ]
+        if len(jwts) > 1:
+            raise TemplateError(
+                f"{self.owner(api)} has {len(jwts)} authorizers; the local run's "
+                "one token issuer stands for one"
             )
         routes = tuple(
             self._route(logical)
@@ -740,7 +732,7 @@ class LocalTemplate:
         return HttpApiSpec(
             logical_id=api,
             routes=routes,
-            authorizers=authorizers,
+            jwt=jwts[0]["JwtConfiguration"] if jwts else None,
             cors={
                 "allowed_origins": tuple(cors.get("AllowOrigins", ())),
                 "allow_headers": tuple(cors.get("AllowHeaders", ())),
@@ -810,7 +802,6 @@ class LocalTemplate:
                 specs.append(
                     NotificationSpec(
                         bucket=bucket,
-                        bucket_logical_id=bucket_logical,
                         function=function,
                         events=tuple(target["Events"]),
                         prefix=rules.get("prefix", ""),
@@ -837,21 +828,19 @@ class LocalTemplate:
             if bucket is None:
                 continue
             policy = _logical_of_ref(default.get("ResponseHeadersPolicyId"))
-            allowed = None
-            if policy is not None:
-                cors = (
-                    self.resolver.resolve(self.props(policy), where=self.owner(policy))
-                    .get("ResponseHeadersPolicyConfig", {})
-                    .get("CorsConfig")
-                )
-                if cors:
-                    allowed = tuple(cors["AccessControlAllowOrigins"]["Items"])
+            headers = (
+                self.resolver.resolve(self.props(policy), where=self.owner(policy))
+                if policy
+                else {}
+            )
+            cors = headers.get("ResponseHeadersPolicyConfig", {}).get("CorsConfig", {})
+            allowed = cors.get("AccessControlAllowOrigins", {}).get("Items", [])
             specs.append(
                 DistributionSpec(
                     logical_id=logical,
                     domain_name=self.resources[logical].attributes["DomainName"],
                     bucket=self.resources[bucket].ref,
-                    allowed_origins=allowed,
+                    allowed_origins=tuple(allowed),
                     aliases=tuple(config.get("Aliases", ())),
                 )
             )

@@ -16,11 +16,12 @@ from typing import Any
 import boto3
 import pytest
 
-from local.motoserver import (
-    SETUP_CREDENTIALS,
-    MotoEndpoint,
-    create_video_table,
-    moto_server,
+from local.motoserver import SETUP_CREDENTIALS, MotoEndpoint, moto_server
+from vod.model import (
+    OWNER_INDEX,
+    OWNER_INDEX_PARTITION_KEY,
+    OWNER_INDEX_SORT_KEY,
+    TABLE_PARTITION_KEY,
 )
 
 #: The browser tests' fixtures (the built page, headless Chromium).
@@ -57,6 +58,31 @@ def client(moto: MotoEndpoint, service: str) -> Any:
         region_name=moto.region,
         aws_access_key_id=SETUP_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=SETUP_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def create_video_table(dynamodb: Any, name: str) -> None:
+    """The video table with the model's keys and owner index, for tests and
+    benchmarks that need one without synthesizing."""
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": OWNER_INDEX_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": OWNER_INDEX_SORT_KEY, "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": TABLE_PARTITION_KEY, "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": OWNER_INDEX,
+                "KeySchema": [
+                    {"AttributeName": OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
     )
 
 

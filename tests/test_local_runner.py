@@ -362,7 +362,6 @@ def test_a_handler_that_raises_or_overruns_is_a_handler_error(tmp_path):
 def spec(**overrides) -> NotificationSpec:
     fields = {
         "bucket": "b",
-        "bucket_logical_id": "B",
         "function": "F",
         "events": ("s3:ObjectCreated:*",),
         "prefix": "uploads/",

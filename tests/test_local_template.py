@@ -285,13 +285,13 @@ def test_routes_lead_to_the_functions_that_serve_them(local):
 
 def test_every_route_has_the_jwt_authorizer_of_the_user_pool(local):
     api = local.http_api()
-    (authorizer,) = api.authorizers.values()
-    assert {route.authorizer for route in api.routes} == {authorizer.logical_id}
+    (authorizer,) = {route.authorizer for route in api.routes}
+    assert local.resources[authorizer].type == "AWS::ApiGatewayV2::Authorizer"
     pool = local.resources["UploadApiUserPoolB0792B67"].ref
-    assert authorizer.issuer == f"https://cognito-idp.us-east-1.amazonaws.com/{pool}"
-    assert authorizer.audiences == (
-        local.resources["UploadApiUserPoolWebClient87182009"].ref,
-    )
+    assert api.jwt == {
+        "Issuer": f"https://cognito-idp.us-east-1.amazonaws.com/{pool}",
+        "Audience": [local.resources["UploadApiUserPoolWebClient87182009"].ref],
+    }
     assert api.cors["allowed_origins"] == (
         *cdk_json_context()["allowedOrigins"],
         _app_origin(local),
@@ -302,7 +302,7 @@ def test_every_route_has_the_jwt_authorizer_of_the_user_pool(local):
 def test_notifications_send_every_upload_completion_to_the_ingest_function(local):
     notifications = local.notifications()
     assert {n.function for n in notifications} == {INGEST}
-    assert {n.bucket_logical_id for n in notifications} == {SOURCE}
+    assert {n.bucket for n in notifications} == {local.resources[SOURCE].ref}
     assert {n.prefix for n in notifications} == {UPLOADS_PREFIX}
     events = {event for n in notifications for event in n.events}
     assert "s3:ObjectCreated:CompleteMultipartUpload" in events
