@@ -299,6 +299,24 @@ def test_every_route_has_the_jwt_authorizer_of_the_user_pool(local):
     assert {"authorization", "content-type"} <= set(api.cors["allow_headers"])
 
 
+def test_an_api_with_two_jwt_authorizers_is_refused(tmp_path):
+    def authorizer(audience: str) -> dict[str, Any]:
+        jwt = {"Issuer": "https://issuer.test", "Audience": [audience]}
+        return {
+            "Type": "AWS::ApiGatewayV2::Authorizer",
+            "Properties": {"ApiId": {"Ref": "Api"}, "JwtConfiguration": jwt},
+        }
+
+    resources = {
+        "Api": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {}},
+        "A": authorizer("one"),
+        "B": authorizer("two"),
+    }
+    local = tiny({"Resources": resources}, tmp_path)
+    with pytest.raises(TemplateError, match="Api has 2 authorizers"):
+        local.http_api()
+
+
 def test_notifications_send_every_upload_completion_to_the_ingest_function(local):
     notifications = local.notifications()
     assert {n.function for n in notifications} == {INGEST}
