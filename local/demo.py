@@ -29,8 +29,11 @@ CLIP_SECONDS = 6
 EXIT_ERROR = 1
 
 
-def generate_clip(path: Path, *, seconds: int = CLIP_SECONDS) -> Path:
-    """A 1080p30 H.264 clip with an AAC tone, from ffmpeg's lavfi sources."""
+def generate_clip(
+    path: Path, *, seconds: int = CLIP_SECONDS, size: str = "1920x1080"
+) -> Path:
+    """A 30 fps H.264 clip (1080p by default) with an AAC tone, from ffmpeg's
+    lavfi sources."""
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
@@ -41,7 +44,7 @@ def generate_clip(path: Path, *, seconds: int = CLIP_SECONDS) -> Path:
             "-f",
             "lavfi",
             "-i",
-            f"testsrc2=size=1920x1080:rate=30:duration={seconds}",
+            f"testsrc2=size={size}:rate=30:duration={seconds}",
             "-f",
             "lavfi",
             "-i",

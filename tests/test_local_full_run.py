@@ -18,6 +18,7 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
+from local.demo import generate_clip
 from local.runner import ROOT, LocalPlatform
 from tests.test_local_runner import refuses
 
@@ -25,42 +26,11 @@ TIMEOUT = 10
 _URI_ATTRIBUTE = re.compile(r'URI="([^"]+)"')
 
 
-def generate_clip(path: Path) -> Path:
-    """2 s of 640x360 video with a tone: one rung, quick to transcode."""
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30:duration=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000:duration=2",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
-    return path
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    return generate_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+    """2 s of 640x360 video with a tone: one rung, quick to transcode."""
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    return generate_clip(path, seconds=2, size="640x360")
 
 
 def python_env() -> dict[str, str]:
