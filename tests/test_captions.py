@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import Stubber
 
 from lambdas.captions import app as captions_app
-from lambdas.captions.publisher import CaptionsPublisher
+from lambdas.captions.publisher import VIDEO_FAILED, CaptionsPublisher
 from lambdas.captions.transcribe import AutoCaptions, job_name, output_folder
 from lambdas.videos_api import app as videos_app
 from tests.conftest import make_bucket, make_table
@@ -339,6 +339,20 @@ def test_a_stored_file_that_cannot_be_published_fails_its_track_only(env, ready)
     assert "cannot be read" in failed["error"]
     master = env.s3.get_object(Bucket=env.output, Key=ready.playback)
     assert master["Body"].read().decode() == MASTER
+
+
+def test_the_pending_tracks_of_a_failed_video_fail_with_the_reason(env):
+    publisher = CaptionsPublisher(s3=env.s3, bucket=env.output, videos=env.videos)
+    video = add_video(env)
+    ok(PUT, path={"id": video.id, "lang": "en"}, raw_body=SRT)
+    captioned = env.videos.get(video.id)
+    failed = dataclasses.replace(captioned, status=Status.FAILED, error="bad file")
+    env.videos.delete(video.id, OWNER)
+    env.videos.create(failed)
+    records = stream(captioned, failed)
+    assert captions_app.on_stream(records, publisher=publisher, auto=None) == []
+    (track,) = ok(LIST, path={"id": video.id})["captions"]
+    assert (track["status"], track["error"]) == ("FAILED", VIDEO_FAILED)
 
 
 def test_a_change_that_arrives_after_the_video_was_deleted_is_skipped(env, ready):

@@ -32,6 +32,8 @@ WEBVTT_TYPE = "text/vtt; charset=utf-8"
 #: revision in a new folder.
 IMMUTABLE_CACHE = "max-age=31536000, immutable"
 _MASTER_ATTEMPTS = 8
+#: The reason a pending track fails with when its video fails.
+VIDEO_FAILED = "the video failed, so there is nothing to publish it in"
 _DELETE_BATCH = 1000
 
 
@@ -57,6 +59,13 @@ class CaptionsPublisher:
             pending = [t for t in after.values() if t.status is CaptionStatus.PENDING]
             if pending or retired or (became_ready and after):
                 self._publish(new, list(after.values()), pending)
+        elif new.status is Status.FAILED:
+            # Nothing will be published for it: its tracks say why.
+            for track in after.values():
+                if track.status is CaptionStatus.PENDING:
+                    self._videos.settle_caption(
+                        new.id, track, CaptionStatus.FAILED, VIDEO_FAILED
+                    )
         for track in retired:
             self._delete(new, track)
 
