@@ -428,16 +428,44 @@ def test_an_upload_cut_by_a_reload_resumes_with_only_the_missing_parts(
     assert page.evaluate("() => sessionStorage.getItem('vod.tokens')") is None
 
 
-def test_a_file_that_is_not_a_video_and_an_expired_sign_in_are_said_in_words(
+def test_a_non_video_another_accounts_upload_and_an_expired_sign_in_are_said(
     platform, page, tmp_path
 ):
-    email = "lapsed@example.com"
-    sign_in(page, platform.web_url, email)
+    sign_in(page, platform.web_url, "first@example.com")
     notes = tmp_path / "notes.txt"
     notes.write_text("not a video")
     page.set_input_files(UPLOAD_INPUT, notes)
     message = page.locator(".upload-error")
     expect(message).to_have_text(re.compile(r"^notes\.txt is not a video: pick"))
+
+    # An upload cut short, kept for resuming; the tab closes (its tokens go)
+    # and another person signs in here: it is dropped, not resumed.
+    sent: list[int] = []
+
+    def on_part(route: Route) -> None:
+        number = int(dict(parse_qsl(urlsplit(route.request.url).query))["partNumber"])
+        if route.request.method == "PUT":
+            sent.append(number)
+        if number == 1 or route.request.method != "PUT":
+            route.continue_()
+
+    page.route(PART_PUT, on_part)
+    page.set_input_files(UPLOAD_INPUT, padded_clip(tmp_path / "cut.mp4", 6 * 2**20))
+    page.click(UPLOAD_BUTTON)
+    deadline = time.monotonic() + 30
+    while len(sent) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    page.wait_for_function(KEPT_FOR_RESUME, polling=100, timeout=10_000)
+    page.evaluate("() => sessionStorage.clear()")
+    page.on("dialog", lambda dialog: dialog.accept())
+    email = "lapsed@example.com"
+    sign_in(page, platform.web_url, email)
+    expect(message).to_have_text(
+        "Uploads another account started in this browser were discarded."
+    )
+    expect(page.locator(".uppy-Dashboard-Item")).to_have_count(0)
+    page.wait_for_function(f"async () => !(await ({KEPT_FOR_RESUME})())", polling=100)
+    assert sorted(sent) == [1, 2]
 
     # The API refuses the access token (expired early) and the sign-in
     # service the refresh token (revoked).

@@ -47,6 +47,10 @@ function failure(file, error) {
   return `${file.name} was not uploaded: ${reason || 'unknown error'}`
 }
 
+/** Whose uploads Golden Retriever keeps in this browser: they resume only
+ * for the same account. */
+const KEPT_FOR = 'vod.uploads-of'
+
 /** A file is being sent now (not finished, failed or paused). */
 const sending = (file) =>
   file.progress.uploadStarted && !file.progress.uploadComplete && !file.error && !file.isPaused
@@ -119,21 +123,30 @@ export function startUploads(section, { api, auth, maxUploadBytes, onStarted, on
       say(error.message)
     }
   })
-  uppy.on('upload', () => say(''))
+  uppy.on('upload', () => {
+    say('')
+    localStorage.setItem(KEPT_FOR, auth.user)
+  })
   uppy.on('upload-error', (file, error) => say(failure(file, error)))
   uppy.on('upload-success', (file, response) => {
     onUploaded(file, videoIdFromKey(response.body.key))
   })
   // Files kept from before a reload: their uploads go on where S3 has them
-  // up to (ListParts), once someone is signed in to sign the rest.
+  // up to (ListParts), once their own account is signed in to sign the rest.
+  // Another account's are dropped: the API would refuse their upload IDs,
+  // and the files are not this user's to see.
   uppy.on('restored', () => {
     if (!uppy.getState().recoveredState) {
       return
     }
-    if (auth.signedIn) {
-      uppy.emit('restore-confirmed')
-    } else {
+    const keptFor = localStorage.getItem(KEPT_FOR)
+    if (!auth.signedIn) {
       say('Sign in to finish the uploads you started.')
+    } else if (keptFor && keptFor !== auth.user) {
+      uppy.clear()
+      say('Uploads another account started in this browser were discarded.')
+    } else {
+      uppy.emit('restore-confirmed')
     }
   })
   auth.onChange(() => uppy.getPlugin('Dashboard').setOptions({ disabled: !auth.signedIn }))
