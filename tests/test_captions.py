@@ -457,6 +457,8 @@ def test_a_video_reaching_ready_starts_one_transcription_job(env, ready, auto):
         )
     # A change to a video already READY starts nothing.
     captions_app.on_stream(stream(ready, ready), publisher=publisher, auto=captions)
+    record = ok("GET /videos/{id}", path={"id": ready.id})
+    assert record["autoCaptions"] == {"status": "IN_PROGRESS"}
 
 
 def test_a_finished_job_adds_an_auto_track_unless_one_was_uploaded(env, ready, auto):
@@ -470,6 +472,14 @@ def test_a_finished_job_adds_an_auto_track_unless_one_was_uploaded(env, ready, a
     captions.job_finished(transcribe_event(name, "FAILED")["detail"])
     captions.job_finished({"TranscriptionJobName": "someone-elses-job"})
     assert ok(LIST, path={"id": ready.id})["captions"] == []
+
+    def auto_captions():
+        return ok("GET /videos/{id}", path={"id": ready.id})["autoCaptions"]
+
+    assert auto_captions() == {
+        "status": "FAILED",
+        "reason": "Transcribe failed: Unsupported media format",
+    }
 
     env.s3.put_object(
         Bucket=env.output,
@@ -504,6 +514,7 @@ def test_a_finished_job_adds_an_auto_track_unless_one_was_uploaded(env, ready, a
             "error": None,
         }
     ]
+    assert auto_captions() == {"status": "ADDED", "language": "en-US"}
     stored = CaptionTrack.from_raw("en-US", env.videos.get(ready.id).captions["en-US"])
     body = env.s3.get_object(Bucket=env.output, Key=stored.source_key(ready.id))
     assert "Hello from Transcribe." in body["Body"].read().decode()
@@ -512,3 +523,8 @@ def test_a_finished_job_adds_an_auto_track_unless_one_was_uploaded(env, ready, a
     captions.job_finished(transcribe_event(name, "COMPLETED")["detail"])
     kept = ok(LIST, path={"id": ready.id})["captions"]
     assert [(t["language"], t["auto"]) for t in kept] == [("en-US", False)]
+    assert auto_captions() == {
+        "status": "NONE",
+        "language": "en-US",
+        "reason": "the video has an uploaded en-US track, which stays",
+    }

@@ -233,6 +233,9 @@ class Video:
     cost: Mapping[str, Any] | None = None
     #: Caption tracks: language -> ``vod.captions.CaptionTrack`` entry.
     captions: Mapping[str, Any] | None = None
+    #: What became of the automatic captions (``autoCaptions``): ``status``
+    #: IN_PROGRESS, ADDED, NONE or FAILED, with ``language`` or ``reason``.
+    auto_captions: Mapping[str, Any] | None = None
 
     @classmethod
     def new_upload(
@@ -391,6 +394,7 @@ class Video:
             "thumbnailsUrl": url(self.thumbnails),
             "cost": dict(self.cost) if self.cost else None,
             "captions": [track.public() for track in tracks_of(self.captions)],
+            "autoCaptions": dict(self.auto_captions) if self.auto_captions else None,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }

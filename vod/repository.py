@@ -221,6 +221,19 @@ class VideoRepository:
             update.require_status(status_in)
         return self.apply(video_id, update)
 
+    def set_auto_captions(
+        self, video_id: str, state: Mapping[str, Any], *, first: bool = False
+    ) -> bool:
+        """Record what became of the video's automatic captions (when
+        ``first``, only if nothing is recorded yet); False when the record
+        is gone."""
+        update = Update()
+        if first:
+            update.set_if_absent("auto_captions", {**state})
+        else:
+            update.set("auto_captions", {**state})
+        return self.apply(video_id, update).video is not None
+
     def apply(self, video_id: str, update: Update) -> TransitionResult:
         """Run ``update`` on an existing record (``updated_at`` is set too);
         a refused condition returns the record as it was."""

@@ -81,10 +81,14 @@ class AutoCaptions:
             )
         except self._transcribe.exceptions.ConflictException:
             logger.info("transcription already started", extra={"videoId": video.id})
+            return
+        # Only if nothing is recorded: the job's result may have come first.
+        self._videos.set_auto_captions(video.id, {"status": "IN_PROGRESS"}, first=True)
 
     def job_finished(self, detail: Mapping[str, Any]) -> None:
         """Add a finished job's subtitles as the video's ``auto`` track (an
-        uploaded track of the language stays); a failed job is logged."""
+        uploaded track of the language stays), and record on the video what
+        became of them (``auto_captions``)."""
         name = str(detail.get("TranscriptionJobName", ""))
         video_id = video_id_of(name)
         if video_id is None:
@@ -92,25 +96,28 @@ class AutoCaptions:
         job = self._transcribe.get_transcription_job(TranscriptionJobName=name)[
             "TranscriptionJob"
         ]
+        state = self._add_track(video_id, name, job)
+        logger.info("automatic captions: %s", state, extra={"videoId": video_id})
+        self._videos.set_auto_captions(video_id, state)
+
+    def _add_track(
+        self, video_id: str, name: str, job: Mapping[str, Any]
+    ) -> dict[str, str]:
         if job.get("TranscriptionJobStatus") != "COMPLETED":
-            logger.warning(
-                "automatic captions failed",
-                extra={"videoId": video_id, "reason": job.get("FailureReason")},
-            )
-            return
+            reason = job.get("FailureReason") or "Transcribe gave no reason"
+            return {"status": "FAILED", "reason": f"Transcribe failed: {reason}"}
         language = caption_language(str(job.get("LanguageCode", "")))
         if language is None:
-            logger.warning("transcript language %r unknown", job.get("LanguageCode"))
-            return
+            reason = f"the identified language {job.get('LanguageCode')!r} is unknown"
+            return {"status": "FAILED", "reason": reason}
         produced = self._s3.get_object(
             Bucket=self._output_bucket, Key=f"{output_folder(video_id)}{name}.vtt"
         )
         try:
             cues = parse_captions(produced["Body"].read().decode("utf-8"))
-        except CaptionsError as error:
+        except CaptionsError:
             # Silence gives a file with no cues: nothing to caption.
-            logger.info("no automatic captions: %s", error, extra={"videoId": video_id})
-            return
+            return {"status": "NONE", "reason": "no speech was found"}
         track = CaptionTrack(
             language=language,
             label=language_name(language),
@@ -127,9 +134,6 @@ class AutoCaptions:
             self._s3.delete_object(
                 Bucket=self._output_bucket, Key=track.source_key(video_id)
             )
-            logger.info(
-                "automatic captions not added: the video is gone or has an "
-                "uploaded %s track",
-                language,
-                extra={"videoId": video_id},
-            )
+            reason = f"the video has an uploaded {language} track, which stays"
+            return {"status": "NONE", "language": language, "reason": reason}
+        return {"status": "ADDED", "language": language}
