@@ -528,3 +528,22 @@ def test_a_finished_job_adds_an_auto_track_unless_one_was_uploaded(env, ready, a
         "language": "en-US",
         "reason": "the video has an uploaded en-US track, which stays",
     }
+
+
+def test_a_job_that_heard_no_speech_adds_no_track_and_says_so(env, ready, auto):
+    captions, stubber = auto
+    name = job_name(ready.id)
+    env.s3.put_object(
+        Bucket=env.output,
+        Key=f"{output_folder(ready.id)}{name}.vtt",
+        Body=b"WEBVTT\n\n",
+    )
+    stubber.add_response(
+        "get_transcription_job",
+        finished_job(name, "COMPLETED", LanguageCode="en-US"),
+        {"TranscriptionJobName": name},
+    )
+    captions.job_finished(transcribe_event(name, "COMPLETED")["detail"])
+    record = ok("GET /videos/{id}", path={"id": ready.id})
+    assert record["captions"] == []
+    assert record["autoCaptions"] == {"status": "NONE", "reason": "no speech was found"}
