@@ -162,6 +162,25 @@ def test_hdr_is_tone_mapped_to_bt709_sdr_beside_an_hevc_hdr_ladder(
     check_vod_with_ffprobe((encoded.folder / "master.m3u8").as_uri(), _read)
 
 
+def test_wide_gamut_sdr_is_taken_to_bt709_and_tagged_so(stack, tmp_path):
+    encoded = encode(stack, tmp_path, "bt709", SINGLE_CLIP)
+    converted = rung(encoded, "108p")
+    stream = video_stream(converted)
+    assert (
+        stream["color_primaries"],
+        stream["color_transfer"],
+        stream["color_space"],
+    ) == ("bt709", "bt709", "bt709")
+    picture = "testsrc2=size=192x108:rate=10:duration=1"
+    luma, saturation = picture_means(converted)
+    reference = picture_means(picture, lavfi=True, video_filter=SDR_PICTURE)
+    # BT.2020 code values shown as BT.709 are 24 % too bright and keep 54 %
+    # of the saturation; converted, within 3 % and 93 %.
+    assert luma == pytest.approx(reference[0], rel=0.08)
+    assert saturation > 0.85 * reference[1]
+    assert not (encoded.folder / "108p-hdr").exists()
+
+
 def test_the_record_lists_the_hdr_rendition_with_its_codec(single):
     record = single.stack.repository.get(single.video_id)
     codecs = {r.name: r.codecs for r in record.renditions}
@@ -212,6 +231,17 @@ def test_the_probe_reads_the_transfer_and_the_bit_depth(fields, expected):
     dynamic_range, bit_depth = expected
     assert source.dynamic_range is (dynamic_range or DynamicRange.SDR)
     assert source.bit_depth == bit_depth
+    assert not source.wide_gamut
+
+
+def test_the_probe_tells_wide_gamut_sdr_from_hdr_and_from_bt709():
+    def wide(**fields: str) -> bool:
+        return describe({"streams": [video(**fields)]}).source.wide_gamut
+
+    assert wide(color_primaries="bt2020", color_transfer="bt2020-10")
+    assert wide(color_primaries="bt2020", color_transfer="bt709")
+    assert not wide(color_primaries="bt2020", color_transfer="arib-std-b67")
+    assert not wide(color_primaries="bt709", color_transfer="bt709")
 
 
 def test_the_probe_reads_hdr10_metadata_from_the_stream_or_its_first_frame():
@@ -317,6 +347,20 @@ def test_hdr_is_tone_mapped_once_at_the_top_rungs_size_and_tagged_bt709(tmp_path
         for option in ("-color_primaries", "-color_trc", "-colorspace"):
             assert args[args.index(f"{option}:{stream}") + 1] == "bt709"
     assert "libx265" not in args
+
+
+def test_wide_gamut_sdr_is_converted_once_and_tagged_bt709(tmp_path):
+    wide = dataclasses.replace(plan(DynamicRange.SDR), wide_gamut=True)
+    args = single_command("in.mp4", wide, tmp_path)
+    graph = args[args.index("-filter_complex") + 1]
+    assert graph.startswith(
+        "[0:v:0]fps=30,zscale=pin=bt2020:min=bt2020nc:tin=bt709:p=bt709:m=bt709:"
+        "t=bt709:r=tv,format=yuv420p,split=2[s0][s1];"
+    )
+    for stream in ("v:0", "v:1"):
+        for option in ("-color_primaries", "-color_trc", "-colorspace"):
+            assert args[args.index(f"{option}:{stream}") + 1] == "bt709"
+    assert TranscodePlan.from_dict(wide.to_dict()) == wide
 
 
 def test_an_sdr_source_keeps_its_graph_and_its_own_tags(tmp_path):

@@ -128,7 +128,8 @@ def hdr_clip(
     """The testsrc2 picture as a phone records HDR: converted to ``transfer``
     (``arib-std-b67``, HLG, or ``smpte2084``, PQ) in BT.2020 with SDR white
     at the 203 cd/m2 of ITU-R BT.2408, in 10-bit HEVC tagged so; PQ with
-    HDR10 metadata (HDR10_SOURCE)."""
+    HDR10 metadata (HDR10_SOURCE). ``bt709`` makes wide-gamut SDR: BT.2020
+    primaries in the SDR transfer."""
     path = _CLIPS / f"hdr-{transfer}-{size}-{rate}-{seconds}.mp4"
     hdr10 = f":{HDR10_SOURCE}" if transfer == "smpte2084" else ""
     _ffmpeg(

@@ -184,6 +184,8 @@ class Source:
     dynamic_range: DynamicRange = DynamicRange.SDR
     #: Bits per sample of the decoded picture (10 for HDR from a phone).
     bit_depth: int = 8
+    #: SDR in BT.2020 primaries (wide colour gamut), not BT.709's.
+    wide_gamut: bool = False
 
     @property
     def display_size(self) -> tuple[int, int]:

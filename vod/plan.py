@@ -194,6 +194,9 @@ class TranscodePlan:
     #: A PQ source's HDR10 static metadata (mastering display, light levels)
     #: in x265's terms, which its HDR rungs carry on.
     hdr10: str = ""
+    #: An SDR source in BT.2020 primaries, converted to BT.709 for
+    #: ``variants``.
+    wide_gamut: bool = False
 
     @property
     def video_variants(self) -> tuple[Variant, ...]:
@@ -235,6 +238,7 @@ class TranscodePlan:
             "sourceRange": self.source_range.value,
             "hdrVariants": [_variant_dict(v) for v in self.hdr_variants],
             "hdr10": self.hdr10,
+            "wideGamut": self.wide_gamut,
             "hasAudio": self.has_audio,
             "audioLanguages": list(self.audio_languages),
             "loudness": self.loudness.to_dict() if self.loudness else None,
@@ -258,6 +262,7 @@ class TranscodePlan:
             source_range=DynamicRange(raw.get("sourceRange", DynamicRange.SDR)),
             hdr_variants=tuple(_variant(v) for v in raw.get("hdrVariants", [])),
             hdr10=str(raw.get("hdr10", "")),
+            wide_gamut=bool(raw.get("wideGamut", False)),
             has_audio=bool(raw["hasAudio"]),
             # A plan stored before alternate audio names one language.
             audio_languages=tuple(

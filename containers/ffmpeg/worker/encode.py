@@ -74,6 +74,12 @@ TONE_MAP = (
     "min=bt2020nc:t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,"
     "tonemap=tonemap=mobius:desat=2,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
 )
+#: Wide-gamut SDR to BT.709: BT.2020 primaries and matrix to BT.709's
+#: (zscale converts the primaries in linear light), the SDR transfer kept.
+GAMUT_TO_BT709 = (
+    "zscale=pin=bt2020:min=bt2020nc:tin=bt709:p=bt709:m=bt709:t=bt709:r=tv,"
+    "format=yuv420p"
+)
 #: ffmpeg's (and x265's) names of the HDR transfers.
 TRANSFERS = {DynamicRange.PQ: "smpte2084", DynamicRange.HLG: "arib-std-b67"}
 #: What every tone-mapped rung says it is.
@@ -280,9 +286,10 @@ def _video_graph(plan: TranscodePlan, *, trim_start: bool) -> str:
 def _to_sdr(plan: TranscodePlan) -> str:
     """The SDR rungs' common picture, split to ``[s0]``, ``[s1]``, ...: an
     HDR source tone-mapped at the top rung's size (a 4K phone clip's 1080p
-    top rung is a quarter of the float work), an SDR one as it is."""
+    top rung is a quarter of the float work), a wide-gamut SDR one taken to
+    BT.709, any other as it is."""
     if plan.source_range is DynamicRange.SDR:
-        convert = "format=yuv420p"
+        convert = GAMUT_TO_BT709 if plan.wide_gamut else "format=yuv420p"
     else:
         top = plan.variants[0]
         convert = TONE_MAP.format(
@@ -319,7 +326,7 @@ def _video_outputs(plan: TranscodePlan) -> list[str]:
         args += video_codec_args(
             variant, index, gop_frames=plan.gop_frames, preset=plan.preset
         )
-        if plan.source_range is not DynamicRange.SDR:
+        if plan.source_range is not DynamicRange.SDR or plan.wide_gamut:
             for option, value in BT709_TAGS.items():
                 args += [f"-{option}:v:{index}", value]
     return args

@@ -304,6 +304,7 @@ class Transcoder:
             frameRate=str(plan.frame_rate),
             audio=plan.has_audio,
             range=plan.source_range.value,
+            wideGamut=plan.wide_gamut,
             variants=[
                 f"{v.name}:{v.width}x{v.height}@{v.max_bitrate}"
                 for v in plan.video_variants
@@ -1051,6 +1052,7 @@ def plan_transcode(
         source_range=source.dynamic_range,
         hdr_variants=hdr_variants(rungs.variants, source.dynamic_range) if hdr else (),
         hdr10=media.hdr10 if hdr else "",
+        wide_gamut=source.wide_gamut,
     )
 
 

@@ -104,6 +104,9 @@ def describe(probe: Mapping[str, Any]) -> Media:
         raise Unprocessable("the video has no duration")
     audios = [s for s in streams if s.get("codec_type") == "audio"]
     has_audio = bool(audios)
+    dynamic_range = HDR_TRANSFERS.get(
+        str(video.get("color_transfer")), DynamicRange.SDR
+    )
     return Media(
         source=Source(
             width=width,
@@ -118,10 +121,10 @@ def describe(probe: Mapping[str, Any]) -> Media:
             audio_languages=tuple(
                 bcp47((audio.get("tags") or {}).get("language")) for audio in audios
             ),
-            dynamic_range=HDR_TRANSFERS.get(
-                str(video.get("color_transfer")), DynamicRange.SDR
-            ),
+            dynamic_range=dynamic_range,
             bit_depth=_bit_depth(video),
+            wide_gamut=dynamic_range is DynamicRange.SDR
+            and video.get("color_primaries") == "bt2020",
         ),
         video_stream=video_stream,
         format_name=str(fmt.get("format_name", "")),
