@@ -41,6 +41,7 @@ from tests.browser_support import chromium, sign_in
 from tests.conftest import ROOT
 from tests.test_wiring import post_upload
 from tests.worker_support import clip
+from vod.settings import Env
 
 UPLOAD_INPUT = 'input.uppy-Dashboard-input[name="files[]"]'
 UPLOAD_BUTTON = ".uppy-StatusBar-actionBtn--upload"
@@ -266,6 +267,25 @@ def test_the_player_plays_with_a_quality_menu_of_the_rungs_and_scrub_thumbnails(
 def test_rename_and_copy_the_playback_url_and_embed_code(platform, library: Page):
     card = card_titled(library, "beach.mp4")
     video_id = card.get_attribute("data-video-id")
+    # What became of the automatic captions is said on the card.
+    (table,) = {
+        f.environment[Env.TABLE_NAME]
+        for f in platform.functions.values()
+        if Env.TABLE_NAME in f.environment
+    }
+    reason = {"S": "Transcribe failed: Unsupported media format"}
+    platform.admin_client("dynamodb").update_item(
+        TableName=table,
+        Key={"id": {"S": video_id}},
+        UpdateExpression="SET auto_captions = :state",
+        ExpressionAttributeValues={
+            ":state": {"M": {"status": {"S": "FAILED"}, "reason": reason}}
+        },
+    )
+    library.reload()
+    expect(card.locator(".video-note")).to_have_text(
+        "No automatic captions: Transcribe failed: Unsupported media format."
+    )
     card.get_by_role("button", name="Rename beach.mp4").click()
     dialog = library.locator("#rename-dialog")
     dialog.get_by_label("Title").fill("Beach at noon")

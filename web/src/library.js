@@ -52,8 +52,21 @@ function statusLabel(record) {
 const captionsPending = (record) =>
   record.status === 'READY' && (record.captions ?? []).some((track) => track.status === 'PENDING')
 
-/** Whether a record can still change on its own: polled until it cannot. */
-const inFlight = (record) => !TERMINAL.has(record.status) || captionsPending(record)
+/** Whether a record can still change on its own: polled until it cannot
+ * (a Transcribe job still making automatic captions included). */
+const inFlight = (record) =>
+  !TERMINAL.has(record.status) || captionsPending(record) || record.autoCaptions?.status === 'IN_PROGRESS'
+
+/** What became of the automatic captions, in words; '' when there is
+ * nothing to say (off, or added: the track is in the captions menu). */
+function autoCaptionsNote(record) {
+  const auto = record.autoCaptions
+  if (auto?.status === 'IN_PROGRESS') return 'Automatic captions are being made.'
+  if (auto?.status === 'FAILED' || auto?.status === 'NONE') {
+    return `No automatic captions: ${auto.reason}.`
+  }
+  return ''
+}
 
 /** Whether enough of the video is out to start playing it: hls.js reads the
  * master playlist once, so a READY video waits for its captions. */
@@ -103,6 +116,9 @@ class Card {
     // The API has no retry: a failed video is uploaded again.
     const reason = (record.error || 'the transcode failed').replace(/\.?$/, '.')
     this.fail(failed ? `${reason} Upload the file again to retry.` : '')
+    const note = this.part('note')
+    note.textContent = autoCaptionsNote(record)
+    note.hidden = !note.textContent
     const allowed = {
       play: canPlay(record),
       'copy-url': Boolean(record.playbackUrl) && record.status === 'READY',
