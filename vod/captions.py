@@ -170,6 +170,19 @@ class CaptionStatus(enum.StrEnum):
     FAILED = "FAILED"
 
 
+class AutoCaptionStatus(enum.StrEnum):
+    """What became of a video's Transcribe job (the record's ``auto_captions``
+    ``status``)."""
+
+    IN_PROGRESS = "IN_PROGRESS"
+    #: Its track was added (``language``).
+    ADDED = "ADDED"
+    #: Nothing to add: no speech, or an uploaded track stays (``reason``).
+    NONE = "NONE"
+    #: The job failed or named an unknown language (``reason``).
+    FAILED = "FAILED"
+
+
 @dataclasses.dataclass(frozen=True)
 class CaptionTrack:
     """A track as the record's ``captions`` map holds it, keyed by language."""

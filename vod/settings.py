@@ -256,7 +256,7 @@ class CaptionsSettings:
             table_name=read_str(Env.TABLE_NAME, env),
             source_bucket=read_str(Env.SOURCE_BUCKET, env),
             output_bucket=read_str(Env.OUTPUT_BUCKET, env),
-            auto_captions=read_str(Env.AUTO_CAPTIONS, env, default="false") == "true",
+            auto_captions=read_flag(Env.AUTO_CAPTIONS, env, default=False),
         )
 
 

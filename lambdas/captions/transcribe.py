@@ -11,6 +11,7 @@ from typing import Any
 
 from vod.captions import (
     CAPTIONS_FOLDER,
+    AutoCaptionStatus,
     CaptionsError,
     CaptionTrack,
     parse_captions,
@@ -83,7 +84,9 @@ class AutoCaptions:
             logger.info("transcription already started", extra={"videoId": video.id})
             return
         # Only if nothing is recorded: the job's result may have come first.
-        self._videos.set_auto_captions(video.id, {"status": "IN_PROGRESS"}, first=True)
+        self._videos.set_auto_captions(
+            video.id, {"status": AutoCaptionStatus.IN_PROGRESS}, first=True
+        )
 
     def job_finished(self, detail: Mapping[str, Any]) -> None:
         """Add a finished job's subtitles as the video's ``auto`` track (an
@@ -105,11 +108,14 @@ class AutoCaptions:
     ) -> dict[str, str]:
         if job.get("TranscriptionJobStatus") != "COMPLETED":
             reason = job.get("FailureReason") or "Transcribe gave no reason"
-            return {"status": "FAILED", "reason": f"Transcribe failed: {reason}"}
+            return {
+                "status": AutoCaptionStatus.FAILED,
+                "reason": f"Transcribe failed: {reason}",
+            }
         language = caption_language(str(job.get("LanguageCode", "")))
         if language is None:
             reason = f"the identified language {job.get('LanguageCode')!r} is unknown"
-            return {"status": "FAILED", "reason": reason}
+            return {"status": AutoCaptionStatus.FAILED, "reason": reason}
         produced = self._s3.get_object(
             Bucket=self._output_bucket, Key=f"{output_folder(video_id)}{name}.vtt"
         )
@@ -117,7 +123,7 @@ class AutoCaptions:
             cues = parse_captions(produced["Body"].read().decode("utf-8"))
         except CaptionsError:
             # Silence gives a file with no cues: nothing to caption.
-            return {"status": "NONE", "reason": "no speech was found"}
+            return {"status": AutoCaptionStatus.NONE, "reason": "no speech was found"}
         track = CaptionTrack(
             language=language,
             label=language_name(language),
@@ -135,5 +141,9 @@ class AutoCaptions:
                 Bucket=self._output_bucket, Key=track.source_key(video_id)
             )
             reason = f"the video has an uploaded {language} track, which stays"
-            return {"status": "NONE", "language": language, "reason": reason}
-        return {"status": "ADDED", "language": language}
+            return {
+                "status": AutoCaptionStatus.NONE,
+                "language": language,
+                "reason": reason,
+            }
+        return {"status": AutoCaptionStatus.ADDED, "language": language}
